@@ -1,0 +1,86 @@
+"""``AudioModality``: soundfile I/O, exact block resampling, random segments, STFT loss, spectrograms."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vqtok.errors import UsageError
+from vqtok.modality import Modality
+
+from . import reading, streaming
+from .formats import SUFFIXES
+from .loss import waveform_loss
+from .preview import save_preview
+from .writer import AudioWriter
+
+
+@dataclass
+class AudioOptions:
+    sample_rate: int = 16000  # every file is resampled to this rate; the model works at it
+    segment_seconds: float = 1.0  # length of the random training segments
+
+    def __post_init__(self):
+        if self.sample_rate <= 0:
+            raise UsageError(f"audio.sample_rate must be positive, got {self.sample_rate}")
+        if self.segment_length() < 1:
+            raise UsageError(f"audio.segment_seconds must be positive, got {self.segment_seconds}")
+
+    def segment_length(self) -> int:
+        """Samples per training segment."""
+        return round(self.segment_seconds * self.sample_rate)
+
+
+class AudioModality(Modality):
+    name = "audio"
+    description = "sound (WAV, FLAC, OGG/Vorbis, AIFF, AU, CAF, W64 via libsndfile), mixed to mono"
+    suffixes = SUFFIXES
+    dims = 1
+    config_class = AudioOptions
+
+    def channels(self, options: AudioOptions) -> int:
+        return 1
+
+    def default_overrides(self) -> dict:
+        return {
+            "model": {"strides": [2, 4, 5, 8], "channels": 32, "max_channels": 256, "codebook_size": 1024},
+            "train": {"batch_size": 8},
+        }
+
+    def describe(self, options: AudioOptions) -> dict:
+        return {"sample_rate": options.sample_rate}
+
+    def load(self, path: Path, options: AudioOptions) -> torch.Tensor:
+        return reading.load(path, options.sample_rate)
+
+    def length(self, path: Path, options: AudioOptions) -> int:
+        return reading.length(path, options.sample_rate)
+
+    def stream(self, path: Path, options: AudioOptions, block: int) -> Iterator[torch.Tensor]:
+        return streaming.stream(path, options.sample_rate, block)
+
+    def writer(self, path: Path, options: AudioOptions) -> AudioWriter:
+        return AudioWriter(path, options.sample_rate)
+
+    def save(self, x: torch.Tensor, path: Path, options: AudioOptions) -> None:
+        with self.writer(path, options) as w:
+            w.write(x)
+
+    def training_example(self, path: Path, options: AudioOptions, generator: torch.Generator) -> torch.Tensor:
+        """A random ``(1, segment_length)`` segment; a shorter file is zero-padded at the end."""
+        wanted = options.segment_length()
+        with reading.open_audio(path) as f:
+            total = reading.model_length(f, options.sample_rate)
+            start = int(torch.randint(max(total - wanted, 0) + 1, (1,), generator=generator))
+            x = streaming.read_segment(f, options.sample_rate, start, min(start + wanted, total))
+        return torch.nn.functional.pad(x, (0, wanted - x.shape[-1]))
+
+    def loss(self, x_hat: torch.Tensor, x: torch.Tensor, options: AudioOptions) -> dict[str, torch.Tensor]:
+        return waveform_loss(x_hat, x, options.sample_rate)
+
+    def preview(self, originals: torch.Tensor, reconstructions: torch.Tensor, path: Path, options) -> bool:
+        save_preview(originals, reconstructions, path, options.sample_rate)
+        return True

@@ -1,0 +1,67 @@
+"""Opening audio files and reading whole ones: mono, float32, at the model's sample rate."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from vqtok.errors import VqtokError
+
+from .header import check_complete
+from .resample import RatePlan, resample
+
+
+@contextlib.contextmanager
+def open_audio(path: Path) -> Iterator[sf.SoundFile]:
+    """``path`` opened for reading. Any failure to open or read it, here or in the ``with`` body,
+    becomes a one-line ``VqtokError`` naming the file."""
+    path = Path(path)
+    try:
+        check_complete(path)
+        with sf.SoundFile(path) as f:
+            if f.frames == 0:
+                raise VqtokError(f"{path}: holds no audio samples")
+            yield f
+    except (sf.SoundFileError, OSError) as e:
+        raise VqtokError(f"{path}: {_reason(e)}") from None
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, sf.LibsndfileError):
+        text = f"not readable as audio ({error.error_string.rstrip('.')})"
+    elif isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+    else:
+        text = str(error)
+    return " ".join(text.split())
+
+
+def read_mono(f: sf.SoundFile, count: int) -> torch.Tensor:
+    """The next ``count`` frames of ``f``, channels averaged: ``(1, count)`` float32."""
+    data = f.read(count, dtype="float32", always_2d=True)
+    if len(data) < count:
+        raise VqtokError(f"{f.name}: truncated: it ends {count - len(data)} samples before its header says")
+    return torch.from_numpy(data.mean(axis=1, dtype=np.float32))[None]
+
+
+def load(path: Path, sample_rate: int) -> torch.Tensor:
+    """The whole file as ``(1, T)`` at ``sample_rate``."""
+    with open_audio(path) as f:
+        x, source_rate = read_mono(f, f.frames), f.samplerate
+    return resample(x, source_rate, sample_rate)
+
+
+def length(path: Path, sample_rate: int) -> int:
+    """``T`` of :func:`load`, from the header alone."""
+    with open_audio(path) as f:
+        return model_length(f, sample_rate)
+
+
+def model_length(f: sf.SoundFile, sample_rate: int) -> int:
+    """Samples of the open file once resampled to ``sample_rate``."""
+    return RatePlan.between(f.samplerate, sample_rate).output_length(f.frames)

@@ -1,0 +1,77 @@
+"""``ImageModality``: Pillow I/O, resize + center crop for training, reconstruction grids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from vqtok.errors import VqtokError
+from vqtok.modality import Modality
+
+from .convert import to_8bit, to_pil, to_tensor
+from .grid import image_grid
+
+
+@dataclass
+class ImageOptions:
+    size: int = 64  # training images are size x size
+    channels: int = 3  # 3: RGB, 1: grayscale (every input is converted)
+
+
+def _suffixes() -> tuple[str, ...]:
+    Image.init()
+    readable = {ext for ext, fmt in Image.EXTENSION.items() if fmt in Image.OPEN}
+    return tuple(sorted(readable))
+
+
+class ImageModality(Modality):
+    name = "image"
+    description = "still images (PNG, JPEG, WebP, BMP, TIFF, ... via Pillow), grayscale or RGB"
+    suffixes = _suffixes()
+    dims = 2
+    config_class = ImageOptions
+
+    def channels(self, options: ImageOptions) -> int:
+        return options.channels
+
+    def default_overrides(self) -> dict:
+        return {"model": {"strides": [2, 2], "channels": 64, "codebook_size": 512}}
+
+    def describe(self, options: ImageOptions) -> dict:
+        return {"image_size": options.size, "channels": options.channels}
+
+    def open(self, path: Path, options: ImageOptions) -> Image.Image:
+        """Decode ``path`` fully and convert it to the configured mode."""
+        try:
+            with Image.open(path) as img:
+                img.load()
+                img = to_8bit(ImageOps.exif_transpose(img))
+                return img.convert("L" if options.channels == 1 else "RGB")
+        except Image.DecompressionBombError as e:
+            raise VqtokError(f"{path}: {e}") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            reason = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else str(e)
+            raise VqtokError(f"{path}: {reason}") from None
+
+    def load(self, path: Path, options: ImageOptions) -> torch.Tensor:
+        return to_tensor(self.open(path, options))
+
+    def training_example(self, path: Path, options: ImageOptions, generator: torch.Generator) -> torch.Tensor:
+        img = ImageOps.fit(self.open(path, options), (options.size, options.size), Image.Resampling.BICUBIC)
+        return to_tensor(img)
+
+    def save(self, x: torch.Tensor, path: Path, options: ImageOptions) -> None:
+        img = to_pil(x)
+        fmt = Image.EXTENSION.get(Path(path).suffix.lower())
+        if fmt is None:
+            raise VqtokError(f"{path}: unknown image suffix; use .png, .jpg, .webp, ...")
+        img.save(path, format=fmt)
+
+    def preview(self, originals, reconstructions, path: Path, options: ImageOptions) -> bool:
+        """PNG grid: originals on the top row, their reconstructions below."""
+        n = min(8, originals.shape[0])
+        image_grid(torch.cat([originals[:n], reconstructions[:n]]), columns=n).save(path, format="PNG")
+        return True

@@ -1,0 +1,79 @@
+"""Shared test helpers: running the real CLI in a subprocess, registering test plugins, tiny models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "vqtok" / "samples"
+TEST_PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+# Small, fast settings shared by the CLI tests.
+TINY_AUDIO = ["audio.sample_rate=8000", "audio.segment_seconds=0.25", "model.strides=[2,4,8]",
+              "model.channels=8", "model.max_channels=32", "model.latent_dim=8", "model.codebook_size=64",
+              "model.res_blocks=1", "train.batch_size=4", "train.log_every=5"]
+TINY_IMAGE = ["image.size=32", "model.strides=[2,2]", "model.channels=8", "model.max_channels=32",
+              "model.latent_dim=8", "model.codebook_size=64", "model.res_blocks=1", "train.batch_size=4",
+              "train.log_every=5"]
+
+
+def cli_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env.pop("VQTOK_MODEL", None)
+    env.update({"OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args, env=None, input: bytes | None = None, check: bool = True, cwd=None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``vqtok ARGS`` in a real subprocess; stdout stays bytes, stderr is text."""
+    proc = subprocess.run([sys.executable, "-m", "vqtok", *map(str, args)], input=input, capture_output=True,
+                          env=env or cli_env(), cwd=cwd, timeout=timeout)
+    proc.stderr = proc.stderr.decode(errors="replace")
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vqtok {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def plugin_env(tmp_path: Path, plugins: dict[str, str]) -> dict:
+    """An environment in which ``plugins`` ({entry point name: module}) are installed as a package
+    would be: a ``.dist-info`` folder with ``entry_points.txt`` on the path, plus the test plugins."""
+    site = tmp_path / "site"
+    dist = site / "vqtok_test_plugins-1.0.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: vqtok-test-plugins\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {module}\n" for name, module in plugins.items())
+    (dist / "entry_points.txt").write_text(f"[vqtok]\n{lines}")
+    path = os.pathsep.join([str(site), str(TEST_PLUGINS), os.environ.get("PYTHONPATH", "")])
+    return cli_env({"PYTHONPATH": path})
+
+
+@pytest.fixture(scope="session")
+def speech_dir() -> Path:
+    return SAMPLES / "speech"
+
+
+@pytest.fixture(scope="session")
+def image_dir() -> Path:
+    return SAMPLES / "images"
+
+
+@pytest.fixture(scope="session")
+def audio_model(tmp_path_factory) -> Path:
+    """A tiny audio model trained for a few steps on the shipped speech (trained once per session)."""
+    out = tmp_path_factory.mktemp("audio_model") / "speech.safetensors"
+    run_cli("train", "--modality", "audio", "--data", SAMPLES / "speech", "-o", out, "--steps", 10, *TINY_AUDIO)
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("image_model") / "images.safetensors"
+    run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", out, "--steps", 10, *TINY_IMAGE)
+    return out

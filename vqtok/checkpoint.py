@@ -1,0 +1,48 @@
+"""Training checkpoints as safetensors: model, optimizer and RNG state, never pickled.
+
+Adam's per-parameter state is stored as tensors ``optim.<param index>.<name>``; its param groups,
+the step and the rest go into the JSON metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from .atomic import atomic_path
+from .errors import VqtokError
+from .formats import read_safetensors
+
+KIND = "vqtok-checkpoint"
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, extra: dict) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = optimizer.state_dict()
+    for idx, st in state["state"].items():
+        for name, value in st.items():
+            tensors[f"optim.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"format": KIND, "step": str(step), "param_groups": json.dumps(state["param_groups"]),
+            "extra": json.dumps(extra)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_checkpoint(path: Path, model, optimizer) -> tuple[int, dict]:
+    """Restore model, optimizer and RNG from ``path``; returns ``(step, extra)``."""
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != KIND:
+        raise VqtokError(f"{path}: not a vqtok training checkpoint")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    torch.set_rng_state(tensors["rng.torch"])
+    return int(meta["step"]), json.loads(meta["extra"])

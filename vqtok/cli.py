@@ -1,0 +1,223 @@
+"""The ``vqtok`` command line: thin commands over the library.
+
+stdout carries data only (code files, ``--json``); tables, progress and messages go to stderr. Exit
+codes: 0 ok, 1 runtime error (bad file, bad model), 2 usage error, 130 interrupted. Expected errors are
+one line; ``--debug`` (or ``VQTOK_DEBUG=1``) shows the traceback. torch is imported only by commands
+that need it, so ``--help`` and ``--version`` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from . import __version__
+from .errors import UsageError, VqtokError
+
+err = Console(stderr=True)
+app = typer.Typer(
+    name="vqtok",
+    help="Train image and audio tokenizers and turn files into tokens and back.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+MODEL_ENV = "VQTOK_MODEL"
+
+
+def _version(value: bool):
+    if value:
+        print(f"vqtok {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks for errors."),
+):
+    """Train VQ-VAE tokenizers on your images and audio, encode files to integer codes, decode them back.
+
+    Start with `vqtok quickstart`, then `vqtok train --help`.
+    """
+    if debug:
+        os.environ["VQTOK_DEBUG"] = "1"
+
+
+def _model_path(model: Optional[Path]) -> Path:
+    if model is not None:
+        return model
+    if os.environ.get(MODEL_ENV):
+        return Path(os.environ[MODEL_ENV])
+    raise UsageError(f"no model given: pass --model FILE.safetensors or set {MODEL_ENV}")
+
+
+# ---- plugins ------------------------------------------------------------------------------------------
+@app.command()
+def plugins():
+    """List installed plugins: modalities they add, version, origin and status."""
+    from rich.table import Table
+
+    from .plugins import registry
+
+    reg = registry()
+    table = Table(title="vqtok plugins")
+    for col in ("plugin", "modalities", "package", "version", "module", "status"):
+        table.add_column(col)
+    for p in reg.plugins:
+        status = "[green]ok[/]" if p.status == "ok" else f"[red]{p.status}[/]"
+        claimed = [f"[red]{m} (conflict)[/]" if m in reg.conflicts else m for m in p.modalities]
+        table.add_row(p.name, ", ".join(claimed) or "-", p.distribution, p.version, p.module, status)
+    err.print(table)
+    for name, who in reg.conflicts.items():
+        err.print(f"[red]conflict:[/] modality {name!r} is claimed by {', '.join(who)}; it is disabled")
+
+
+# ---- train --------------------------------------------------------------------------------------------
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def train(
+    ctx: typer.Context,
+    modality: Optional[str] = typer.Option(None, "--modality", "-m", help="image, audio, or a plugin's."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder of training files (recursive)."),
+    out: Path = typer.Option(Path("model.safetensors"), "--out", "-o", help="Model file to write."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="TOML recipe (see recipes/)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train.steps)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Model family (model.arch): vqvae."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that writes --out."),
+):
+    """Train a tokenizer and save it as one .safetensors file.
+
+    Extra arguments are key=value overrides of the recipe, e.g. model.codebook_size=256 train.lr=1e-3
+    audio.sample_rate=8000. Beside the model it writes NAME.metrics.jsonl (one line per log step),
+    NAME.preview.png (originals above reconstructions) and, while running, NAME.ckpt.safetensors.
+    Ctrl-C saves and exits; --resume continues.
+    """
+    from . import config as cfg
+    from .plugins import get_modality
+    from .train import Trainer
+
+    overrides = list(ctx.args)
+    for o in overrides:
+        if "=" not in o:
+            raise UsageError(f"unexpected argument {o!r}: overrides look like section.key=value")
+    recipe_dict = cfg.read_recipe(recipe) if recipe else None
+    flags = {"modality": modality, "data": str(data) if data else None, "train.steps": steps,
+             "train.batch_size": batch_size, "train.seed": seed, "train.device": device, "model.arch": arch}
+    config = cfg.resolve(recipe_dict, overrides, flags, get_modality)
+    mod = get_modality(config.modality)
+    trainer = Trainer(config, mod, out, err)
+    err.print(f"training {config.model.arch} on {len(trainer.data)} {mod.name} file(s) from "
+              f"{trainer.data_root} on {trainer.device}")
+    result = trainer.run(resume=resume)
+    p = result.paths
+    if result.interrupted:
+        err.print(f"[yellow]interrupted[/] at step {result.step}: model saved to {p.model}, checkpoint "
+                  f"{p.checkpoint}; continue with the same command plus --resume")
+        raise typer.Exit(130)
+    final = result.summary["final"]
+    err.print(f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s, "
+              f"loss {final.get('loss', float('nan')):.4f}; model {p.model}, metrics {p.metrics}"
+              + (f", preview {p.preview}" if p.preview.exists() else ""))
+
+
+# ---- encode / decode ----------------------------------------------------------------------------------
+def _refuse_terminal(force: bool) -> None:
+    if sys.stdout.isatty() and not force:
+        raise UsageError("refusing to write binary codes to a terminal; use -o FILE, a pipe, or -f")
+
+
+@app.command()
+def encode(
+    inputs: list[Path] = typer.Argument(..., help="Files or folders to encode; - reads a file from stdin."),
+    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Code file (.npy/.npz), folder, or - for stdout."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="npy (codes only) or npz (codes + meta)."),
+    n_q: Optional[int] = typer.Option(None, "--n-q", help="Use only the first N codebooks."),
+    force: bool = typer.Option(False, "--force", "-f", help="Write binary to a terminal anyway."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+):
+    """Encode files into integer codes (.npy, or .npz with the metadata for exact decoding).
+
+    One input goes to stdout (or -o FILE). A folder, or several inputs, need -o FOLDER: one code file
+    per input, mirroring the tree. .npy holds codes only ((n_q, T) audio, (H, W) images); .npz also
+    keeps the original length/size and the model's hash, so decode restores the exact size and refuses
+    codes of another model.
+    """
+    from .encode import encode_inputs
+
+    if fmt not in (None, "npy", "npz"):
+        raise UsageError(f"--format {fmt!r}: use npy or npz")
+    encode_inputs(inputs, _model_path(model), out, fmt, n_q, force, device, err, _refuse_terminal)
+
+
+@app.command()
+def decode(
+    codes: Path = typer.Argument(..., help="Code file (.npy/.npz); - reads stdin."),
+    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file; its suffix picks the format (.wav, .png...)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+):
+    """Decode a code file back into an audio file or an image."""
+    from .encode import read_code_input
+    from .tokenizer import Tokenizer
+
+    tok = Tokenizer.load(_model_path(model), device=device)
+    cf, name = read_code_input(codes)
+    if not tok.modality.is_supported(out):
+        raise UsageError(f"--out {out}: not a {tok.modality.name} file suffix ({', '.join(tok.modality.suffixes)})")
+    tok.decode_to_file(cf, out, name)
+    err.print(f"wrote {out}")
+
+
+# ---- info ---------------------------------------------------------------------------------------------
+@app.command()
+def info(
+    model: Path = typer.Argument(..., help="Model file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON on stdout."),
+):
+    """Show a model file: family, modality, codebooks, bitrate, config and training summary."""
+    from .info import describe_model
+
+    describe_model(model, as_json, err)
+
+
+# ---- quickstart ---------------------------------------------------------------------------------------
+@app.command()
+def quickstart(
+    out: Path = typer.Option(Path("quickstart"), "--out", "-o", help="Folder for the results."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Override the recipes' step counts."),
+):
+    """Train small audio and image tokenizers on the samples shipped with vqtok, then encode and decode.
+
+    Uses recipes/quickstart-audio.toml and recipes/quickstart-image.toml; takes a few minutes on a
+    laptop CPU. Look at the results in the --out folder.
+    """
+    from .quickstart import run_quickstart
+
+    run_quickstart(out, steps, err)
+
+
+def main() -> None:
+    """Entry point: typer handles usage errors (exit 2); vqtok's own errors become one line."""
+    debug = os.environ.get("VQTOK_DEBUG") == "1" or "--debug" in sys.argv
+    try:
+        app()
+    except VqtokError as e:
+        if debug:
+            raise
+        err.print(f"[red]vqtok: error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

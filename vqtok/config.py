@@ -1,0 +1,261 @@
+"""Typed run configuration: defaults, TOML recipes and ``key=value`` overrides, validated with clear errors.
+
+A recipe is a TOML file::
+
+    # vqtok train --recipe recipes/quickstart-audio.toml -o speech.safetensors
+    modality = "audio"
+    data = "@samples/speech"      # relative to the recipe; "@samples/..." = data shipped with vqtok
+
+    [audio]                       # the modality's own options (its ``config_class``)
+    sample_rate = 8000
+
+    [model]
+    codebook_size = 256
+
+    [train]
+    steps = 600
+
+Precedence, lowest first: built-in defaults, the modality's defaults, the recipe, ``key=value``
+overrides, then explicit flags such as ``--steps``. Unknown keys and ill-typed values are errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+SAMPLES_DIR = Path(__file__).parent / "samples"
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the autoencoder and its quantizer."""
+
+    arch: str = "vqvae"
+    channels: int = 64  # width of the first conv layer; doubles after each stride, up to max_channels
+    max_channels: int = 256
+    res_blocks: int = 2  # residual blocks at the bottleneck resolution
+    strides: list[int] = field(default_factory=list)  # empty: the modality's default
+    latent_dim: int = 64  # dimension D of each code vector
+    codebook_size: int = 512  # K entries per codebook
+    n_q: int = 1  # residual codebooks
+    beta: float = 0.25  # commitment weight
+    codebook_update: str = "ema"  # "ema" (moving averages) or "loss" (codebook loss, learned by SGD)
+    ema_decay: float = 0.99
+    kmeans_init: bool = True  # initialise each codebook by k-means on the first batch's encodings
+    kmeans_iters: int = 10
+    dead_code_threshold: float = 0.1  # a code used less than this share of a uniform code's use is restarted
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop."""
+
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 3e-4
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on CUDA (the codebook stays float32)
+    checkpoint_every: int = 250
+    log_every: int = 10
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs; stored, resolved, in the model file."""
+
+    modality: str
+    data: str
+    options: Any  # the modality's config_class instance
+    model: ModelConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict:
+        return {
+            "modality": self.modality,
+            "data": self.data,
+            self.modality: dataclasses.asdict(self.options),
+            "model": dataclasses.asdict(self.model),
+            "train": dataclasses.asdict(self.train),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"model.n_q=8"`` -> ``("model.n_q", 8)``; the value is read as TOML, else kept as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"override {text!r} is not of the form section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
+
+
+def read_recipe(path: Path) -> dict:
+    """The TOML recipe as a dict, with ``data`` made absolute relative to the recipe's folder."""
+    try:
+        recipe = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: recipe not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not a valid TOML recipe ({e})") from None
+    if isinstance(recipe.get("data"), str) and recipe["data"]:
+        recipe["data"] = str(resolve_data_path(recipe["data"], base=path.parent))
+    return recipe
+
+
+def resolve_data_path(text: str, base: Path = Path(".")) -> Path:
+    """``@samples/x`` names the data shipped with vqtok; other relative paths are taken from ``base``."""
+    if text == "@samples" or text.startswith("@samples/"):
+        return SAMPLES_DIR / text[len("@samples/"):]
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``kind`` and convert where it is lossless (int -> float)."""
+    origin = typing.get_origin(kind)
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, item, where) for v in value]
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(kind):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, where)
+            except UsageError:
+                pass
+        raise UsageError(f"{where} has the wrong type: {value!r}")
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    raise UsageError(f"{where} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+
+
+def build_section(cls: type, values: dict, section: str) -> Any:
+    """A dataclass instance from ``values``; unknown keys and wrong types are usage errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UsageError(
+            f"unknown key {section}.{unknown[0]}; known keys of [{section}]: {', '.join(sorted(names))}"
+        )
+    return cls(**{k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()})
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _nest(key: str, value: Any) -> dict:
+    parts = key.split(".")
+    node: dict = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        node = {part: node}
+    return node
+
+
+def resolve(
+    recipe: dict | None = None,
+    overrides: list[str] = (),
+    flags: dict | None = None,
+    get_modality=None,
+) -> RunConfig:
+    """Merge defaults, the modality's defaults, a recipe, overrides and flags into a ``RunConfig``.
+
+    ``flags`` holds explicit CLI values such as ``{"modality": "audio", "train.steps": 100}``; None
+    values are ignored. ``get_modality(name)`` returns the plugin's modality object.
+    """
+    layers = [recipe or {}]
+    layers += [_nest(*parse_override(o)) for o in overrides]
+    layers += [_nest(k, v) for k, v in (flags or {}).items() if v is not None]
+    user: dict = {}
+    for layer in layers:
+        user = _merge(user, layer)
+
+    name = user.pop("modality", None)
+    if not name:
+        raise UsageError("no modality given: pass --modality NAME or set modality in the recipe")
+    modality = get_modality(name)
+    data = user.pop("data", "")
+    if not isinstance(data, str):
+        raise UsageError(f"data must be a path, got {data!r}")
+    sections = {"model": ModelConfig, "train": TrainConfig, name: modality.config_class}
+    unknown = sorted(set(user) - set(sections))
+    if unknown:
+        raise UsageError(
+            f"unknown section or key {unknown[0]!r}; known: modality, data, {', '.join(sections)}"
+        )
+    defaults = modality.default_overrides()
+    built = {
+        section: build_section(cls, _merge(defaults.get(section, {}), user.get(section, {})), section)
+        for section, cls in sections.items()
+    }
+    config = RunConfig(name, data, built[name], built["model"], built["train"])
+    validate(config)
+    return config
+
+
+def from_dict(d: dict, get_modality) -> RunConfig:
+    """Rebuild the ``RunConfig`` stored in a model file."""
+    d = dict(d)
+    name = d["modality"]
+    modality = get_modality(name)
+    return RunConfig(
+        name,
+        d.get("data", ""),
+        build_section(modality.config_class, d.get(name, {}), name),
+        build_section(ModelConfig, d["model"], "model"),
+        build_section(TrainConfig, d["train"], "train"),
+    )
+
+
+def validate(c: RunConfig) -> None:
+    m, t = c.model, c.train
+    checks = [
+        (m.arch == "vqvae", f"model.arch {m.arch!r} is not available yet; this version trains 'vqvae'"),
+        (m.codebook_update in ("ema", "loss"), "model.codebook_update must be 'ema' or 'loss'"),
+        (2 <= m.codebook_size <= 2**31 - 1, "model.codebook_size must be at least 2"),
+        (m.n_q >= 1, "model.n_q must be at least 1"),
+        (m.latent_dim >= 1 and m.channels >= 1, "model.latent_dim and model.channels must be positive"),
+        (all(s >= 1 for s in m.strides) and len(m.strides) >= 1, "model.strides must be positive"),
+        (0.0 < m.ema_decay < 1.0, "model.ema_decay must lie in (0, 1)"),
+        (t.steps >= 1, "train.steps must be at least 1"),
+        (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (t.lr > 0, "train.lr must be positive"),
+        (t.checkpoint_every >= 1 and t.log_every >= 1, "train.checkpoint_every and log_every must be >= 1"),
+        (t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
+         f"train.device {t.device!r}: use auto, cpu, cuda or cuda:N"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)

@@ -1,0 +1,56 @@
+"""Training data: the files of a folder, labels from sub-folders, and reproducible batches.
+
+Batch ``step`` is a pure function of ``(seed, step)``: file choice and each example's random segment
+come from generators seeded by them. So a resumed run sees exactly the batches an uninterrupted run
+would, and under ``torchrun`` each rank takes its own slice of the same global batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .errors import UsageError, VqtokError
+from .modality import Modality, find_files
+
+
+class TrainingSet:
+    def __init__(self, root: Path, modality: Modality, options):
+        self.root = Path(root)
+        self.modality, self.options = modality, options
+        self.files = find_files(self.root, modality)
+        base = self.root if self.root.is_dir() else self.root.parent
+        labels = [modality.example_label(p, base) for p in self.files]
+        self.label_names = sorted({lab for lab in labels if lab is not None})
+        self.labels = torch.tensor([self.label_names.index(lab) if lab is not None else -1 for lab in labels])
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def example(self, index: int, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        path = self.files[index]
+        try:
+            return self.modality.training_example(path, self.options, g)
+        except VqtokError:
+            raise
+        except Exception as e:  # a plugin's unexpected failure still names the file
+            raise VqtokError(f"{path}: {type(e).__name__}: {e}") from None
+
+    def batch(self, step: int, size: int, seed: int, rank: int = 0, world: int = 1,
+              multiple: int = 1) -> torch.Tensor:
+        """The ``rank``-th slice of global batch ``step``: ``(size // world, C, *example_shape)``, each
+        spatial axis cropped to a multiple of ``multiple`` (the model's hop)."""
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        picks = torch.randint(len(self.files), (size,), generator=g)
+        example_seeds = torch.randint(2**62, (size,), generator=g)
+        mine = range(rank, size, world)
+        x = torch.stack([self.example(int(picks[i]), int(example_seeds[i])) for i in mine])
+        for axis in range(2, x.ndim):
+            usable = x.shape[axis] - x.shape[axis] % multiple
+            if usable == 0:
+                raise UsageError(f"training examples of size {x.shape[axis]} are shorter than the model's "
+                                 f"hop {multiple}; make the examples longer or the strides smaller")
+            x = x.narrow(axis, 0, usable)
+        return x

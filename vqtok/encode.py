@@ -1,0 +1,85 @@
+"""File handling for ``vqtok encode`` and ``vqtok decode``: inputs, folders, stdin and stdout."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.progress import Progress
+
+from .atomic import atomic_path
+from .errors import UsageError, VqtokError
+from .formats import CodeFile, code_bytes, parse_codes
+from .modality import find_files
+from .tokenizer import Tokenizer
+
+
+def read_code_input(path: Path) -> tuple[CodeFile, str]:
+    """A code file from a path or from stdin (``-``); ``np.load`` cannot read pipes, so read bytes."""
+    if str(path) == "-":
+        return parse_codes(sys.stdin.buffer.read(), "<stdin>"), "<stdin>"
+    if not path.is_file():
+        raise VqtokError(f"{path}: no such file")
+    return parse_codes(path.read_bytes(), str(path)), str(path)
+
+
+def _stdin_to_file(suffix_hint: str) -> Path:
+    data = sys.stdin.buffer.read()
+    tmp = tempfile.NamedTemporaryFile(prefix="vqtok-stdin-", suffix=suffix_hint, delete=False)
+    tmp.write(data)
+    tmp.close()
+    return Path(tmp.name)
+
+
+def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str | None) -> list[tuple[Path, Path | None]]:
+    """(input file, output path or None for stdout) for every file to encode."""
+    single = len(inputs) == 1 and (str(inputs[0]) == "-" or inputs[0].is_file())
+    if single:
+        return [(inputs[0], None if out is None or str(out) == "-" else out)]
+    if out is None or str(out) == "-":
+        raise UsageError("encoding a folder or several files needs -o FOLDER")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: must be a folder when encoding a folder or several files")
+    suffix = "." + (fmt or "npy")
+    jobs = []
+    for item in inputs:
+        if item.is_dir():
+            jobs += [(f, out / f.relative_to(item).with_suffix(suffix)) for f in find_files(item, tok.modality)]
+        elif item.is_file():
+            jobs.append((item, out / item.with_suffix(suffix).name))
+        else:
+            raise VqtokError(f"{item}: no such file or folder")
+    return jobs
+
+
+def encode_inputs(inputs, model_path, out, fmt, n_q, force, device, console, refuse_terminal) -> None:
+    tok = Tokenizer.load(model_path, device=device)
+    jobs = _jobs(inputs, tok, out, fmt)
+    with Progress(console=console, transient=True, disable=len(jobs) < 2) as progress:
+        task = progress.add_task("encode", total=len(jobs))
+        for src, dst in jobs:
+            as_npz = (fmt == "npz") if fmt else (dst is not None and dst.suffix.lower() == ".npz")
+            if dst is None:
+                refuse_terminal(force)
+            if str(src) == "-":
+                tmp = _stdin_to_file(tok.modality.suffixes[0] if tok.modality.suffixes else "")
+                try:
+                    cf = tok.encode_file(tmp, n_q)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            else:
+                if not tok.modality.is_supported(src):
+                    raise VqtokError(f"{src}: not a {tok.modality.name} file this model reads "
+                                     f"({', '.join(tok.modality.suffixes)})")
+                cf = tok.encode_file(src, n_q)
+            data = code_bytes(cf, as_npz)
+            if dst is None:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            else:
+                with atomic_path(dst) as tmp_out:
+                    tmp_out.write_bytes(data)
+            progress.advance(task)
+    if out is not None and str(out) != "-":
+        console.print(f"wrote {len(jobs)} code file(s) to {out}")

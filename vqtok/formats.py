@@ -1,0 +1,144 @@
+"""The model file (one ``.safetensors``) and the code files (``.npy`` / ``.npz``).
+
+Model file: tensors under ``model.`` (later families add their own prefixes, e.g. ``prior.``) and
+string metadata:
+
+==================  ==============================================================================
+``format``          ``"vqtok-model"``
+``format_version``  ``"1"``
+``vqtok_version``   the version that wrote it
+``modality``        e.g. ``"audio"``
+``family``          e.g. ``"vqvae"``
+``config``          the full resolved :class:`vqtok.config.RunConfig` as JSON
+``decode``          JSON: what decoding needs (hop, n_q, codebook sizes, sample rate or image size, labels)
+``training``        JSON: a summary of the run (steps, final losses, time, data)
+``model_hash``      sha256 of the ``model.`` tensors, first 16 hex digits; code files name it
+==================  ==============================================================================
+
+Code files hold integers, int16 when every codebook has at most 32768 entries, else int32. ``.npy``:
+the codes alone, ``(n_q, T)`` for 1-D signals, ``(H, W)`` for images (``(n_q, H, W)`` when n_q > 1).
+``.npz``: ``codes`` (that same array) and ``meta``, a 0-d string array of JSON (model hash, modality,
+original length or size, sample rate). Never pickled, never read with ``allow_pickle=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from . import __version__
+from .atomic import atomic_path
+from .errors import VqtokError
+
+FORMAT = "vqtok-model"
+FORMAT_VERSION = "1"
+JSON_KEYS = ("config", "decode", "training")
+
+
+def tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class ModelFile:
+    tensors: dict[str, torch.Tensor]
+    meta: dict  # strings, with the JSON entries already parsed
+
+    def section(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The tensors under ``prefix.``, with the prefix removed."""
+        p = prefix + "."
+        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+
+
+def write_model(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> str:
+    """Write tensors and metadata atomically; returns the model hash."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    model_hash = tensor_hash({k: v for k, v in tensors.items() if k.startswith("model.")})
+    strings = {"format": FORMAT, "format_version": FORMAT_VERSION, "vqtok_version": __version__,
+               "model_hash": model_hash}
+    for k, v in meta.items():
+        strings[k] = json.dumps(v, sort_keys=True) if k in JSON_KEYS else str(v)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=strings)
+    return model_hash
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and raw metadata of any safetensors file; clear errors for missing or broken files."""
+    path = Path(path)
+    if not path.is_file():
+        raise VqtokError(f"{path}: no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise VqtokError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    return tensors, meta
+
+
+def read_model(path: Path) -> ModelFile:
+    tensors, meta = read_safetensors(path)
+    if meta.get("format") != FORMAT:
+        raise VqtokError(f"{path}: a safetensors file, but not a vqtok model (no vqtok metadata)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise VqtokError(
+            f"{path}: model format version {meta.get('format_version')!r}; this vqtok reads {FORMAT_VERSION!r}"
+        )
+    parsed = dict(meta)
+    try:
+        for k in JSON_KEYS:
+            parsed[k] = json.loads(meta.get(k, "{}"))
+    except json.JSONDecodeError:
+        raise VqtokError(f"{path}: damaged vqtok metadata (invalid JSON)") from None
+    return ModelFile(tensors, parsed)
+
+
+# ---- code files -----------------------------------------------------------------------------------
+
+@dataclass
+class CodeFile:
+    codes: np.ndarray  # as stored: (n_q, T), (H, W) or (n_q, H, W)
+    meta: dict | None  # None for a bare .npy
+
+
+def code_dtype(codebook_sizes: list[int]) -> np.dtype:
+    return np.dtype(np.int16) if max(codebook_sizes) <= 32768 else np.dtype(np.int32)
+
+
+def code_bytes(cf: CodeFile, as_npz: bool) -> bytes:
+    buf = io.BytesIO()
+    if as_npz:
+        np.savez(buf, codes=cf.codes, meta=np.array(json.dumps(cf.meta or {}, sort_keys=True)))
+    else:
+        np.save(buf, cf.codes, allow_pickle=False)
+    return buf.getvalue()
+
+
+def parse_codes(data: bytes, name: str) -> CodeFile:
+    """Read ``.npy`` or ``.npz`` bytes (the format is recognised by content, not by name)."""
+    try:
+        if data[:4] == b"PK\x03\x04":
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                if "codes" not in z.files:
+                    raise VqtokError(f"{name}: an .npz without a 'codes' array (has: {', '.join(z.files)})")
+                meta = json.loads(str(z["meta"][()])) if "meta" in z.files else None
+                return CodeFile(z["codes"], meta)
+        return CodeFile(np.load(io.BytesIO(data), allow_pickle=False), None)
+    except VqtokError:
+        raise
+    except Exception as e:  # numpy raises ValueError, OSError, EOFError, zipfile errors ...
+        raise VqtokError(f"{name}: not a vqtok code file (.npy/.npz): {str(e).splitlines()[0]}") from None

@@ -1,0 +1,134 @@
+"""What a modality provides: file I/O, a training set, a loss, and (for long 1-D signals) streaming.
+
+Tensors use the model's layout without a batch axis: ``(C, T)`` for 1-D signals (``dims == 1``) and
+``(C, H, W)`` for images (``dims == 2``), float32, in the range the modality chooses (the built-ins use
+[-1, 1]). A plugin subclasses :class:`Modality`, fills in the class attributes and the abstract methods,
+and returns an instance from its ``vqtok_modalities`` hook. Everything else has a working default.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from .errors import VqtokError
+
+
+@dataclasses.dataclass
+class NoOptions:
+    """For modalities without options of their own."""
+
+
+class Modality(abc.ABC):
+    name: str = ""
+    description: str = ""
+    suffixes: tuple[str, ...] = ()  # lower-case, with the dot: (".png", ".jpg")
+    dims: int = 1  # 1: (C, T) signals; 2: (C, H, W) maps
+    config_class: type = NoOptions  # dataclass of this modality's options (the recipe's [name] table)
+
+    # ---- required -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def channels(self, options) -> int:
+        """Number of channels C of the model's input."""
+
+    @abc.abstractmethod
+    def load(self, path: Path, options) -> torch.Tensor:
+        """Read one file into a ``(C, *spatial)`` float tensor; raise ``VqtokError`` naming the file."""
+
+    @abc.abstractmethod
+    def save(self, x: torch.Tensor, path: Path, options) -> None:
+        """Write a ``(C, *spatial)`` tensor to ``path`` (the suffix picks the format)."""
+
+    @abc.abstractmethod
+    def training_example(self, path: Path, options, generator: torch.Generator) -> torch.Tensor:
+        """One fixed-shape training example from ``path`` (a random segment or crop drawn with
+        ``generator``), ``(C, *example_shape)``; every example of a run has the same shape."""
+
+    # ---- defaults a modality may override ----------------------------------------------------------
+    def default_overrides(self) -> dict:
+        """Defaults for other sections, e.g. ``{"model": {"strides": [4, 4]}, "train": {...}}``."""
+        return {}
+
+    def loss(self, x_hat: torch.Tensor, x: torch.Tensor, options) -> dict[str, torch.Tensor]:
+        """Reconstruction loss of a batch ``(B, C, *spatial)``: a dict whose ``"recon"`` entry is
+        minimised; further entries are logged. Default: mean squared error."""
+        return {"recon": torch.nn.functional.mse_loss(x_hat, x)}
+
+    def describe(self, options) -> dict:
+        """What decoding needs to know, stored in the model file's metadata (e.g. the sample rate)."""
+        return {}
+
+    def is_supported(self, path: Path) -> bool:
+        return path.suffix.lower() in self.suffixes
+
+    def example_label(self, path: Path, root: Path) -> str | None:
+        """The class label of a file: by default the name of its first sub-folder under ``root``."""
+        rel = path.relative_to(root)
+        return rel.parts[0] if len(rel.parts) > 1 else None
+
+    # ---- streaming for long 1-D signals (defaults load the whole file) --------------------------
+    def length(self, path: Path, options) -> int:
+        """Length T of the file in model samples, without reading it all if the format allows."""
+        return self.load(path, options).shape[-1]
+
+    def stream(self, path: Path, options, block: int) -> Iterator[torch.Tensor]:
+        """Yield consecutive ``(C, n)`` pieces of the signal, ``n <= block``, that join to ``load``."""
+        yield from self.load(path, options).split(block, dim=-1)
+
+    def writer(self, path: Path, options) -> "SignalWriter":
+        """A writer taking consecutive ``(C, n)`` pieces; by default collected and saved at the end."""
+        return CollectingWriter(self, path, options)
+
+    # ---- pictures ------------------------------------------------------------------------------------
+    def preview(self, originals: torch.Tensor, reconstructions: torch.Tensor, path: Path, options) -> bool:
+        """Write a PNG comparing a batch of originals with their reconstructions; False if not offered."""
+        return False
+
+
+class SignalWriter(abc.ABC):
+    """Writes a 1-D signal piece by piece; ``close`` finishes the file."""
+
+    @abc.abstractmethod
+    def write(self, piece: torch.Tensor) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.close()
+
+
+class CollectingWriter(SignalWriter):
+    def __init__(self, modality: Modality, path: Path, options):
+        self.modality, self.path, self.options, self.pieces = modality, path, options, []
+
+    def write(self, piece):
+        self.pieces.append(piece)
+
+    def close(self):
+        self.modality.save(torch.cat(self.pieces, dim=-1), self.path, self.options)
+
+
+def find_files(root: Path, modality: Modality) -> list[Path]:
+    """All files under ``root`` (recursively, sorted) that the modality reads; a file is itself."""
+    root = Path(root)
+    if not root.exists():
+        raise VqtokError(f"{root}: no such file or folder")
+    if root.is_file():
+        return [root]
+    files = sorted(p for p in root.rglob("*") if p.is_file() and modality.is_supported(p))
+    if not files:
+        any_file = any(p.is_file() for p in root.rglob("*"))
+        what = "no supported files" if any_file else "an empty folder"
+        raise VqtokError(
+            f"{root}: {what} for modality {modality.name!r} (it reads {', '.join(modality.suffixes)})"
+        )
+    return files

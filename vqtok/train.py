@@ -1,0 +1,262 @@
+"""The training loop: device and bf16 autocast, torchrun/DDP, progress, metrics log, checkpoints, resume.
+
+Only rank 0 logs, saves and shows progress. Batches are a pure function of ``(seed, step)`` (see
+:mod:`vqtok.data`), and the checkpoint holds model, optimizer and RNG state, so ``--resume`` reaches the
+same result as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from . import distributed
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import RunConfig, resolve_data_path
+from .data import TrainingSet
+from .errors import UsageError, VqtokError
+from .families import build_model
+from .formats import write_model
+from .modality import Modality
+
+
+@dataclass
+class RunPaths:
+    """Files a run writes beside its model file ``x.safetensors``."""
+
+    model: Path
+    checkpoint: Path  # x.ckpt.safetensors, removed when the run completes
+    metrics: Path  # x.metrics.jsonl
+    preview: Path  # x.preview.png
+
+    @classmethod
+    def for_model(cls, out: Path) -> "RunPaths":
+        stem = out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name
+        return cls(out, out.with_name(stem + ".ckpt.safetensors"), out.with_name(stem + ".metrics.jsonl"),
+                   out.with_name(stem + ".preview.png"))
+
+
+@dataclass
+class TrainResult:
+    paths: RunPaths
+    step: int  # steps completed
+    interrupted: bool
+    summary: dict
+
+
+class Interrupted(Exception):
+    pass
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return torch.device(name)
+
+
+def _setup_distributed(device: torch.device) -> torch.device:
+    if not distributed.launched_by_torchrun() or distributed.is_distributed():
+        return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group(backend)
+    return device
+
+
+def lr_at(step: int, cfg) -> float:
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+class MetricsWindow:
+    """Averages of the metrics since the last log line."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, values: dict[str, float]) -> None:
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+
+    def flush(self) -> dict[str, float]:
+        out = {k: v / max(1, self.n) for k, v in self.sums.items()}
+        self.sums, self.n = {}, 0
+        return out
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past ``step`` (written after the checkpoint a resumed run starts from)."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+    path.write_text("".join(ln + "\n" for ln in lines))
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, modality: Modality, out: Path, console: Console | None = None):
+        self.config, self.modality = config, modality
+        self.paths = RunPaths.for_model(Path(out))
+        self.console = console or Console(stderr=True)
+        self.device = _setup_distributed(pick_device(config.train.device))
+        if not config.data:
+            raise UsageError("no training data: pass --data DIR (or set data in the recipe)")
+        self.data_root = resolve_data_path(config.data)
+        self.data = TrainingSet(self.data_root, modality, config.options)
+        torch.manual_seed(config.train.seed)
+        self.model = build_model(config, modality).to(self.device)
+        self.net = self.model
+        if distributed.is_distributed():
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, broadcast_buffers=False)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr)
+        self.amp = config.train.amp and self.device.type == "cuda"
+        self.step, self.elapsed, self.last = 0, 0.0, {}
+
+    # ---- one optimisation step ----
+    def train_step(self, x: torch.Tensor) -> dict[str, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.config.train)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+        with autocast:
+            out = self.net(x)
+            parts = self.modality.loss(out.x_hat.float(), x, self.config.options)
+        loss = parts["recon"] + out.commit_loss + out.codebook_loss
+        if not torch.isfinite(loss):
+            raise VqtokError(f"training diverged at step {self.step} (loss {loss.item()}); lower train.lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        self.optimizer.step()
+        metrics = {"loss": loss.item(), "commit": out.commit_loss.item()}
+        metrics.update({k: v.item() for k, v in parts.items()})
+        for i, (p, u) in enumerate(zip(out.perplexity.tolist(), out.usage.tolist())):
+            metrics[f"perplexity{i}"], metrics[f"usage{i}"] = p, u
+        return metrics
+
+    def batch(self, step: int) -> torch.Tensor:
+        t = self.config.train
+        x = self.data.batch(step, t.batch_size, t.seed, distributed.rank(), distributed.world_size(),
+                            multiple=self.model.hop)
+        return x.to(self.device, non_blocking=True)
+
+    # ---- the loop ----
+    def run(self, resume: bool = False) -> TrainResult:
+        main = distributed.is_main()
+        if resume:
+            self._resume()
+        elif main:
+            self.paths.metrics.unlink(missing_ok=True)
+        t = self.config.train
+        window, interrupted = MetricsWindow(), False
+        progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+                            console=self.console, disable=not main)
+        task = progress.add_task("train", total=t.steps, completed=self.step, status="")
+        started = time.perf_counter() - self.elapsed
+        tick, tick_step = time.perf_counter(), self.step
+        self.model.train()
+        try:
+            with progress:
+                while self.step < t.steps:
+                    window.add(self.train_step(self.batch(self.step)))
+                    self.step += 1
+                    progress.update(task, completed=self.step)
+                    if self.step % t.log_every == 0 or self.step == t.steps:
+                        now = time.perf_counter()
+                        speed = (self.step - tick_step) / max(now - tick, 1e-9)
+                        tick, tick_step = now, self.step
+                        self.last = {"step": self.step, **window.flush(), "steps_per_s": speed,
+                                     "lr": lr_at(self.step - 1, t), "time": now - started}
+                        if main:
+                            self._log(self.last)
+                        progress.update(task, status=self._status(self.last))
+                    if self.step % t.checkpoint_every == 0 and self.step < t.steps and main:
+                        self.elapsed = time.perf_counter() - started
+                        self._checkpoint()
+        except KeyboardInterrupt:
+            interrupted = True
+        self.elapsed = time.perf_counter() - started
+        summary = self._summary(interrupted)
+        if main:
+            if interrupted:
+                self._checkpoint()
+            self._save(summary)
+            if not interrupted:
+                self.paths.checkpoint.unlink(missing_ok=True)
+        return TrainResult(self.paths, self.step, interrupted, summary)
+
+    @staticmethod
+    def _status(m: dict) -> str:
+        ppl = " ".join(f"{m[k]:.0f}" for k in sorted(m) if k.startswith("perplexity"))
+        return f"loss {m['loss']:.4f}  ppl {ppl}  {m['steps_per_s']:.2f} step/s"
+
+    def _log(self, metrics: dict) -> None:
+        self.paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+        with self.paths.metrics.open("a") as f:
+            f.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}) + "\n")
+
+    def _checkpoint(self) -> None:
+        save_checkpoint(self.paths.checkpoint, self.model, self.optimizer, self.step,
+                        {"config": self.config.to_dict(), "elapsed": self.elapsed, "last": self.last})
+
+    def _resume(self) -> None:
+        ckpt = self.paths.checkpoint
+        if not ckpt.exists():
+            raise UsageError(f"nothing to resume: {ckpt} does not exist (it is removed when a run completes)")
+        self.step, extra = load_checkpoint(ckpt, self.model, self.optimizer)
+        stored = extra["config"]
+        for section in ("model", self.config.modality):
+            if stored.get(section) != self.config.to_dict()[section]:
+                raise UsageError(f"--resume: the [{section}] settings differ from the checkpoint's; "
+                                 "resume with the same recipe and overrides")
+        self.elapsed, self.last = extra.get("elapsed", 0.0), extra.get("last", {})
+        _truncate_log(self.paths.metrics, self.step)
+
+    def _summary(self, interrupted: bool) -> dict:
+        return {
+            "steps": self.step, "completed": not interrupted, "seconds": round(self.elapsed, 2),
+            "device": str(self.device), "world_size": distributed.world_size(),
+            "data": str(self.data_root), "files": len(self.data),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "final": {k: v for k, v in self.last.items() if k not in ("step", "time")},
+        }
+
+    def _save(self, summary: dict) -> None:
+        model = self.model
+        decode = {"hop": model.hop, "n_q": model.quantizer.n_q, "codebook_sizes": model.quantizer.sizes,
+                  "latent_dim": self.config.model.latent_dim, "label_names": self.data.label_names,
+                  **self.modality.describe(self.config.options)}
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        meta = {"modality": self.modality.name, "family": model.family, "config": self.config.to_dict(),
+                "decode": decode, "training": summary}
+        write_model(self.paths.model, tensors, meta)
+        self._preview()
+
+    @torch.no_grad()
+    def _preview(self) -> None:
+        model = self.model
+        was_training = model.training
+        model.eval()
+        x = self.data.batch(0, min(8, self.config.train.batch_size), self.config.train.seed,
+                            multiple=model.hop).to(self.device)
+        x_hat = model(x).x_hat.float().clamp(-1, 1)
+        try:
+            self.modality.preview(x.cpu(), x_hat.cpu(), self.paths.preview, self.config.options)
+        except Exception as e:  # a picture is a bonus: never lose a trained model over it
+            self.console.print(f"[yellow]warning:[/] no preview picture ({type(e).__name__}: {e})")
+        model.train(was_training)
