@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,16 @@ TINY_IMAGE = ["image.size=32", "model.strides=[2,2]", "model.channels=8", "model
               "train.log_every=5"]
 
 
+# Each CLI call imports torch; where the environment forbids writing bytecode, that costs seconds per
+# call. A private bytecode cache (outside the repo and site-packages) keeps the calls fast.
+PYCACHE = Path(tempfile.gettempdir()) / "vqtok-test-pycache"
+
+
 def cli_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.pop("VQTOK_MODEL", None)
-    env.update({"OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+    env.update({"OMP_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONPYCACHEPREFIX": str(PYCACHE),
+                "PYTHONDONTWRITEBYTECODE": ""})
     env.update(extra or {})
     return env
 

@@ -57,7 +57,8 @@ def test_kmeans_finds_separated_clusters():
     torch.manual_seed(0)
     centres = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0], [0.0, -4.0]])
     z = clustered(centres, 50, 0.1, gen(1))
-    found = kmeans(z, 4, iters=20)
+    found, sizes = kmeans(z, 4, iters=20)
+    assert sizes.sum() == len(z)
     # every centroid is on the data (within a cluster or between), and the clusters are well covered
     err = (z - found[nearest(z, found)]).pow(2).sum(1).mean()
     spread = (z - z.mean(0)).pow(2).sum(1).mean()

@@ -104,6 +104,7 @@ def train(
     Ctrl-C saves and exits; --resume continues.
     """
     from . import config as cfg
+    from . import distributed
     from .plugins import get_modality
     from .train import Trainer
 
@@ -117,8 +118,11 @@ def train(
     config = cfg.resolve(recipe_dict, overrides, flags, get_modality)
     mod = get_modality(config.modality)
     trainer = Trainer(config, mod, out, err)
+    if not distributed.is_main():  # under torchrun only rank 0 reports
+        trainer.run(resume=resume)
+        return
     err.print(f"training {config.model.arch} on {len(trainer.data)} {mod.name} file(s) from "
-              f"{trainer.data_root} on {trainer.device}")
+              f"{trainer.data_root} on {trainer.device} x {distributed.world_size()} process(es)")
     result = trainer.run(resume=resume)
     p = result.paths
     if result.interrupted:
@@ -149,16 +153,17 @@ def encode(
 ):
     """Encode files into integer codes (.npy, or .npz with the metadata for exact decoding).
 
-    One input goes to stdout (or -o FILE). A folder, or several inputs, need -o FOLDER: one code file
-    per input, mirroring the tree. .npy holds codes only ((n_q, T) audio, (H, W) images); .npz also
-    keeps the original length/size and the model's hash, so decode restores the exact size and refuses
-    codes of another model.
+    One input goes to stdout, to -o FILE, or into -o FOLDER when that folder exists. A folder, or
+    several inputs, need -o FOLDER: one code file per input, mirroring the tree. .npy holds codes only
+    ((n_q, T) audio, (H, W) images); .npz also keeps the original length/size and the model's hash, so
+    decode restores the exact size and refuses codes of another model.
     """
-    from .encode import encode_inputs
-
     if fmt not in (None, "npy", "npz"):
         raise UsageError(f"--format {fmt!r}: use npy or npz")
-    encode_inputs(inputs, _model_path(model), out, fmt, n_q, force, device, err, _refuse_terminal)
+    model = _model_path(model)  # before the imports below, which take seconds (torch)
+    from .encode import encode_inputs
+
+    encode_inputs(inputs, model, out, fmt, n_q, force, device, err, _refuse_terminal)
 
 
 @app.command()
@@ -169,13 +174,15 @@ def decode(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
     """Decode a code file back into an audio file or an image."""
+    model = _model_path(model)  # before the imports below, which take seconds (torch)
     from .encode import read_code_input
     from .tokenizer import Tokenizer
 
-    tok = Tokenizer.load(_model_path(model), device=device)
+    tok = Tokenizer.load(model, device=device)
     cf, name = read_code_input(codes)
     if not tok.modality.is_supported(out):
-        raise UsageError(f"--out {out}: not a {tok.modality.name} file suffix ({', '.join(tok.modality.suffixes)})")
+        raise UsageError(f"--out {out}: not a suffix this {tok.modality.name} model writes "
+                         f"({', '.join(tok.modality.suffixes)})")
     tok.decode_to_file(cf, out, name)
     err.print(f"wrote {out}")
 

@@ -34,10 +34,16 @@ def _stdin_to_file(suffix_hint: str) -> Path:
 
 def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str | None) -> list[tuple[Path, Path | None]]:
     """(input file, output path or None for stdout) for every file to encode."""
-    single = len(inputs) == 1 and (str(inputs[0]) == "-" or inputs[0].is_file())
-    if single:
-        return [(inputs[0], None if out is None or str(out) == "-" else out)]
-    if out is None or str(out) == "-":
+    for item in inputs:
+        if str(item) != "-" and not item.exists():
+            raise VqtokError(f"{item}: no such file or folder")
+    single = len(inputs) == 1 and not inputs[0].is_dir()  # a file, or - for stdin
+    to_stdout = out is None or str(out) == "-"
+    if single and (to_stdout or not out.is_dir()):
+        return [(inputs[0], None if to_stdout else out)]
+    if single and str(inputs[0]) == "-":
+        raise UsageError(f"-o {out} is a folder; name the code file to write from stdin, e.g. -o codes.npy")
+    if to_stdout:
         raise UsageError("encoding a folder or several files needs -o FOLDER")
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: must be a folder when encoding a folder or several files")
@@ -49,7 +55,14 @@ def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str | None)
         elif item.is_file():
             jobs.append((item, out / item.with_suffix(suffix).name))
         else:
-            raise VqtokError(f"{item}: no such file or folder")
+            raise UsageError(f"{item}: stdin (-) takes a single input" if str(item) == "-" else
+                             f"{item}: neither a file nor a folder")
+    seen: dict[Path, Path] = {}
+    for src, dst in jobs:
+        if dst in seen:
+            raise UsageError(f"{seen[dst]} and {src} would both be written to {dst}; "
+                             "encode them separately or rename one")
+        seen[dst] = src
     return jobs
 
 
@@ -66,11 +79,13 @@ def encode_inputs(inputs, model_path, out, fmt, n_q, force, device, console, ref
                 tmp = _stdin_to_file(tok.modality.suffixes[0] if tok.modality.suffixes else "")
                 try:
                     cf = tok.encode_file(tmp, n_q)
+                except VqtokError as e:  # name the input as the user gave it, not the temporary file
+                    raise type(e)(str(e).replace(str(tmp), "<stdin>")) from None
                 finally:
                     tmp.unlink(missing_ok=True)
             else:
                 if not tok.modality.is_supported(src):
-                    raise VqtokError(f"{src}: not a {tok.modality.name} file this model reads "
+                    raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads "
                                      f"({', '.join(tok.modality.suffixes)})")
                 cf = tok.encode_file(src, n_q)
             data = code_bytes(cf, as_npz)

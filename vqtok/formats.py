@@ -98,6 +98,8 @@ def read_model(path: Path) -> ModelFile:
         raise VqtokError(
             f"{path}: model format version {meta.get('format_version')!r}; this vqtok reads {FORMAT_VERSION!r}"
         )
+    if "model_hash" not in meta:
+        raise VqtokError(f"{path}: damaged vqtok metadata (no model_hash)")
     parsed = dict(meta)
     try:
         for k in JSON_KEYS:
@@ -137,6 +139,9 @@ def parse_codes(data: bytes, name: str) -> CodeFile:
                     raise VqtokError(f"{name}: an .npz without a 'codes' array (has: {', '.join(z.files)})")
                 meta = json.loads(str(z["meta"][()])) if "meta" in z.files else None
                 return CodeFile(z["codes"], meta)
+        if data[:6] != b"\x93NUMPY":  # else np.load guesses a pickle and says so, misleadingly
+            raise VqtokError(f"{name}: not a vqtok code file (.npy/.npz)"
+                             + ("; it is empty" if not data else ""))
         return CodeFile(np.load(io.BytesIO(data), allow_pickle=False), None)
     except VqtokError:
         raise

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .errors import VqtokError
 from .formats import read_model
 
 
@@ -43,10 +44,17 @@ def model_report(path: Path) -> dict:
 
 
 def describe_model(path: Path, as_json: bool, console: Console) -> None:
-    report = model_report(path)
-    if as_json:
-        print(json.dumps(report, indent=2, sort_keys=True))
-        return
+    try:
+        report = model_report(path)
+        if as_json:
+            print(json.dumps(report, indent=2, sort_keys=True))
+        else:
+            _print_table(path, report, console)
+    except (KeyError, IndexError, TypeError) as e:
+        raise VqtokError(f"{path}: incomplete vqtok metadata (missing or malformed {e})") from e
+
+
+def _print_table(path: Path, report: dict, console: Console) -> None:
     d, t = report["decode"], report["training"]
     table = Table(title=str(path), show_header=False)
     table.add_column(style="bold")

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from . import config as config_mod
 from .atomic import atomic_path
 from .chunking import decode_stream, encode_stream
-from .errors import VqtokError
+from .errors import UsageError, VqtokError
 from .families import build_model
 from .formats import CodeFile, code_dtype, read_model
 from .plugins import get_modality
@@ -33,7 +33,10 @@ class Tokenizer:
             modality = get_modality(name)
         except VqtokError as e:
             raise VqtokError(f"{path}: needs modality {name!r}: {e}") from None
-        cfg = config_mod.from_dict(mf.meta["config"], get_modality)
+        try:
+            cfg = config_mod.from_dict(mf.meta["config"], get_modality)
+        except (KeyError, TypeError) as e:
+            raise VqtokError(f"{path}: incomplete vqtok metadata (its config lacks {e})") from e
         model = build_model(cfg, modality)
         try:
             model.load_state_dict(mf.section("model"), strict=True)
@@ -61,7 +64,8 @@ class Tokenizer:
     def _n_q(self, n_q: int | None) -> int:
         n = self.model.quantizer.n_q if n_q is None else n_q
         if not 1 <= n <= self.model.quantizer.n_q:
-            raise VqtokError(f"--n-q {n}: this model has {self.model.quantizer.n_q} codebook(s)")
+            raise UsageError(f"--n-q {n}: this model has {self.model.quantizer.n_q} codebook(s); "
+                             f"use 1 to {self.model.quantizer.n_q}")
         return n
 
     # ---- codes layout: model (n_q, *G) <-> file ----
@@ -80,7 +84,7 @@ class Tokenizer:
             expected = "(n_q, T)" if self.dims == 1 else "(H, W) or (n_q, H, W)"
             raise VqtokError(f"{name}: codes of shape {arr.shape} do not fit this {self.modality.name} "
                              f"model, which expects {expected}")
-        if arr.shape[0] > self.model.quantizer.n_q or min(arr.shape[1:], default=0) < 1:
+        if not 1 <= arr.shape[0] <= self.model.quantizer.n_q or min(arr.shape[1:], default=0) < 1:
             raise VqtokError(f"{name}: codes of shape {arr.shape} do not fit this model "
                              f"({self.model.quantizer.n_q} codebook(s), non-empty grid)")
         for i, size in enumerate(self.codebook_sizes[: arr.shape[0]]):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -53,8 +55,28 @@ class TrainResult:
     summary: dict
 
 
-class Interrupted(Exception):
-    pass
+class StopOnInterrupt:
+    """The first Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, so the
+    checkpoint holds a whole number of steps; a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def pick_device(name: str) -> torch.device:
@@ -162,7 +184,7 @@ class Trainer:
         elif main:
             self.paths.metrics.unlink(missing_ok=True)
         t = self.config.train
-        window, interrupted = MetricsWindow(), False
+        window = MetricsWindow()
         progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
                             console=self.console, disable=not main)
@@ -171,8 +193,8 @@ class Trainer:
         tick, tick_step = time.perf_counter(), self.step
         self.model.train()
         try:
-            with progress:
-                while self.step < t.steps:
+            with progress, StopOnInterrupt() as stop:
+                while self.step < t.steps and not stop.requested:
                     window.add(self.train_step(self.batch(self.step)))
                     self.step += 1
                     progress.update(task, completed=self.step)
@@ -188,8 +210,9 @@ class Trainer:
                     if self.step % t.checkpoint_every == 0 and self.step < t.steps and main:
                         self.elapsed = time.perf_counter() - started
                         self._checkpoint()
-        except KeyboardInterrupt:
-            interrupted = True
+        finally:
+            progress.stop()
+        interrupted = self.step < t.steps  # stopped by Ctrl-C between steps
         self.elapsed = time.perf_counter() - started
         summary = self._summary(interrupted)
         if main:
@@ -198,6 +221,9 @@ class Trainer:
             self._save(summary)
             if not interrupted:
                 self.paths.checkpoint.unlink(missing_ok=True)
+        if distributed.is_distributed():
+            torch.distributed.barrier()  # the others wait until rank 0 has saved
+            torch.distributed.destroy_process_group()
         return TrainResult(self.paths, self.step, interrupted, summary)
 
     @staticmethod

@@ -43,10 +43,13 @@ class ImageModality(Modality):
     def describe(self, options: ImageOptions) -> dict:
         return {"image_size": options.size, "channels": options.channels}
 
-    def open(self, path: Path, options: ImageOptions) -> Image.Image:
-        """Decode ``path`` fully and convert it to the configured mode."""
+    def open(self, path: Path, options: ImageOptions, at_least: int | None = None) -> Image.Image:
+        """Decode ``path`` and convert it to the configured mode. With ``at_least``, a JPEG may be
+        decoded at a reduced scale whose sides stay at least that large (much faster for photos)."""
         try:
             with Image.open(path) as img:
+                if at_least:
+                    img.draft(img.mode, (at_least, at_least))
                 img.load()
                 img = to_8bit(ImageOps.exif_transpose(img))
                 return img.convert("L" if options.channels == 1 else "RGB")
@@ -60,14 +63,15 @@ class ImageModality(Modality):
         return to_tensor(self.open(path, options))
 
     def training_example(self, path: Path, options: ImageOptions, generator: torch.Generator) -> torch.Tensor:
-        img = ImageOps.fit(self.open(path, options), (options.size, options.size), Image.Resampling.BICUBIC)
+        img = self.open(path, options, at_least=options.size)
+        img = ImageOps.fit(img, (options.size, options.size), Image.Resampling.BICUBIC)
         return to_tensor(img)
 
     def save(self, x: torch.Tensor, path: Path, options: ImageOptions) -> None:
         img = to_pil(x)
         fmt = Image.EXTENSION.get(Path(path).suffix.lower())
-        if fmt is None:
-            raise VqtokError(f"{path}: unknown image suffix; use .png, .jpg, .webp, ...")
+        if fmt not in Image.SAVE:
+            raise VqtokError(f"{path}: Pillow cannot write this format; use .png, .jpg, .webp, ...")
         img.save(path, format=fmt)
 
     def preview(self, originals, reconstructions, path: Path, options: ImageOptions) -> bool:

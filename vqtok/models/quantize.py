@@ -35,19 +35,19 @@ def nearest(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return scores.argmin(dim=1)
 
 
-def kmeans(z: torch.Tensor, k: int, iters: int) -> torch.Tensor:
-    """``k`` centroids ``(k, D)`` of ``z`` ``(N, D)``; identical on every rank (sums all-reduced)."""
+def kmeans(z: torch.Tensor, k: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``k`` centroids ``(k, D)`` of ``z`` ``(N, D)`` and their cluster sizes ``(k,)`` (summed over
+    ranks); identical on every rank, since the sums are all-reduced."""
     pick = torch.randint(0, z.shape[0], (k,), device=z.device)
     centroids = distributed.broadcast(z[pick].clone())
+    counts = torch.zeros(k, device=z.device, dtype=z.dtype)
     for _ in range(iters):
         assign = nearest(z, centroids)
-        sums = torch.zeros_like(centroids).index_add_(0, assign, z)
-        counts = torch.bincount(assign, minlength=k).to(z.dtype)
-        distributed.all_reduce_sum(sums)
-        distributed.all_reduce_sum(counts)
+        sums = distributed.all_reduce_sum(torch.zeros_like(centroids).index_add_(0, assign, z))
+        counts = distributed.all_reduce_sum(torch.bincount(assign, minlength=k).to(z.dtype))
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
-    return centroids
+    return centroids, counts
 
 
 class VectorQuantizer(nn.Module):
@@ -93,7 +93,8 @@ class VectorQuantizer(nn.Module):
         commit = self.beta * F.mse_loss(z, q.detach())
         codebook_loss = F.mse_loss(q, z.detach()) if self.update == "loss" else z.new_zeros(())
         z_q = z + (q - z).detach()
-        distributed.all_reduce_sum(counts)
+        if self.training:  # in training every rank runs this step, so the batch statistic can be global
+            distributed.all_reduce_sum(counts)
         p = counts / counts.sum().clamp_min(1)
         perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-10))).sum())
         usage = (self.ema_count >= self._dead_level()).float().mean()
@@ -108,12 +109,16 @@ class VectorQuantizer(nn.Module):
     def _initialize(self, z: torch.Tensor) -> None:
         """First training call: k-means codebook (if enabled) and statistics at the batch's scale."""
         n = float(distributed.all_reduce_sum(torch.tensor(float(z.shape[0]), device=z.device)))
-        if self.kmeans_iters > 0:
-            if z.shape[0] < self.size:  # too few vectors for K clusters: repeat them, jittered
-                reps = -(-self.size // z.shape[0])
-                z = z.repeat(reps, 1) + 1e-3 * z.std() * torch.randn(z.shape[0] * reps, z.shape[1], device=z.device)
-            self.codebook.data.copy_(kmeans(z, self.size, self.kmeans_iters))
         self.ema_count.fill_(n / self.size)
+        if self.kmeans_iters > 0:
+            reps = -(-self.size // z.shape[0])
+            if reps > 1:  # too few vectors for K clusters: repeat them, jittered
+                z = z.repeat(reps, 1) + 1e-3 * z.std() * torch.randn(z.shape[0] * reps, z.shape[1], device=z.device)
+            centroids, counts = kmeans(z, self.size, self.kmeans_iters)
+            self.codebook.data.copy_(centroids)
+            # Codes k-means left (nearly) empty start with a tiny count: the dead-code restart soon
+            # replaces them, and until then their EMA mean stays at the centroid.
+            self.ema_count.copy_((counts / reps).clamp_min(1e-2 * n / self.size))
         self.ema_sum.copy_(self.codebook.detach() * self.ema_count[:, None])
         self.initialized.fill_(True)
 

@@ -1,0 +1,54 @@
+"""Helpers shared by the benchmarks: medians, a default model file, long test recordings."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "vqtok" / "samples"
+
+
+def median_time(fn, repeats: int = 5, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def vqtok_cli(*args) -> None:
+    subprocess.run([sys.executable, "-m", "vqtok", *map(str, args)], check=True, stdout=subprocess.DEVNULL)
+
+
+def default_model(modality: str, folder: Path) -> Path:
+    """A model file of the modality's default configuration (1 training step: speed needs no quality)."""
+    out = folder / f"default-{modality}.safetensors"
+    if not out.exists():
+        data = SAMPLES / ("speech" if modality == "audio" else "images")
+        vqtok_cli("train", "--modality", modality, "--data", data, "-o", out, "--steps", 1)
+    return out
+
+
+def long_recording(path: Path, minutes: float, sample_rate: int) -> Path:
+    """Real speech from the samples, repeated to ``minutes``, written as 16-bit WAV block by block."""
+    if path.exists():
+        return path
+    speech = np.concatenate([sf.read(p, dtype="float32")[0] for p in sorted((SAMPLES / "speech").glob("*.wav"))])
+    total = int(minutes * 60 * sample_rate)
+    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=1, subtype="PCM_16") as f:
+        written = 0
+        while written < total:
+            piece = speech[: total - written]
+            f.write(piece)
+            written += len(piece)
+    return path

@@ -1,0 +1,110 @@
+"""Training through the real CLI: Ctrl-C and resume, and learning on the real shipped data."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+import vqtok
+from conftest import SAMPLES, TINY_AUDIO, TINY_IMAGE, cli_env, run_cli
+
+
+def _losses(path):
+    return {r["step"]: r["loss"] for r in map(json.loads, path.read_text().splitlines())}
+
+
+def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
+    args = ["train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 40, "--seed", 3, *TINY_IMAGE,
+            "train.log_every=1", "train.checkpoint_every=1000"]
+    straight = tmp_path / "straight.safetensors"
+    run_cli(*args, "-o", straight)
+
+    cut = tmp_path / "cut.safetensors"
+    proc = subprocess.Popen([sys.executable, "-m", "vqtok", *map(str, args), "-o", cut], env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = tmp_path / "cut.metrics.jsonl"
+    deadline = time.time() + 300
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 5) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted" in err and b"--resume" in err
+    assert cut.exists() and (tmp_path / "cut.ckpt.safetensors").exists()
+    stopped_at = vqtok.load(cut).meta["training"]["steps"]
+    assert 5 <= stopped_at < 40
+
+    run_cli(*args, "-o", cut, "--resume")
+    assert not (tmp_path / "cut.ckpt.safetensors").exists()  # removed once the run completes
+    a, b = _losses(tmp_path / "straight.metrics.jsonl"), _losses(metrics)
+    assert sorted(a) == sorted(b) == list(range(1, 41))
+    for step in a:
+        assert abs(a[step] - b[step]) <= 1e-5 * max(1.0, abs(a[step])), (step, a[step], b[step])
+    sa = vqtok.load(straight).model.state_dict()
+    sb = vqtok.load(cut).model.state_dict()
+    assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5) for k in sa)
+
+
+def test_resume_without_a_checkpoint_is_a_usage_error(tmp_path):
+    proc = run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", tmp_path / "m.safetensors",
+                   "--resume", *TINY_IMAGE, check=False)
+    assert proc.returncode == 2 and "nothing to resume" in proc.stderr
+
+
+def test_image_tokenizer_beats_the_mean_image_on_held_out_digits(tmp_path):
+    model = tmp_path / "digits.safetensors"
+    run_cli("train", "--modality", "image", "--data", SAMPLES / "digits" / "train", "-o", model, "--steps", 150,
+            "image.size=28", "image.channels=1", "model.strides=[2,2]", "model.channels=16", "model.max_channels=32",
+            "model.latent_dim=16", "model.codebook_size=128", "model.res_blocks=1", "train.batch_size=16",
+            "train.lr=2e-3")
+    tok = vqtok.load(model)
+    opts = tok.config.options
+    train = torch.stack([tok.modality.load(p, opts) for p in sorted((SAMPLES / "digits" / "train").rglob("*.png"))])
+    test = torch.stack([tok.modality.load(p, opts) for p in sorted((SAMPLES / "digits" / "test").rglob("*.png"))])
+    recon = torch.stack([tok.decode(tok.encode(x)) for x in test])
+    mse = torch.mean((recon - test) ** 2).item()
+    baseline = torch.mean((train.mean(0, keepdim=True) - test) ** 2).item()
+    assert mse < 0.35 * baseline, (mse, baseline)
+
+
+def test_audio_tokenizer_beats_silence_on_held_out_speech(tmp_path):
+    from vqtok_audio import multi_resolution_stft_distance
+
+    train_dir = tmp_path / "speech"
+    train_dir.mkdir()
+    files = sorted((SAMPLES / "speech").iterdir())
+    held_out = files[:2]
+    for f in files[2:]:
+        (train_dir / f.name).symlink_to(f)
+    model = tmp_path / "speech.safetensors"
+    run_cli("train", "--modality", "audio", "--data", train_dir, "-o", model, "--steps", 150, *TINY_AUDIO,
+            "audio.segment_seconds=0.512", "train.lr=2e-3", "train.batch_size=8")
+    tok = vqtok.load(model)
+    for f in held_out:
+        x = tok.modality.load(f, tok.config.options)
+        y = tok.decode(tok.encode(f))[:, : x.shape[-1]]
+        ours = multi_resolution_stft_distance(y[None], x[None], 8000).item()
+        silence = multi_resolution_stft_distance(torch.zeros_like(x)[None], x[None], 8000).item()
+        assert ours < 0.5 * silence, (f.name, ours, silence)
+
+
+def test_torchrun_two_processes_train_one_model(tmp_path):
+    """Two CPU processes under torchrun (gloo): one model file, one metrics line per log step."""
+    import shutil
+
+    torchrun = shutil.which("torchrun", path=str(__import__("pathlib").Path(sys.executable).parent))
+    out = tmp_path / "ddp.safetensors"
+    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "vqtok", "train", "--modality",
+                           "image", "--data", str(SAMPLES / "images"), "-o", str(out), "--steps", "20",
+                           *TINY_IMAGE], env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("training vqvae") == 1  # only rank 0 reports
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "ddp.metrics.jsonl").read_text().splitlines())]
+    assert steps == [5, 10, 15, 20]
+    tok = vqtok.load(out)
+    assert tok.meta["training"]["world_size"] == 2 and tok.meta["training"]["steps"] == 20
