@@ -61,6 +61,18 @@ def plugin_env(tmp_path: Path, plugins: dict[str, str]) -> dict:
     return cli_env({"PYTHONPATH": path})
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """In-process tests use tiny tensors: one intra-op thread is faster, and under ``pytest -n 2`` the
+    workers do not fight each other for the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def speech_dir() -> Path:
     return SAMPLES / "speech"

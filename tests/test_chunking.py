@@ -13,15 +13,6 @@ from vqtok.config import ModelConfig
 from vqtok.models.vqvae import VQVAE
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster and does not fight other processes for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_model(n_q: int = 1, channels: int = 1, strides=(2, 4), res_blocks: int = 1) -> VQVAE:
     """A small random 1-D VQ-VAE whose codebook is fitted (k-means) to its own encoder outputs, so that
     the codes are varied, then put in eval mode."""

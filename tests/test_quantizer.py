@@ -15,15 +15,6 @@ from vqtok.models.quantize import ResidualQuantizer, VectorQuantizer, kmeans, ne
 from vqtok.models.vqvae import VQVAE
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is faster and does not fight other processes for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

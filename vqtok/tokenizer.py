@@ -17,7 +17,7 @@ from .families import build_model
 from .formats import CodeFile, code_dtype, read_model
 from .plugins import get_modality
 
-CHUNK_SAMPLES = 2**19  # samples per chunk when streaming 1-D signals (~33 s at 16 kHz)
+CHUNK_SAMPLES = 2**17  # samples per chunk when streaming 1-D signals (~8 s at 16 kHz)
 
 
 class Tokenizer:
