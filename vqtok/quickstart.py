@@ -8,7 +8,9 @@ from pathlib import Path
 from rich.console import Console
 
 from . import config as cfg
+from .atomic import atomic_path
 from .errors import VqtokError
+from .formats import code_bytes
 from .plugins import get_modality
 from .tokenizer import Tokenizer
 from .train import Trainer
@@ -31,9 +33,8 @@ def run_quickstart(out: Path, steps: int | None, console: Console) -> None:
         demo = DEMOS[name]
         codes = tok.encode_file(demo)
         code_path = out / f"{demo.stem}.npz"
-        from .formats import code_bytes
-
-        code_path.write_bytes(code_bytes(codes, as_npz=True))
+        with atomic_path(code_path) as tmp:
+            tmp.write_bytes(code_bytes(codes, as_npz=True))
         decoded = out / f"{demo.stem}.decoded{demo.suffix}"
         tok.decode_to_file(codes, decoded)
         final = result.summary["final"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -170,11 +169,3 @@ class Tokenizer:
                         w.write(piece)
             else:
                 self.modality.save(self._crop(self.decode_tensor(codes), cf.meta), tmp, opts)
-
-    def bitrate(self) -> dict:
-        """Raw bitrate: codes per second (1-D with a sample rate) or per image, times log2 K."""
-        bits = sum(math.log2(k) for k in self.codebook_sizes)
-        sr = self.modality.describe(self.config.options).get("sample_rate")
-        if self.dims == 1 and sr:
-            return {"codes_per_second": sr / self.hop, "bits_per_second": sr / self.hop * bits}
-        return {"bits_per_code_position": bits}
