@@ -192,26 +192,23 @@ class Trainer:
         started = time.perf_counter() - self.elapsed
         tick, tick_step = time.perf_counter(), self.step
         self.model.train()
-        try:
-            with progress, StopOnInterrupt() as stop:
-                while self.step < t.steps and not stop.requested:
-                    window.add(self.train_step(self.batch(self.step)))
-                    self.step += 1
-                    progress.update(task, completed=self.step)
-                    if self.step % t.log_every == 0 or self.step == t.steps:
-                        now = time.perf_counter()
-                        speed = (self.step - tick_step) / max(now - tick, 1e-9)
-                        tick, tick_step = now, self.step
-                        self.last = {"step": self.step, **window.flush(), "steps_per_s": speed,
-                                     "lr": lr_at(self.step - 1, t), "time": now - started}
-                        if main:
-                            self._log(self.last)
-                        progress.update(task, status=self._status(self.last))
-                    if self.step % t.checkpoint_every == 0 and self.step < t.steps and main:
-                        self.elapsed = time.perf_counter() - started
-                        self._checkpoint()
-        finally:
-            progress.stop()
+        with progress, StopOnInterrupt() as stop:
+            while self.step < t.steps and not stop.requested:
+                window.add(self.train_step(self.batch(self.step)))
+                self.step += 1
+                progress.update(task, completed=self.step)
+                if self.step % t.log_every == 0 or self.step == t.steps:
+                    now = time.perf_counter()
+                    speed = (self.step - tick_step) / max(now - tick, 1e-9)
+                    tick, tick_step = now, self.step
+                    self.last = {"step": self.step, **window.flush(), "steps_per_s": speed,
+                                 "lr": lr_at(self.step - 1, t), "time": now - started}
+                    if main:
+                        self._log(self.last)
+                    progress.update(task, status=self._status(self.last))
+                if self.step % t.checkpoint_every == 0 and self.step < t.steps and main:
+                    self.elapsed = time.perf_counter() - started
+                    self._checkpoint()
         interrupted = self.step < t.steps  # stopped by Ctrl-C between steps
         self.elapsed = time.perf_counter() - started
         summary = self._summary(interrupted)
