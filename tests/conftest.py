@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import tempfile
 from pathlib import Path
@@ -46,6 +47,26 @@ def run_cli(*args, env=None, input: bytes | None = None, check: bool = True, cwd
     if check and proc.returncode != 0:
         raise AssertionError(f"vqtok {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def run_parallel(env: dict, calls: dict[str, tuple]) -> dict[str, subprocess.CompletedProcess]:
+    """Run independent CLI calls, ``{name: (args, keyword arguments of run_cli)}``, a few at a time."""
+    with ThreadPoolExecutor(max_workers=min(8, max(2, os.cpu_count() or 2))) as pool:
+        futures = {name: pool.submit(run_cli, *args, **{"env": env, "check": False, **kw})
+                   for name, (args, kw) in calls.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"{proc.args[3:]} exited {proc.returncode}:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def files_under(folder: Path) -> set[str]:
+    if not folder.exists():
+        return set()
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
 
 def plugin_env(tmp_path: Path, plugins: dict[str, str]) -> dict:

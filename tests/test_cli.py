@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import tty
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +26,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from conftest import SAMPLES, TINY_AUDIO, TINY_IMAGE, cli_env, run_cli
+from conftest import SAMPLES, TINY_AUDIO, TINY_IMAGE, cli_env, files_under, ok, run_parallel
 
 
 def _tiny(settings: list[str], key: str):
@@ -60,20 +59,6 @@ def env(tmp_path_factory):
     warm.wait()
 
 
-def run_parallel(env: dict, calls: dict[str, tuple]) -> dict[str, subprocess.CompletedProcess]:
-    """Run independent CLI calls, ``{name: (args, keyword arguments of run_cli)}``, a few at a time."""
-    with ThreadPoolExecutor(max_workers=min(8, max(2, os.cpu_count() or 2))) as pool:
-        futures = {name: pool.submit(run_cli, *args, **{"env": env, "check": False, **kw})
-                   for name, (args, kw) in calls.items()}
-        return {name: f.result() for name, f in futures.items()}
-
-
-def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, f"{proc.args[3:]} exited {proc.returncode}:\n{proc.stderr}"
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
-
-
 def npy(data: bytes) -> np.ndarray:
     assert data[:6] == b"\x93NUMPY", data[:40]
     return np.load(io.BytesIO(data), allow_pickle=False)
@@ -83,12 +68,6 @@ def npz(path: Path) -> tuple[np.ndarray, dict]:
     with np.load(path, allow_pickle=False) as z:
         assert set(z.files) == {"codes", "meta"}, z.files
         return z["codes"], json.loads(str(z["meta"][()]))
-
-
-def files_under(folder: Path) -> set[str]:
-    if not folder.exists():
-        return set()
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
 
 def model_rate_length(path: Path) -> int:
@@ -225,7 +204,7 @@ def test_chunked_audio_has_no_seams(audio_model, tmp_path, monkeypatch, chunk_sa
         chunk = max(1, chunk_samples // tok.hop)
         assert whole.shape[1] > 3 * chunk, "the file must span several chunks"
         cf = tok.encode_file(path)
-        np.testing.assert_array_equal(cf.codes, whole)
+        np.testing.assert_array_equal(cf.arrays["codes"], whole)
         tok.decode_to_file(cf, tmp_path / "chunked.wav")
         monkeypatch.undo()
         tok.decode_to_file(cf, tmp_path / "at-once.wav")  # the default chunk holds this file whole
@@ -380,7 +359,7 @@ def test_info_json_goes_to_stdout(info, audio, images):
                                       ("image_json", "image", images.dir / "out/gray/text.npz")]:
         report = json.loads(ok(info[name]).stdout)
         assert report["family"] == "vqvae" and report["modality"] == modality
-        assert report["decode"]["codebook_sizes"] == [AUDIO_K if modality == "audio" else IMAGE_K]
+        assert report["decode"]["latents"]["codes"]["codebook_sizes"] == [AUDIO_K if modality == "audio" else IMAGE_K]
         assert report["decode"]["hop"] == (AUDIO_HOP if modality == "audio" else IMAGE_HOP)
         assert report["training"]["steps"] == report["config"]["train"]["steps"] >= 1
         assert report["model_hash"] == npz(code_file)[1]["model_hash"]  # what code files name

@@ -14,8 +14,9 @@ from safetensors.torch import save_file
 
 import vqtok
 from vqtok.atomic import atomic_path
-from vqtok.errors import VqtokError
+from vqtok.errors import UsageError, VqtokError
 from vqtok.formats import (
+    BARE,
     CodeFile,
     code_bytes,
     code_dtype,
@@ -194,31 +195,40 @@ def test_code_dtype_boundary(sizes, dtype):
                                           ((2, 3, 4), np.int16)])
 def test_npy_round_trip(shape, dtype):
     codes = np.random.default_rng(1).integers(0, 1000, shape).astype(dtype)
-    data = code_bytes(CodeFile(codes, None), as_npz=False)
+    data = code_bytes(CodeFile.bare(codes), as_npz=False)
     assert data[:6] == b"\x93NUMPY"
     cf = parse_codes(data, "codes.npy")
     assert cf.meta is None
-    assert cf.codes.dtype == codes.dtype
-    np.testing.assert_array_equal(cf.codes, codes)
+    assert cf.arrays[BARE].dtype == codes.dtype
+    np.testing.assert_array_equal(cf.arrays[BARE], codes)
 
 
 def test_npz_round_trip_keeps_meta():
     codes = np.random.default_rng(2).integers(0, 40000, (2, 17)).astype(np.int32)
     meta = {"model_hash": "0123456789abcdef", "modality": "audio", "length": 1234, "sample_rate": 8000,
             "size": [7, 9]}
-    data = code_bytes(CodeFile(codes, meta), as_npz=True)
+    data = code_bytes(CodeFile({"codes": codes}, meta), as_npz=True)
     cf = parse_codes(data, "codes.npz")
     assert cf.meta == meta
-    assert cf.codes.dtype == np.int32
-    np.testing.assert_array_equal(cf.codes, codes)
+    assert cf.arrays["codes"].dtype == np.int32
+    np.testing.assert_array_equal(cf.arrays["codes"], codes)
+
+
+def test_npz_holds_several_levels_and_npy_refuses_them():
+    levels = {"top": np.zeros((1, 4), np.int16), "bottom": np.ones((1, 16), np.int16)}
+    cf = parse_codes(code_bytes(CodeFile(levels, {"a": 1}), as_npz=True), "v2.npz")
+    assert sorted(cf.arrays) == ["bottom", "top"]
+    np.testing.assert_array_equal(cf.arrays["bottom"], levels["bottom"])
+    with pytest.raises(UsageError, match="npz"):
+        code_bytes(CodeFile(levels, None), as_npz=False)
 
 
 def test_format_is_recognised_by_content_not_name():
     codes = np.arange(6, dtype=np.int16).reshape(2, 3)
-    npz = code_bytes(CodeFile(codes, {"a": 1}), as_npz=True)
+    npz = code_bytes(CodeFile({"codes": codes}, {"a": 1}), as_npz=True)
     cf = parse_codes(npz, "misnamed.npy")
     assert cf.meta == {"a": 1}
-    np.testing.assert_array_equal(cf.codes, codes)
+    np.testing.assert_array_equal(cf.arrays["codes"], codes)
 
 
 def test_pickled_object_array_is_refused():
@@ -235,11 +245,11 @@ def test_npz_with_pickled_meta_is_refused():
         parse_codes(buf.getvalue(), "evil.npz")
 
 
-def test_npz_without_codes_is_refused():
+def test_npz_without_code_arrays_is_refused():
     buf = io.BytesIO()
-    np.savez(buf, other=np.zeros(3))
-    with pytest.raises(VqtokError, match="other"):
-        parse_codes(buf.getvalue(), "x.npz")
+    np.savez(buf, meta=np.array("{}"))
+    with pytest.raises(VqtokError, match="without code arrays"):
+        parse_codes(buf.getvalue(), "empty.npz")
 
 
 @pytest.mark.parametrize("data", [
@@ -255,7 +265,7 @@ def test_garbage_is_refused_with_the_name(data):
 
 
 def test_truncated_npy_is_refused():
-    data = code_bytes(CodeFile(np.zeros((4, 100), np.int16), None), as_npz=False)
+    data = code_bytes(CodeFile.bare(np.zeros((4, 100), np.int16)), as_npz=False)
     with pytest.raises(VqtokError, match="short.npy"):
         parse_codes(data[: len(data) // 2], "short.npy")
 

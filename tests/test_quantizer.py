@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from vqtok.config import ModelConfig
 from vqtok.models.quantize import ResidualQuantizer, VectorQuantizer, kmeans, nearest
-from vqtok.models.vqvae import VQVAE
+from vqtok.models.vqvae import VQVAE, dropout_n_q
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -351,48 +351,51 @@ def tiny_config(**kw) -> ModelConfig:
                                  res_blocks=1), **kw})
 
 
+def mse(x_hat, x):
+    return {"recon": F.mse_loss(x_hat, x)}
+
+
 def test_vqvae_1d_shapes():
     torch.manual_seed(0)
     model = VQVAE(1, 2, tiny_config()).eval()
     assert model.hop == 8
     x = torch.randn(3, 2, 64)
-    out = model(x)
+    out = model(x, recon=mse)
     assert out.x_hat.shape == x.shape
-    assert out.codes.shape == (3, 1, 8) and out.codes.dtype == torch.int64
-    codes = model.encode(x)
-    assert torch.equal(codes, out.codes)
-    assert model.decode(codes).shape == x.shape
+    codes = model.encode(x)["codes"]
+    assert codes.shape == (3, 1, 8) and codes.dtype == torch.int64
+    assert model.decode({"codes": codes}).shape == x.shape
     assert int(codes.min()) >= 0 and int(codes.max()) < 16
+    assert model.latents()["codes"].codebook_sizes == [16]
 
 
 def test_vqvae_2d_shapes():
     torch.manual_seed(0)
     model = VQVAE(2, 3, tiny_config()).eval()
     x = torch.randn(2, 3, 32, 16)
-    out = model(x)
-    assert out.x_hat.shape == x.shape
-    assert out.codes.shape == (2, 1, 4, 2)
-    codes = model.encode(x)
-    assert torch.equal(codes, out.codes)
-    assert model.decode(codes).shape == x.shape
+    assert model(x, recon=mse).x_hat.shape == x.shape
+    codes = model.encode(x)["codes"]
+    assert codes.shape == (2, 1, 4, 2)
+    assert model.decode({"codes": codes}).shape == x.shape
 
 
 def test_vqvae_residual_codes_and_partial_decode():
     torch.manual_seed(0)
     model = VQVAE(1, 1, tiny_config(n_q=3)).eval()
     x = torch.randn(2, 1, 48)
-    codes = model.encode(x)
+    codes = model.encode(x)["codes"]
     assert codes.shape == (2, 3, 6)
-    assert model.encode(x, n_q=2).shape == (2, 2, 6)
-    assert model.decode(codes[:, :1]).shape == x.shape
-    assert not torch.allclose(model.decode(codes[:, :1]), model.decode(codes))
+    assert model.encode(x, n_q=2)["codes"].shape == (2, 2, 6)
+    assert model.decode({"codes": codes[:, :1]}).shape == x.shape
+    assert not torch.allclose(model.decode({"codes": codes[:, :1]}), model.decode({"codes": codes}))
 
 
 def test_vqvae_decode_of_codes_equals_forward_reconstruction():
     torch.manual_seed(0)
     model = VQVAE(1, 1, tiny_config(n_q=2)).eval()
     x = torch.randn(2, 1, 40)
-    assert torch.allclose(model.decode(model.encode(x)), model(x).x_hat, atol=1e-5)
+    assert torch.allclose(model.decode(model.encode(x)), model(x, recon=mse).x_hat, atol=1e-5)
+    assert torch.allclose(model.reconstruct(x), model(x, recon=mse).x_hat, atol=1e-5)
 
 
 def test_vqvae_encode_is_deterministic_in_eval_mode():
@@ -400,7 +403,7 @@ def test_vqvae_encode_is_deterministic_in_eval_mode():
     model = VQVAE(2, 1, tiny_config()).eval()
     x = torch.randn(2, 1, 16, 24)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    first, second = model.encode(x), model.encode(x)
+    first, second = model.encode(x)["codes"], model.encode(x)["codes"]
     assert torch.equal(first, second)
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), f"encode in eval mode changed {k}"
@@ -410,8 +413,27 @@ def test_vqvae_training_forward_reaches_the_encoder():
     torch.manual_seed(0)
     model = VQVAE(1, 1, tiny_config()).train()
     x = torch.randn(2, 1, 32)
-    out = model(x)
-    (F.mse_loss(out.x_hat, x) + out.commit_loss).backward()
+    out = model(x, recon=mse)
+    out.loss.backward()
     grads = [p.grad for p in model.encoder.parameters()]
     assert all(gr is not None for gr in grads)
     assert sum(float(gr.abs().sum()) for gr in grads) > 0
+    assert {"recon", "commit", "perplexity0", "usage0"} <= set(out.metrics)
+
+
+def test_quantizer_dropout_is_a_function_of_the_step():
+    picks = [dropout_n_q(step, 4, 0.5) for step in range(400)]
+    assert picks == [dropout_n_q(step, 4, 0.5) for step in range(400)]  # same on every process / resume
+    full = sum(p == 4 for p in picks) / len(picks)
+    assert 0.5 < full < 0.75  # half the steps use all four, the rest 1..4 uniformly (1/8 of them four too)
+    assert {1, 2, 3} <= set(picks)
+    assert set(dropout_n_q(s, 4, 0.0) for s in range(50)) == {4}
+    assert set(dropout_n_q(s, 1, 1.0) for s in range(50)) == {1}
+
+
+def test_quantizer_dropout_trains_with_fewer_codebooks():
+    torch.manual_seed(0)
+    model = VQVAE(1, 1, tiny_config(n_q=3, quantizer_dropout=1.0)).train()
+    x = torch.randn(2, 1, 32)
+    used = {len([k for k in model(x, step=s, recon=mse).metrics if k.startswith("perplexity")]) for s in range(12)}
+    assert used == {1, 2, 3}

@@ -44,7 +44,8 @@ def main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
     debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks for errors."),
 ):
-    """Train VQ-VAE tokenizers on your images and audio, encode files to integer codes, decode them back.
+    """Train VQ-VAE, VQ-VAE-2, VAE and CVAE models on your images and audio, encode files to codes
+    (or latent means) and decode them back, sample new ones.
 
     Start with `vqtok quickstart`, then `vqtok train --help`.
     """
@@ -63,22 +64,25 @@ def _model_path(model: Optional[Path]) -> Path:
 # ---- plugins ------------------------------------------------------------------------------------------
 @app.command()
 def plugins():
-    """List installed plugins: modalities they add, version, origin and status."""
+    """List installed plugins: modalities and model families they add, version, origin and status."""
     from rich.table import Table
 
     from .plugins import registry
 
     reg = registry()
     table = Table(title="vqtok plugins")
-    for col in ("plugin", "modalities", "package", "version", "module", "status"):
+    for col in ("plugin", "modalities", "families", "package", "version", "module", "status"):
         table.add_column(col)
     for p in reg.plugins:
         status = "[green]ok[/]" if p.status == "ok" else f"[red]{p.status}[/]"
-        claimed = [f"[red]{m} (conflict)[/]" if m in reg.conflicts else m for m in p.modalities]
-        table.add_row(p.name, ", ".join(claimed) or "-", p.distribution, p.version, p.module, status)
+        modalities = [f"[red]{m} (conflict)[/]" if m in reg.conflicts else m for m in p.modalities]
+        families = [f"[red]{f} (conflict)[/]" if f in reg.family_conflicts else f for f in p.families]
+        table.add_row(p.name, ", ".join(modalities) or "-", ", ".join(families) or "-", p.distribution,
+                      p.version, p.module, status)
     err.print(table)
-    for name, who in reg.conflicts.items():
-        err.print(f"[red]conflict:[/] modality {name!r} is claimed by {', '.join(who)}; it is disabled")
+    for kind, conflicts in (("modality", reg.conflicts), ("model family", reg.family_conflicts)):
+        for name, who in conflicts.items():
+            err.print(f"[red]conflict:[/] {kind} {name!r} is claimed by {', '.join(who)}; it is disabled")
 
 
 # ---- train --------------------------------------------------------------------------------------------
@@ -93,13 +97,17 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Model family (model.arch): vqvae."),
+    arch: Optional[str] = typer.Option(
+        None, "--arch", help="Model family (model.arch): vqvae (default), vqvae2, vae, cvae, or a plugin's."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that writes --out."),
 ):
-    """Train a tokenizer and save it as one .safetensors file.
+    """Train a model and save it as one .safetensors file.
 
-    Extra arguments are key=value overrides of the recipe, e.g. model.codebook_size=256 train.lr=1e-3
-    audio.sample_rate=8000. Beside the model it writes NAME.metrics.jsonl (one line per log step),
+    Families: vqvae (discrete codes; model.n_q=N for residual VQ, model.quantizer_dropout for any
+    1..N at decode time), vqvae2 (top and bottom codes), vae (continuous latents), cvae (a vae
+    conditioned on the class = the first sub-folder of each file). Extra arguments are key=value
+    overrides of the recipe, e.g. model.codebook_size=256 train.lr=1e-3 audio.sample_rate=8000
+    vae.likelihood=bernoulli vae.kl_warmup_steps=500 vqvae2.top_strides=[4]. Beside the model it writes NAME.metrics.jsonl (one line per log step),
     NAME.preview.png (originals above reconstructions) and, while running, NAME.ckpt.safetensors.
     Ctrl-C saves and exits; --resume continues.
     """
@@ -147,7 +155,8 @@ def encode(
     model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Code file (.npy/.npz), folder, or - for stdout."),
     fmt: Optional[str] = typer.Option(None, "--format", help="npy (codes only) or npz (codes + meta)."),
-    n_q: Optional[int] = typer.Option(None, "--n-q", help="Use only the first N codebooks."),
+    n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae models need one)."),
     force: bool = typer.Option(False, "--force", "-f", help="Write binary to a terminal anyway."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
@@ -155,15 +164,16 @@ def encode(
 
     One input goes to stdout, to -o FILE, or into -o FOLDER when that folder exists. A folder, or
     several inputs, need -o FOLDER: one code file per input, mirroring the tree. .npy holds codes only
-    ((n_q, T) audio, (H, W) images); .npz also keeps the original length/size and the model's hash, so
-    decode restores the exact size and refuses codes of another model.
+    ((n_q, T) audio, (H, W) images; vae/cvae: float32 latent means (D, *grid)); .npz also keeps the
+    original length/size, the label and the model's hash, so decode restores the exact size and refuses
+    codes of another model. vqvae2 codes (top and bottom) are always .npz.
     """
     if fmt not in (None, "npy", "npz"):
         raise UsageError(f"--format {fmt!r}: use npy or npz")
     model = _model_path(model)  # before the imports below, which take seconds (torch)
     from .encode import encode_inputs
 
-    encode_inputs(inputs, model, out, fmt, n_q, force, device, err, _refuse_terminal)
+    encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal)
 
 
 @app.command()
@@ -171,9 +181,10 @@ def decode(
     codes: Path = typer.Argument(..., help="Code file (.npy/.npz); - reads stdin."),
     model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file; its suffix picks the format (.wav, .png...)."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae; default: the .npz's)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
-    """Decode a code file back into an audio file or an image."""
+    """Decode a code file (or vae latent means) back into an audio file or an image."""
     model = _model_path(model)  # before the imports below, which take seconds (torch)
     from .encode import read_code_input
     from .tokenizer import Tokenizer
@@ -183,8 +194,51 @@ def decode(
     if not tok.modality.is_supported(out):
         raise UsageError(f"--out {out}: not a suffix this {tok.modality.name} model writes "
                          f"({', '.join(tok.modality.suffixes)})")
-    tok.decode_to_file(cf, out, name)
+    tok.decode_to_file(cf, out, name, label)
     err.print(f"wrote {out}")
+
+
+# ---- sample -------------------------------------------------------------------------------------------
+@app.command()
+def sample(
+    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    out: Path = typer.Option(..., "--out", "-o", help="A file (.png grid, .wav for -n 1) or a folder."),
+    n: int = typer.Option(8, "-n", help="Number of samples."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class to sample (cvae); default: every class in turn."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Scale of the prior's standard deviation."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same samples."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Length of audio samples (default: the "
+                                            "training segment)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+):
+    """Generate new images or sounds from a vae or cvae model (z ~ N(0, temperature^2 I), decoded).
+
+    -o grid.png writes one picture of all samples; -o FOLDER writes sample-000.png (.wav) ... files,
+    named with the label for a cvae. Discrete models (vqvae, vqvae2) need a learned prior over their
+    codes, which a later version adds.
+    """
+    model = _model_path(model)
+    from .sampling import sample_targets, write_samples
+    from .tokenizer import Tokenizer
+
+    tok = Tokenizer.load(model, device=device)
+    size = None
+    if seconds is not None:
+        rate = tok.meta["decode"].get("sample_rate")
+        if not rate:
+            raise UsageError(f"--seconds applies to audio; this is a {tok.modality.name} model")
+        if seconds <= 0:
+            raise UsageError("--seconds must be positive")
+        size = [max(1, round(seconds * rate))]
+    if n < 1:
+        raise UsageError("-n must be at least 1")
+    cycled = tok.model.conditional and label is None
+    names = [tok.label_names[i % len(tok.label_names)] if cycled else (label or "") for i in range(n)]
+    one, files = sample_targets(out, n, tok.modality, names)
+    x = tok.sample(n, size, label, temperature, seed)
+    write_samples(x, one, files, tok.modality, tok.config.options)
+    what = f" of label {label}" if label else (" cycling through its labels" if cycled else "")
+    err.print(f"wrote {n} sample(s){what} to {out}")
 
 
 # ---- info ---------------------------------------------------------------------------------------------

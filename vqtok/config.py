@@ -39,7 +39,7 @@ SAMPLES_DIR = Path(__file__).parent / "samples"
 class ModelConfig:
     """Architecture of the autoencoder and its quantizer."""
 
-    arch: str = "vqvae"
+    arch: str = "vqvae"  # model family: vqvae, vqvae2, vae, cvae, or a plugin's (see `vqtok plugins`)
     channels: int = 64  # width of the first conv layer; doubles after each stride, up to max_channels
     max_channels: int = 256
     res_blocks: int = 2  # residual blocks at the bottleneck resolution
@@ -47,6 +47,7 @@ class ModelConfig:
     latent_dim: int = 64  # dimension D of each code vector
     codebook_size: int = 512  # K entries per codebook
     n_q: int = 1  # residual codebooks
+    quantizer_dropout: float = 0.0  # probability that a step trains with only the first 1..n_q codebooks
     beta: float = 0.25  # commitment weight
     codebook_update: str = "ema"  # "ema" (moving averages) or "loss" (codebook loss, learned by SGD)
     ema_decay: float = 0.99
@@ -80,15 +81,19 @@ class RunConfig:
     options: Any  # the modality's config_class instance
     model: ModelConfig
     train: TrainConfig
+    family_options: Any = None  # the family's config_class instance (table [<model.arch>]), if it has one
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "modality": self.modality,
             "data": self.data,
             self.modality: dataclasses.asdict(self.options),
             "model": dataclasses.asdict(self.model),
             "train": dataclasses.asdict(self.train),
         }
+        if self.family_options is not None:
+            d[self.model.arch] = dataclasses.asdict(self.family_options)
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -189,11 +194,13 @@ def resolve(
     overrides: list[str] = (),
     flags: dict | None = None,
     get_modality=None,
+    get_family=None,
 ) -> RunConfig:
     """Merge defaults, the modality's defaults, a recipe, overrides and flags into a ``RunConfig``.
 
     ``flags`` holds explicit CLI values such as ``{"modality": "audio", "train.steps": 100}``; None
-    values are ignored. ``get_modality(name)`` returns the plugin's modality object.
+    values are ignored. ``get_modality(name)`` returns the plugin's modality object and
+    ``get_family(arch)`` the family class (default: the installed plugins').
     """
     layers = [recipe or {}]
     layers += [_nest(*parse_override(o)) for o in overrides]
@@ -209,43 +216,61 @@ def resolve(
     data = user.pop("data", "")
     if not isinstance(data, str):
         raise UsageError(f"data must be a path, got {data!r}")
+    defaults = modality.default_overrides()
+    arch = user.get("model", {}).get("arch") or defaults.get("model", {}).get("arch") or ModelConfig.arch
+    if not isinstance(arch, str):
+        raise UsageError(f"model.arch must be a family name, got {arch!r}")
+    family = (get_family or _installed_family)(arch)
     sections = {"model": ModelConfig, "train": TrainConfig, name: modality.config_class}
+    if family.config_class is not None:
+        sections[arch] = family.config_class
     unknown = sorted(set(user) - set(sections))
     if unknown:
         raise UsageError(
             f"unknown section or key {unknown[0]!r}; known: modality, data, {', '.join(sections)}"
         )
-    defaults = modality.default_overrides()
     built = {
         section: build_section(cls, _merge(defaults.get(section, {}), user.get(section, {})), section)
         for section, cls in sections.items()
     }
-    config = RunConfig(name, data, built[name], built["model"], built["train"])
+    config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch))
     validate(config)
     return config
 
 
-def from_dict(d: dict, get_modality) -> RunConfig:
+def _installed_family(arch: str):
+    from .plugins import get_family
+
+    return get_family(arch)
+
+
+def from_dict(d: dict, get_modality, get_family=None) -> RunConfig:
     """Rebuild the ``RunConfig`` stored in a model file."""
     d = dict(d)
     name = d["modality"]
     modality = get_modality(name)
+    model = build_section(ModelConfig, d["model"], "model")
+    family = (get_family or _installed_family)(model.arch)
+    options = None
+    if family.config_class is not None:
+        options = build_section(family.config_class, d.get(model.arch, {}), model.arch)
     return RunConfig(
         name,
         d.get("data", ""),
         build_section(modality.config_class, d.get(name, {}), name),
-        build_section(ModelConfig, d["model"], "model"),
+        model,
         build_section(TrainConfig, d["train"], "train"),
+        options,
     )
 
 
 def validate(c: RunConfig) -> None:
     m, t = c.model, c.train
     checks = [
-        (m.arch == "vqvae", f"model.arch {m.arch!r} is not available yet; this version trains 'vqvae'"),
         (m.codebook_update in ("ema", "loss"), "model.codebook_update must be 'ema' or 'loss'"),
         (2 <= m.codebook_size <= 2**31 - 1, "model.codebook_size must be at least 2"),
         (m.n_q >= 1, "model.n_q must be at least 1"),
+        (0.0 <= m.quantizer_dropout <= 1.0, "model.quantizer_dropout must lie in [0, 1]"),
         (m.latent_dim >= 1 and m.channels >= 1, "model.latent_dim and model.channels must be positive"),
         (all(s >= 1 for s in m.strides) and len(m.strides) >= 1, "model.strides must be positive"),
         (0.0 < m.ema_decay < 1.0, "model.ema_decay must lie in (0, 1)"),

@@ -39,13 +39,14 @@ class TrainingSet:
             raise VqtokError(f"{path}: {type(e).__name__}: {e}") from None
 
     def batch(self, step: int, size: int, seed: int, rank: int = 0, world: int = 1,
-              multiple: int = 1) -> torch.Tensor:
-        """The ``rank``-th slice of global batch ``step``: ``(size // world, C, *example_shape)``, each
-        spatial axis cropped to a multiple of ``multiple`` (the model's hop)."""
+              multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``rank``-th slice of global batch ``step``: examples ``(size // world, C, *example_shape)``,
+        each spatial axis cropped to a multiple of ``multiple`` (the model's hop), and their labels
+        ``(size // world,)`` (indices into ``label_names``; -1 for a file outside any class folder)."""
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         picks = torch.randint(len(self.files), (size,), generator=g)
         example_seeds = torch.randint(2**62, (size,), generator=g)
-        mine = range(rank, size, world)
+        mine = list(range(rank, size, world))
         x = torch.stack([self.example(int(picks[i]), int(example_seeds[i])) for i in mine])
         for axis in range(2, x.ndim):
             usable = x.shape[axis] - x.shape[axis] % multiple
@@ -53,4 +54,12 @@ class TrainingSet:
                 raise UsageError(f"training examples of size {x.shape[axis]} are shorter than the model's "
                                  f"hop {multiple}; make the examples longer or the strides smaller")
             x = x.narrow(axis, 0, usable)
-        return x
+        return x, self.labels[picks[mine]]
+
+    def require_labels(self) -> None:
+        """For conditional families: every file must lie in a class sub-folder."""
+        unlabelled = [f for f, lab in zip(self.files, self.labels.tolist()) if lab < 0]
+        if not self.label_names or unlabelled:
+            example = f" ({unlabelled[0]} is not)" if unlabelled and self.label_names else ""
+            raise UsageError(f"{self.root}: a conditional model needs labelled data: put the files of each "
+                             f"class in a sub-folder named after the class{example}")

@@ -32,7 +32,7 @@ def _stdin_to_file(suffix_hint: str) -> Path:
     return Path(tmp.name)
 
 
-def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str | None) -> list[tuple[Path, Path | None]]:
+def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str) -> list[tuple[Path, Path | None]]:
     """(input file, output path or None for stdout) for every file to encode."""
     for item in inputs:
         if str(item) != "-" and not item.exists():
@@ -47,7 +47,7 @@ def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str | None)
         raise UsageError("encoding a folder or several files needs -o FOLDER")
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: must be a folder when encoding a folder or several files")
-    suffix = "." + (fmt or "npy")
+    suffix = "." + fmt
     jobs = []
     for item in inputs:
         if item.is_dir():
@@ -66,19 +66,23 @@ def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str | None)
     return jobs
 
 
-def encode_inputs(inputs, model_path, out, fmt, n_q, force, device, console, refuse_terminal) -> None:
+def encode_inputs(inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal) -> None:
     tok = Tokenizer.load(model_path, device=device)
-    jobs = _jobs(inputs, tok, out, fmt)
+    several = len(tok.specs) > 1  # e.g. VQ-VAE-2's top and bottom: only .npz holds them
+    jobs = _jobs(inputs, tok, out, fmt or ("npz" if several else "npy"))
     with Progress(console=console, transient=True, disable=len(jobs) < 2) as progress:
         task = progress.add_task("encode", total=len(jobs))
         for src, dst in jobs:
-            as_npz = (fmt == "npz") if fmt else (dst is not None and dst.suffix.lower() == ".npz")
+            as_npz = (fmt == "npz") if fmt else (dst.suffix.lower() == ".npz" if dst is not None else several)
+            if several and not as_npz:
+                raise UsageError(f"a {tok.family} model's codes have {len(tok.specs)} levels "
+                                 f"({', '.join(tok.specs)}), which only .npz holds: use -o FILE.npz")
             if dst is None:
                 refuse_terminal(force)
             if str(src) == "-":
                 tmp = _stdin_to_file(tok.modality.suffixes[0] if tok.modality.suffixes else "")
                 try:
-                    cf = tok.encode_file(tmp, n_q)
+                    cf = tok.encode_file(tmp, n_q, label)
                 except VqtokError as e:  # name the input as the user gave it, not the temporary file
                     raise type(e)(str(e).replace(str(tmp), "<stdin>")) from None
                 finally:
@@ -87,7 +91,7 @@ def encode_inputs(inputs, model_path, out, fmt, n_q, force, device, console, ref
                 if not tok.modality.is_supported(src):
                     raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads "
                                      f"({', '.join(tok.modality.suffixes)})")
-                cf = tok.encode_file(src, n_q)
+                cf = tok.encode_file(src, n_q, label)
             data = code_bytes(cf, as_npz)
             if dst is None:
                 sys.stdout.buffer.write(data)

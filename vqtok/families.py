@@ -1,18 +1,15 @@
-"""Model families by ``model.arch`` name, and building one for a modality."""
+"""Building the model of a run: the family named by ``model.arch``, sized for the modality."""
 
 from __future__ import annotations
 
 from .config import RunConfig
-from .errors import UsageError
 from .modality import Modality
-from .models.vqvae import VQVAE
+from .models.base import Family
+from .plugins import get_family
 
-FAMILIES = {"vqvae": VQVAE}
 
-
-def build_model(config: RunConfig, modality: Modality):
-    try:
-        family = FAMILIES[config.model.arch]
-    except KeyError:
-        raise UsageError(f"unknown model.arch {config.model.arch!r}; available: {', '.join(FAMILIES)}") from None
-    return family(modality.dims, modality.channels(config.options), config.model)
+def build_model(config: RunConfig, modality: Modality, n_labels: int = 0) -> Family:
+    """The family's model for ``config``; ``n_labels`` is the number of classes of a conditional family."""
+    family = get_family(config.model.arch)
+    return family(modality.dims, modality.channels(config.options), config.model, config.family_options,
+                  n_labels)

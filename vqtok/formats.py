@@ -15,10 +15,12 @@ string metadata:
 ``model_hash``      sha256 of the ``model.`` tensors, first 16 hex digits; code files name it
 ==================  ==============================================================================
 
-Code files hold integers, int16 when every codebook has at most 32768 entries, else int32. ``.npy``:
-the codes alone, ``(n_q, T)`` for 1-D signals, ``(H, W)`` for images (``(n_q, H, W)`` when n_q > 1).
-``.npz``: ``codes`` (that same array) and ``meta``, a 0-d string array of JSON (model hash, modality,
-original length or size, sample rate). Never pickled, never read with ``allow_pickle=True``.
+Code files hold a model's latents: integer codes (int16 when every codebook has at most 32768 entries,
+else int32) or, for the continuous families (VAE, CVAE), float32 posterior means. ``.npy``: one array
+alone, ``(n_q, T)`` codes for 1-D signals, ``(H, W)`` for images (``(n_q, H, W)`` when n_q > 1),
+``(D, T)`` / ``(D, H, W)`` means. ``.npz``: each latent array under its name (``codes``, ``mean``, or
+VQ-VAE-2's ``top`` and ``bottom``) and ``meta``, a 0-d string array of JSON (model hash, modality,
+original length or size, sample rate, label). Never pickled, never read with ``allow_pickle=True``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import VqtokError
+from .errors import UsageError, VqtokError
 
 FORMAT = "vqtok-model"
 FORMAT_VERSION = "1"
@@ -113,8 +115,17 @@ def read_model(path: Path) -> ModelFile:
 
 @dataclass
 class CodeFile:
-    codes: np.ndarray  # as stored: (n_q, T), (H, W) or (n_q, H, W)
+    """The arrays of a code file by name (a bare ``.npy`` holds one, named ``BARE``) and its meta."""
+
+    arrays: dict[str, np.ndarray]
     meta: dict | None  # None for a bare .npy
+
+    @classmethod
+    def bare(cls, array: np.ndarray) -> "CodeFile":
+        return cls({BARE: array}, None)
+
+
+BARE = ""  # the name of the one array of a bare .npy
 
 
 def code_dtype(codebook_sizes: list[int]) -> np.dtype:
@@ -122,11 +133,15 @@ def code_dtype(codebook_sizes: list[int]) -> np.dtype:
 
 
 def code_bytes(cf: CodeFile, as_npz: bool) -> bytes:
+    """The bytes of a ``.npz`` (every array and the meta) or of a ``.npy`` (the one array)."""
     buf = io.BytesIO()
     if as_npz:
-        np.savez(buf, codes=cf.codes, meta=np.array(json.dumps(cf.meta or {}, sort_keys=True)))
+        np.savez(buf, **cf.arrays, meta=np.array(json.dumps(cf.meta or {}, sort_keys=True)))
+    elif len(cf.arrays) == 1:
+        np.save(buf, next(iter(cf.arrays.values())), allow_pickle=False)
     else:
-        np.save(buf, cf.codes, allow_pickle=False)
+        raise UsageError(f"these latents have {len(cf.arrays)} arrays ({', '.join(cf.arrays)}), which a .npy "
+                         "cannot hold: write .npz (-o codes.npz or --format npz)")
     return buf.getvalue()
 
 
@@ -135,14 +150,15 @@ def parse_codes(data: bytes, name: str) -> CodeFile:
     try:
         if data[:4] == b"PK\x03\x04":
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                if "codes" not in z.files:
-                    raise VqtokError(f"{name}: an .npz without a 'codes' array (has: {', '.join(z.files)})")
+                arrays = {k: z[k] for k in z.files if k != "meta"}
+                if not arrays:
+                    raise VqtokError(f"{name}: an .npz without code arrays")
                 meta = json.loads(str(z["meta"][()])) if "meta" in z.files else None
-                return CodeFile(z["codes"], meta)
+                return CodeFile(arrays, meta)
         if data[:6] != b"\x93NUMPY":  # else np.load guesses a pickle and says so, misleadingly
             raise VqtokError(f"{name}: not a vqtok code file (.npy/.npz)"
                              + ("; it is empty" if not data else ""))
-        return CodeFile(np.load(io.BytesIO(data), allow_pickle=False), None)
+        return CodeFile.bare(np.load(io.BytesIO(data), allow_pickle=False))
     except VqtokError:
         raise
     except Exception as e:  # numpy raises ValueError, OSError, EOFError, zipfile errors ...

@@ -13,13 +13,14 @@ A plugin is a module (or object) registered under the ``vqtok`` entry-point grou
     def vqtok_modalities():
         return [SensorModality()]
 
-The built-in ``image`` and ``audio`` plugins use exactly this path. ``HOOK_API_VERSION`` rises whenever
+A plugin may also add model families (``vqtok_families``). The built-in ``image`` and ``audio``
+modalities and the built-in families (``vqtok.models.builtin``) use exactly this path. ``HOOK_API_VERSION`` rises whenever
 a hook changes in a way that breaks existing plugins; ``docs/plugins.md`` is the tutorial.
 """
 
 import pluggy
 
-HOOK_API_VERSION = 1
+HOOK_API_VERSION = 2  # 2: vqtok_families
 
 hookspec = pluggy.HookspecMarker("vqtok")
 hookimpl = pluggy.HookimplMarker("vqtok")
@@ -30,4 +31,13 @@ def vqtok_modalities():
     """Return a list of :class:`vqtok.modality.Modality` instances this plugin provides.
 
     Each modality's ``name`` must be unique across all installed plugins.
+    """
+
+
+@hookspec
+def vqtok_families():
+    """Return a list of model family classes, subclasses of :class:`vqtok.models.base.Family`.
+
+    Each family's ``name`` (what ``--arch`` / ``model.arch`` takes) must be unique across all installed
+    plugins.
     """

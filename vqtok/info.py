@@ -13,12 +13,26 @@ from .errors import VqtokError
 from .formats import read_model
 
 
+def latent_rates(decode: dict) -> dict[str, dict]:
+    """Per latent array: positions per second (audio) or per image, and bits per position (discrete)."""
+    out = {}
+    for name, spec in decode["latents"].items():
+        sizes = spec.get("codebook_sizes")
+        entry = {"channels": spec["channels"], "hop": spec["hop"], "discrete": sizes is not None,
+                 "bits_per_position": sum(math.log2(k) for k in sizes) if sizes else None}
+        if decode.get("sample_rate"):
+            entry["positions_per_second"] = decode["sample_rate"] / spec["hop"]
+        elif decode.get("image_size"):
+            entry["positions_per_image"] = math.ceil(decode["image_size"] / spec["hop"]) ** 2
+        out[name] = entry
+    return out
+
+
 def model_report(path: Path) -> dict:
     mf = read_model(path)
     meta = mf.meta
     decode = meta["decode"]
-    sizes = decode.get("codebook_sizes", [])
-    bits = sum(math.log2(k) for k in sizes)
+    rates = latent_rates(decode)
     report = {
         "file": str(path),
         "family": meta.get("family"),
@@ -29,17 +43,15 @@ def model_report(path: Path) -> dict:
         "parameters": sum(t.numel() for k, t in mf.section("model").items() if ".codebook" not in k
                            and not k.split(".")[-1].startswith(("ema_", "initialized"))),
         "decode": decode,
-        "bits_per_code_position": bits,
+        "latents": rates,
         "config": meta["config"],
         "training": meta["training"],
     }
-    if decode.get("sample_rate"):
-        rate = decode["sample_rate"] / decode["hop"]
-        report["codes_per_second"] = rate
-        report["bitrate_bps"] = rate * bits
-    elif decode.get("image_size"):
-        side = decode["image_size"] // decode["hop"]
-        report["bits_per_image"] = side * side * bits
+    discrete = [r for r in rates.values() if r["discrete"]]
+    if discrete and all("positions_per_second" in r for r in discrete):
+        report["bitrate_bps"] = sum(r["positions_per_second"] * r["bits_per_position"] for r in discrete)
+    if discrete and all("positions_per_image" in r for r in discrete):
+        report["bits_per_image"] = sum(r["positions_per_image"] * r["bits_per_position"] for r in discrete)
     return report
 
 
@@ -50,8 +62,23 @@ def describe_model(path: Path, as_json: bool, console: Console) -> None:
             print(json.dumps(report, indent=2, sort_keys=True))
         else:
             _print_table(path, report, console)
-    except (KeyError, IndexError, TypeError) as e:
+    except (KeyError, IndexError, TypeError, AttributeError) as e:
         raise VqtokError(f"{path}: incomplete vqtok metadata (missing or malformed {e})") from e
+
+
+def _latent_rows(report: dict) -> list[tuple[str, str]]:
+    d = report["decode"]
+    rows = []
+    for name, r in report["latents"].items():
+        if r["discrete"]:
+            sizes = d["latents"][name]["codebook_sizes"]
+            what = f"{r['channels']} codebook(s) x {sizes[0]} entries, dim {d.get('latent_dim', '?')}"
+        else:
+            what = f"continuous, {r['channels']} float32 values per position"
+        where = (f"{r['positions_per_second']:g} positions/s" if "positions_per_second" in r else
+                 f"{r['positions_per_image']} positions/image" if "positions_per_image" in r else "")
+        rows.append((f"latents ({name})", f"{what}; hop {r['hop']}" + (f", {where}" if where else "")))
+    return rows
 
 
 def _print_table(path: Path, report: dict, console: Console) -> None:
@@ -59,36 +86,45 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     table = Table(title=str(path), show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    rows = [
-        ("family", report["family"]), ("modality", report["modality"]),
-        ("model hash", report["model_hash"]), ("parameters", f"{report['parameters']:,}"),
-        ("codebooks", f"{d['n_q']} x {d['codebook_sizes'][0]} entries, dim {d['latent_dim']}"),
-        ("hop / downsampling", str(d["hop"])),
-    ]
+    rows = [("family", report["family"]), ("modality", report["modality"]),
+            ("model hash", report["model_hash"]), ("parameters", f"{report['parameters']:,}")]
+    rows += _latent_rows(report)
+    if d.get("sample_rate"):
+        rows.append(("sample rate", f"{d['sample_rate']} Hz"))
     if "bitrate_bps" in report:
-        rows += [("sample rate", f"{d['sample_rate']} Hz"),
-                 ("bitrate", f"{report['codes_per_second']:g} codes/s x {report['bits_per_code_position']:g} "
-                             f"bits = {report['bitrate_bps']:g} bit/s")]
+        rows.append(("bitrate", f"{report['bitrate_bps']:g} bit/s (raw, log2 K per code)"))
+    if d.get("image_size"):
+        rows.append(("image size", f"{d['image_size']} x {d['image_size']}, {d['channels']} channel(s)"))
     if "bits_per_image" in report:
-        side = d["image_size"] // d["hop"]
-        rows += [("image size", f"{d['image_size']} x {d['image_size']}, {d['channels']} channel(s)"),
-                 ("codes per image", f"{side} x {side} = {report['bits_per_image']:g} bits")]
+        rows.append(("bits per image", f"{report['bits_per_image']:g} (raw, log2 K per code)"))
+    if d.get("likelihood"):
+        rows.append(("likelihood", d["likelihood"]))
     if d.get("label_names"):
         rows.append(("labels", ", ".join(d["label_names"])))
     final = t.get("final", {})
-    perplexity = [f"{final[k]:.1f}" for k in sorted(final) if k.startswith("perplexity")]
-    usage = [f"{final[k]:.0%}" for k in sorted(final) if k.startswith("usage")]
+    diag = t.get("diagnostics", {})
     rows += [
         ("trained", f"{t.get('steps')} steps, {t.get('seconds', 0):.0f} s on {t.get('device')}"
                     + ("" if t.get("completed", True) else " (interrupted)")),
         ("data", f"{t.get('data')} ({t.get('files')} files)"),
-        ("final loss", f"{final.get('loss', float('nan')):.4f} (recon {final.get('recon', float('nan')):.4f})"),
-        ("perplexity", " ".join(perplexity) or "-"), ("codes alive", " ".join(usage) or "-"),
-        ("written by", f"vqtok {report['vqtok_version']} (format {report['format_version']})"),
+        ("final loss", f"{final.get('loss', float('nan')):.4f}"),
     ]
+    if "elbo" in final:
+        rows.append(("ELBO (train)", f"{final['elbo']:.2f} nats = {final.get('nll_recon', float('nan')):.2f} "
+                                     f"reconstruction + {final['kl']:.2f} KL per example"))
+    if "active_units" in diag:
+        rows.append(("active units", f"{diag['active_units']} of {diag.get('latent_dim', '?')} "
+                                     "(Cov_x E_q[z_u] > 0.01)"))
+    if "recon" in final:
+        rows.append(("reconstruction loss", f"{final['recon']:.4f}"))
+    perplexity = [f"{k.replace('perplexity', '')} {final[k]:.1f}" for k in sorted(final) if "perplexity" in k]
+    usage = [f"{k.replace('usage', '')} {final[k]:.0%}" for k in sorted(final) if "usage" in k]
+    if perplexity:
+        rows += [("perplexity", ", ".join(perplexity)), ("codes alive", ", ".join(usage) or "-")]
+    rows.append(("written by", f"vqtok {report['vqtok_version']} (format {report['format_version']})"))
     for k, v in rows:
         table.add_row(k, str(v))
     console.print(table)
     cfg = report["config"]
-    console.print("config: " + json.dumps({k: cfg[k] for k in ("model", "train", cfg["modality"])}),
-                  highlight=False, soft_wrap=True)
+    shown = ("model", "train", cfg["modality"], cfg["model"]["arch"])
+    console.print("config: " + json.dumps({k: cfg[k] for k in shown if k in cfg}), highlight=False, soft_wrap=True)

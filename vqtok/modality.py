@@ -29,6 +29,7 @@ class Modality(abc.ABC):
     suffixes: tuple[str, ...] = ()  # lower-case, with the dot: (".png", ".jpg")
     dims: int = 1  # 1: (C, T) signals; 2: (C, H, W) maps
     config_class: type = NoOptions  # dataclass of this modality's options (the recipe's [name] table)
+    default_suffix: str = ""  # what vqtok names the files it writes for you (sample-000.png); "": suffixes[0]
 
     # ---- required -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -61,6 +62,18 @@ class Modality(abc.ABC):
     def describe(self, options) -> dict:
         """What decoding needs to know, stored in the model file's metadata (e.g. the sample rate)."""
         return {}
+
+    def example_size(self, options) -> list[int] | None:
+        """The size per axis of a training example (what ``vqtok sample`` makes unless told); None:
+        the user must say."""
+        return None
+
+    def save_batch(self, x: torch.Tensor, path: Path, options) -> bool:
+        """Write a batch ``(N, C, *spatial)`` as one file (e.g. an image grid); False if not offered."""
+        return False
+
+    def output_suffix(self) -> str:
+        return self.default_suffix or (self.suffixes[0] if self.suffixes else "")
 
     def is_supported(self, path: Path) -> bool:
         return path.suffix.lower() in self.suffixes

@@ -41,7 +41,7 @@ def run_quickstart(out: Path, steps: int | None, console: Console) -> None:
         lines += [
             f"[bold]{name}[/]: model {result.paths.model} ({result.step} steps, {result.summary['seconds']:.0f} s, "
             f"loss {final['loss']:.4f})",
-            f"  codes {code_path} (shape {tuple(codes.codes.shape)}), decoded {decoded} from {demo}",
+            f"  codes {code_path} (shape {tuple(codes.arrays['codes'].shape)}), decoded {decoded} from {demo}",
             f"  preview {result.paths.preview}, metrics {result.paths.metrics}",
         ]
     console.rule("[bold]quickstart done")

@@ -1,4 +1,9 @@
-"""``Tokenizer``: a trained model with its modality, turning tensors and files into codes and back."""
+"""``Tokenizer``: a trained model with its modality, turning tensors and files into latents and back.
+
+Latents are what a family's ``encode`` returns (see :mod:`vqtok.models.base`): a dict of named arrays,
+integer codes or float32 means. In a code file (:mod:`vqtok.formats`) each goes under its name; a
+family with a single latent array may also write it alone as a bare ``.npy``.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +18,20 @@ from .atomic import atomic_path
 from .chunking import decode_stream, encode_stream
 from .errors import UsageError, VqtokError
 from .families import build_model
-from .formats import CodeFile, code_dtype, read_model
-from .plugins import get_modality
+from .formats import BARE, CodeFile, code_dtype, read_model
+from .models.base import Family, LatentSpec
+from .plugins import get_family, get_modality
 
 CHUNK_SAMPLES = 2**17  # samples per chunk when streaming 1-D signals (~8 s at 16 kHz)
 
+Latents = dict[str, torch.Tensor]  # name -> (channels, *grid), no batch axis
+
 
 class Tokenizer:
-    def __init__(self, model, config, modality, meta: dict, device: str = "cpu"):
+    def __init__(self, model: Family, config, modality, meta: dict, device: str = "cpu"):
         self.model = model.to(device).eval()
         self.config, self.modality, self.meta, self.device = config, modality, meta, torch.device(device)
+        self.specs: dict[str, LatentSpec] = model.latents()
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> "Tokenizer":
@@ -30,13 +39,14 @@ class Tokenizer:
         name = mf.meta.get("modality", "?")
         try:
             modality = get_modality(name)
-        except VqtokError as e:
-            raise VqtokError(f"{path}: needs modality {name!r}: {e}") from None
-        try:
             cfg = config_mod.from_dict(mf.meta["config"], get_modality)
         except (KeyError, TypeError) as e:
             raise VqtokError(f"{path}: incomplete vqtok metadata (its config lacks {e})") from e
-        model = build_model(cfg, modality)
+        except VqtokError as e:
+            raise VqtokError(f"{path}: needs {e}") from None
+        labels = mf.meta["decode"].get("label_names") or []
+        n_labels = len(labels) if get_family(cfg.model.arch).conditional else 0
+        model = build_model(cfg, modality, n_labels)
         try:
             model.load_state_dict(mf.section("model"), strict=True)
         except RuntimeError as e:
@@ -49,8 +59,12 @@ class Tokenizer:
         return self.meta["model_hash"]
 
     @property
-    def codebook_sizes(self) -> list[int]:
-        return self.model.quantizer.sizes
+    def family(self) -> str:
+        return self.model.name
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.meta.get("decode", {}).get("label_names") or [])
 
     @property
     def hop(self) -> int:
@@ -60,76 +74,156 @@ class Tokenizer:
     def dims(self) -> int:
         return self.modality.dims
 
-    def _n_q(self, n_q: int | None) -> int:
-        n = self.model.quantizer.n_q if n_q is None else n_q
-        if not 1 <= n <= self.model.quantizer.n_q:
-            raise UsageError(f"--n-q {n}: this model has {self.model.quantizer.n_q} codebook(s); "
-                             f"use 1 to {self.model.quantizer.n_q}")
-        return n
+    def labels(self, label: str | None, n: int = 1) -> torch.Tensor | None:
+        """The label tensor ``(n,)`` a conditional model needs; refuses a label an unconditional model
+        cannot use, a missing one, and names it does not know."""
+        if not self.model.conditional:
+            if label is not None:
+                raise UsageError(f"--label: this {self.family} model is not conditional and takes no label")
+            return None
+        known = self.label_names
+        if label is None:
+            raise UsageError(f"this {self.family} model needs --label, one of: {', '.join(known)}")
+        if label not in known:
+            raise UsageError(f"--label {label!r} is not a label of this model; known labels: {', '.join(known)}")
+        return torch.full((n,), known.index(label), dtype=torch.long)
 
-    # ---- codes layout: model (n_q, *G) <-> file ----
-    def to_file_layout(self, codes: torch.Tensor) -> np.ndarray:
-        """``(n_q, *G)`` -> the stored array: images drop the n_q axis when it is 1."""
-        arr = codes.cpu().numpy().astype(code_dtype(self.codebook_sizes))
-        return arr[0] if self.dims >= 2 and arr.shape[0] == 1 else arr
+    def _n_q(self, n_q: int | None) -> int | None:
+        if n_q is None:
+            return None
+        residual = [s for s in self.specs.values() if s.discrete and s.channels > 1]
+        if len(self.specs) != 1 or not next(iter(self.specs.values())).discrete:
+            raise UsageError(f"--n-q applies to residual VQ models; this is a {self.family} model")
+        n = next(iter(self.specs.values())).channels
+        if not 1 <= n_q <= n:
+            hint = "" if residual else " (train with model.n_q=N for a residual quantizer)"
+            raise UsageError(f"--n-q {n_q}: this model has {n} codebook(s); use 1 to {n}{hint}")
+        return n_q
 
-    def from_file_layout(self, arr: np.ndarray, name: str) -> torch.Tensor:
-        """Check a stored code array against this model and return ``(n, *G)`` int64."""
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise VqtokError(f"{name}: codes must be integers, found {arr.dtype}")
-        if arr.ndim == self.dims:
+    # ---- latents: model (channels, *G) <-> file arrays ----
+    def to_file_arrays(self, latents: Latents) -> dict[str, np.ndarray]:
+        """Discrete codes as int16/int32 (images drop the codebook axis when it is 1); means as float32."""
+        out = {}
+        for name, t in latents.items():
+            spec = self.specs[name]
+            if spec.discrete:
+                arr = t.cpu().numpy().astype(code_dtype(spec.codebook_sizes))
+                out[name] = arr[0] if self.dims >= 2 and arr.shape[0] == 1 else arr
+            else:
+                out[name] = t.cpu().numpy().astype(np.float32)
+        return out
+
+    def from_file_arrays(self, cf: CodeFile, where: str) -> Latents:
+        """Check a code file's arrays against this model; return them as ``(channels, *G)`` tensors."""
+        arrays = dict(cf.arrays)
+        if BARE in arrays:
+            if len(self.specs) != 1:
+                raise VqtokError(f"{where}: a bare .npy, but a {self.family} model's latents are "
+                                 f"{' and '.join(self.specs)}: decode the .npz that encode wrote")
+            arrays = {next(iter(self.specs)): arrays[BARE]}
+        if set(arrays) != set(self.specs):
+            raise VqtokError(f"{where}: holds {', '.join(sorted(arrays))}, but this {self.family} model's "
+                             f"latents are {', '.join(self.specs)}; were they made by another model?")
+        latents = {name: self._check_array(arrays[name], self.specs[name], f"{where} [{name}]")
+                   for name in self.specs}
+        self._check_grids_fit(latents, where)
+        return latents
+
+    def _check_array(self, arr: np.ndarray, spec: LatentSpec, where: str) -> torch.Tensor:
+        kind = "codes" if spec.discrete else "latent means"
+        if spec.discrete and not np.issubdtype(arr.dtype, np.integer):
+            raise VqtokError(f"{where}: codes must be integers, found {arr.dtype}")
+        if not spec.discrete and not np.issubdtype(arr.dtype, np.floating):
+            raise VqtokError(f"{where}: this {self.family} model takes float latent means, found {arr.dtype}"
+                             " codes; were they made by another model?")
+        if spec.discrete and arr.ndim == self.dims:
             arr = arr[None]
+        grid = "T" if self.dims == 1 else "H, W"
         if arr.ndim != self.dims + 1:
-            expected = "(n_q, T)" if self.dims == 1 else "(H, W) or (n_q, H, W)"
-            raise VqtokError(f"{name}: codes of shape {arr.shape} do not fit this {self.modality.name} "
-                             f"model, which expects {expected}")
-        if not 1 <= arr.shape[0] <= self.model.quantizer.n_q or min(arr.shape[1:], default=0) < 1:
-            raise VqtokError(f"{name}: codes of shape {arr.shape} do not fit this model "
-                             f"({self.model.quantizer.n_q} codebook(s), non-empty grid)")
-        for i, size in enumerate(self.codebook_sizes[: arr.shape[0]]):
+            raise VqtokError(f"{where}: {kind} of shape {arr.shape} do not fit this {self.modality.name} "
+                             f"model, which expects ({'n_q' if spec.discrete else 'D'}, {grid})")
+        fits = 1 <= arr.shape[0] <= spec.channels if spec.discrete else arr.shape[0] == spec.channels
+        if not fits or min(arr.shape[1:], default=0) < 1:
+            have = f"{spec.channels} codebook(s)" if spec.discrete else f"latent dimension {spec.channels}"
+            raise VqtokError(f"{where}: {kind} of shape {arr.shape} do not fit this model ({have}, non-empty grid)")
+        if not spec.discrete:
+            if not np.isfinite(arr).all():
+                raise VqtokError(f"{where}: latent means contain NaN or infinity")
+            return torch.from_numpy(arr.astype(np.float32))
+        for i, size in enumerate(spec.codebook_sizes[: arr.shape[0]]):
             lo, hi = int(arr[i].min()), int(arr[i].max())
             if lo < 0 or hi >= size:
-                raise VqtokError(f"{name}: code {hi if hi >= size else lo} in codebook {i} lies outside "
+                raise VqtokError(f"{where}: code {hi if hi >= size else lo} in codebook {i} lies outside "
                                  f"0..{size - 1}; were these codes made by another model?")
         return torch.from_numpy(arr.astype(np.int64))
 
+    def _check_grids_fit(self, latents: Latents, where: str) -> None:
+        """Arrays at several rates must cover the same input: grid sizes in the ratio of their hops."""
+        coarse = max(self.specs, key=lambda k: self.specs[k].hop)
+        base = latents[coarse].shape[1:]
+        for name, t in latents.items():
+            ratio = self.specs[coarse].hop // self.specs[name].hop
+            if tuple(t.shape[1:]) != tuple(s * ratio for s in base):
+                shapes = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in latents.items())
+                raise VqtokError(f"{where}: the latent grids do not fit together ({shapes}); each must be "
+                                 f"{coarse}'s times its rate")
+
     # ---- tensors ----
     @torch.no_grad()
-    def encode_tensor(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
-        """``(C, *S)`` -> codes ``(n_q, *ceil(S / hop))``; the end of each axis is padded to the hop."""
-        n_q = self._n_q(n_q)
+    def encode_tensor(self, x: torch.Tensor, n_q: int | None = None,
+                      labels: torch.Tensor | None = None) -> Latents:
+        """``(C, *S)`` -> latents ``{name: (channels, *ceil(S / hop_name))}``; the end of each axis is
+        padded to a multiple of the hop."""
         pad = []
         for size in reversed(x.shape[1:]):
             pad += [0, -size % self.hop]
         mode = "replicate" if self.dims == 2 else "constant"
         x = F.pad(x[None].to(self.device), pad, mode=mode) if any(pad) else x[None].to(self.device)
-        return self.model.encode(x, n_q)[0].cpu()
+        labels = labels[:1].to(self.device) if labels is not None else None
+        return {k: v[0].cpu() for k, v in self.model.encode(x, labels, n_q).items()}
 
     @torch.no_grad()
-    def decode_tensor(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes ``(n, *G)`` -> ``(C, *G * hop)``."""
-        return self.model.decode(codes[None].to(self.device))[0].float().cpu()
+    def decode_tensor(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents ``{name: (channels, *G)}`` -> ``(C, *G * hop)``."""
+        batch = {k: v[None].to(self.device) for k, v in latents.items()}
+        labels = labels[:1].to(self.device) if labels is not None else None
+        return self.model.decode(batch, labels)[0].float().cpu()
 
     # ---- the public API ----
-    def encode(self, x, n_q: int | None = None) -> np.ndarray:
-        """A tensor ``(C, *S)`` or a file path -> codes in the file layout (see ``vqtok.formats``)."""
+    def encode(self, x, n_q: int | None = None, label: str | None = None):
+        """A tensor ``(C, *S)`` or a file path -> the file arrays: one array when the family has a
+        single latent (codes ``(n_q, T)`` / ``(H, W)``, or means ``(D, *G)``), else a dict by name."""
         if isinstance(x, (str, Path)):
-            return self.encode_file(Path(x), n_q).codes
-        return self.to_file_layout(self.encode_tensor(x, n_q))
+            arrays = self.encode_file(Path(x), n_q, label).arrays
+        else:
+            arrays = self.to_file_arrays(self.encode_tensor(x, self._n_q(n_q), self.labels(label)))
+        return next(iter(arrays.values())) if len(arrays) == 1 else arrays
 
-    def decode(self, codes) -> torch.Tensor:
-        """Codes (array in the file layout, or a ``CodeFile``) -> ``(C, *S)``."""
-        cf = codes if isinstance(codes, CodeFile) else CodeFile(np.asarray(codes), None)
-        return self._crop(self.decode_tensor(self.check(cf, "codes")), cf.meta)
+    def decode(self, codes, label: str | None = None) -> torch.Tensor:
+        """Latents (an array, a dict of arrays by name, or a ``CodeFile``) -> ``(C, *S)``."""
+        if isinstance(codes, CodeFile):
+            cf = codes
+        elif isinstance(codes, dict):
+            cf = CodeFile({k: np.asarray(v) for k, v in codes.items()}, None)
+        else:
+            cf = CodeFile.bare(np.asarray(codes))
+        latents = self.check(cf, "codes")
+        return self._crop(self.decode_tensor(latents, self._decode_labels(cf, label)), cf.meta)
 
-    def check(self, cf: CodeFile, name: str) -> torch.Tensor:
-        """Refuse codes from another model or modality; return them as ``(n, *G)`` int64."""
+    def check(self, cf: CodeFile, name: str) -> Latents:
+        """Refuse latents from another model or modality; return them as ``{name: (channels, *G)}``."""
         meta = cf.meta or {}
         if meta.get("modality", self.modality.name) != self.modality.name:
             raise VqtokError(f"{name}: {meta['modality']} codes, but this is a {self.modality.name} model")
         if meta.get("model_hash", self.model_hash) != self.model_hash:
             raise VqtokError(f"{name}: made by model {meta['model_hash']}, not by this one ({self.model_hash})")
-        return self.from_file_layout(cf.codes, name)
+        return self.from_file_arrays(cf, name)
+
+    def _decode_labels(self, cf: CodeFile, label: str | None) -> torch.Tensor | None:
+        """A conditional model decodes with ``label``, or else the label the code file records."""
+        if label is None and self.model.conditional:
+            label = (cf.meta or {}).get("label")
+        return self.labels(label)
 
     def _crop(self, x: torch.Tensor, meta: dict | None) -> torch.Tensor:
         size = (meta or {}).get("size")
@@ -139,33 +233,65 @@ class Tokenizer:
         chunk = max(1, CHUNK_SAMPLES // self.hop)
         return chunk, self.model.encoder_context, self.model.decoder_context
 
-    def encode_file(self, path: Path, n_q: int | None = None) -> CodeFile:
+    def encode_file(self, path: Path, n_q: int | None = None, label: str | None = None) -> CodeFile:
         """Encode one file; 1-D signals stream in chunks with bounded memory."""
         n_q = self._n_q(n_q)
+        labels = self.labels(label)
         opts = self.config.options
         if self.dims == 1:
             chunk, enc_ctx, _ = self._context()
             length = self.modality.length(path, opts)
             pieces = self.modality.stream(path, opts, block=chunk * self.hop)
-            codes = encode_stream(pieces, lambda w: self.encode_tensor(w, n_q), self.hop, enc_ctx, chunk)
+            latents = encode_stream(pieces, lambda w: self.encode_tensor(w, n_q, labels), self.hop, enc_ctx, chunk)
             size = [length]
         else:
             x = self.modality.load(path, opts)
-            codes, size = self.encode_tensor(x, n_q), list(x.shape[1:])
-        meta = {"model_hash": self.model_hash, "modality": self.modality.name, "size": size,
-                "n_q": n_q, **self.modality.describe(opts)}
-        return CodeFile(self.to_file_layout(codes), meta)
+            latents, size = self.encode_tensor(x, n_q, labels), list(x.shape[1:])
+        meta = {"model_hash": self.model_hash, "modality": self.modality.name, "family": self.family,
+                "size": size, **self.modality.describe(opts)}
+        if n_q is not None:
+            meta["n_q"] = n_q
+        if label is not None:
+            meta["label"] = label
+        return CodeFile(self.to_file_arrays(latents), meta)
 
-    def decode_to_file(self, cf: CodeFile, out: Path, name: str = "codes") -> None:
+    def decode_to_file(self, cf: CodeFile, out: Path, name: str = "codes", label: str | None = None) -> None:
         """Decode to ``out`` (written atomically); 1-D signals stream in chunks."""
-        codes = self.check(cf, name)
+        latents = self.check(cf, name)
+        labels = self._decode_labels(cf, label)
         opts = self.config.options
         with atomic_path(out) as tmp:
             if self.dims == 1:
                 chunk, _, dec_ctx = self._context()
                 length = (cf.meta or {}).get("size", [None])[0]
+                decode = lambda part: self.decode_tensor(part, labels)  # noqa: E731
                 with self.modality.writer(tmp, opts) as w:
-                    for piece in decode_stream(codes, self.decode_tensor, self.hop, dec_ctx, chunk, length):
+                    for piece in decode_stream(latents, decode, self.hop, dec_ctx, chunk, length):
                         w.write(piece)
             else:
-                self.modality.save(self._crop(self.decode_tensor(codes), cf.meta), tmp, opts)
+                self.modality.save(self._crop(self.decode_tensor(latents, labels), cf.meta), tmp, opts)
+
+    @torch.no_grad()
+    def sample(self, n: int, size: list[int] | None = None, label: str | None = None,
+               temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
+        """``n`` samples ``(n, C, *size)`` from the model's prior (``size`` per axis in input elements,
+        default the training examples' size). A conditional model without ``label`` cycles through
+        its labels."""
+        if not self.model.can_sample:
+            raise VqtokError(f"a {self.family} model has discrete latents: sampling them needs a learned "
+                             "prior over its codes (a PixelCNN, `vqtok train-prior`, comes in a later "
+                             "version); vae and cvae models sample directly")
+        if n < 1 or temperature < 0:
+            raise UsageError("-n must be at least 1 and --temperature at least 0")
+        if self.model.conditional and label is None:
+            labels = torch.arange(n) % len(self.label_names)
+        else:
+            labels = self.labels(label, n)
+        size = size or self.modality.example_size(self.config.options)
+        if not size or len(size) != self.dims or min(size) < 1:
+            raise UsageError(f"give the size of the samples ({self.dims} number(s) of input elements)")
+        grid = [-(-s // self.hop) for s in size]
+        g = torch.Generator().manual_seed(seed)
+        labels = labels.to(self.device) if labels is not None else None
+        x = self.model.sample(n, grid, labels, temperature, g).float().cpu()
+        return x[(slice(None), slice(None), *(slice(0, s) for s in size))]

@@ -8,6 +8,7 @@ same result as a run that was never interrupted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from .config import RunConfig, resolve_data_path
 from .data import TrainingSet
 from .errors import UsageError, VqtokError
 from .families import build_model
+from .plugins import get_family
 from .formats import write_model
 from .modality import Modality
 
@@ -104,21 +106,33 @@ def lr_at(step: int, cfg) -> float:
 
 
 class MetricsWindow:
-    """Averages of the metrics since the last log line."""
+    """Averages of the metrics since the last log line; a metric is a number or a list of numbers
+    (e.g. the KL of each latent dimension), averaged element by element."""
 
     def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.n = 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
 
-    def add(self, values: dict[str, float]) -> None:
+    def add(self, values: dict[str, float | list[float]]) -> None:
         for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
+            v = torch.tensor(v, dtype=torch.float64)
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+            self.counts[k] = self.counts.get(k, 0) + 1
 
-    def flush(self) -> dict[str, float]:
-        out = {k: v / max(1, self.n) for k, v in self.sums.items()}
-        self.sums, self.n = {}, 0
+    def flush(self) -> dict[str, float | list[float]]:
+        out = {k: (v / self.counts[k]).tolist() for k, v in self.sums.items()}
+        self.sums, self.counts = {}, {}
         return out
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -140,7 +154,11 @@ class Trainer:
         self.data_root = resolve_data_path(config.data)
         self.data = TrainingSet(self.data_root, modality, config.options)
         torch.manual_seed(config.train.seed)
-        self.model = build_model(config, modality).to(self.device)
+        self.conditional = get_family(config.model.arch).conditional
+        if self.conditional:
+            self.data.require_labels()
+        n_labels = len(self.data.label_names) if self.conditional else 0
+        self.model = build_model(config, modality, n_labels).to(self.device)
         self.net = self.model
         if distributed.is_distributed():
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, broadcast_buffers=False)
@@ -149,14 +167,17 @@ class Trainer:
         self.step, self.elapsed, self.last = 0, 0.0, {}
 
     # ---- one optimisation step ----
-    def train_step(self, x: torch.Tensor) -> dict[str, float]:
+    def recon_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.modality.loss(x_hat, x, self.config.options)
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor | None]) -> dict[str, float | list[float]]:
+        x, labels = batch
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.config.train)
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
         with autocast:
-            out = self.net(x)
-            parts = self.modality.loss(out.x_hat.float(), x, self.config.options)
-        loss = parts["recon"] + out.commit_loss + out.codebook_loss
+            out = self.net(x, labels, step=self.step, recon=self.recon_loss)
+        loss = out.loss.float()
         if not torch.isfinite(loss):
             raise VqtokError(f"training diverged at step {self.step} (loss {loss.item()}); lower train.lr")
         self.optimizer.zero_grad(set_to_none=True)
@@ -164,17 +185,20 @@ class Trainer:
         if self.config.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
         self.optimizer.step()
-        metrics = {"loss": loss.item(), "commit": out.commit_loss.item()}
-        metrics.update({k: v.item() for k, v in parts.items()})
-        for i, (p, u) in enumerate(zip(out.perplexity.tolist(), out.usage.tolist())):
-            metrics[f"perplexity{i}"], metrics[f"usage{i}"] = p, u
+        metrics: dict[str, float | list[float]] = {"loss": loss.item()}
+        for k, v in out.metrics.items():
+            v = v.detach().float()
+            metrics[k] = v.item() if v.ndim == 0 else v.tolist()
         return metrics
 
-    def batch(self, step: int) -> torch.Tensor:
+    def batch(self, step: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Examples ``(B, C, *S)`` on the device, and their labels ``(B,)`` for a conditional family
+        (None otherwise)."""
         t = self.config.train
-        x = self.data.batch(step, t.batch_size, t.seed, distributed.rank(), distributed.world_size(),
-                            multiple=self.model.hop)
-        return x.to(self.device, non_blocking=True)
+        x, labels = self.data.batch(step, size or t.batch_size, t.seed, distributed.rank(),
+                                    distributed.world_size(), multiple=self.model.hop)
+        labels = labels.to(self.device) if self.conditional else None
+        return x.to(self.device, non_blocking=True), labels
 
     # ---- the loop ----
     def run(self, resume: bool = False) -> TrainResult:
@@ -225,13 +249,16 @@ class Trainer:
 
     @staticmethod
     def _status(m: dict) -> str:
-        ppl = " ".join(f"{m[k]:.0f}" for k in sorted(m) if k.startswith("perplexity"))
-        return f"loss {m['loss']:.4f}  ppl {ppl}  {m['steps_per_s']:.2f} step/s"
+        ppl = " ".join(f"{m[k]:.0f}" for k in sorted(m) if "perplexity" in k)
+        extra = f"  ppl {ppl}" if ppl else ""
+        if "elbo" in m:
+            extra += f"  elbo {m['elbo']:.1f}  kl {m['kl']:.1f}"
+        return f"loss {m['loss']:.4f}{extra}  {m['steps_per_s']:.2f} step/s"
 
     def _log(self, metrics: dict) -> None:
         self.paths.metrics.parent.mkdir(parents=True, exist_ok=True)
         with self.paths.metrics.open("a") as f:
-            f.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}) + "\n")
+            f.write(json.dumps(_rounded(metrics)) + "\n")
 
     def _checkpoint(self) -> None:
         save_checkpoint(self.paths.checkpoint, self.model, self.optimizer, self.step,
@@ -261,23 +288,33 @@ class Trainer:
 
     def _save(self, summary: dict) -> None:
         model = self.model
-        decode = {"hop": model.hop, "n_q": model.quantizer.n_q, "codebook_sizes": model.quantizer.sizes,
-                  "latent_dim": self.config.model.latent_dim, "label_names": self.data.label_names,
-                  **self.modality.describe(self.config.options)}
+        decode = {"hop": model.hop, "latents": {k: dataclasses.asdict(v) for k, v in model.latents().items()},
+                  "label_names": self.data.label_names if self.conditional else [],
+                  **model.describe(), **self.modality.describe(self.config.options)}
+        summary["diagnostics"] = self._diagnose()
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        meta = {"modality": self.modality.name, "family": model.family, "config": self.config.to_dict(),
+        meta = {"modality": self.modality.name, "family": model.name, "config": self.config.to_dict(),
                 "decode": decode, "training": summary}
         write_model(self.paths.model, tensors, meta)
         self._preview()
+
+    @torch.no_grad()
+    def _diagnose(self) -> dict:
+        """The family's own measurements (e.g. active units) on one batch of training data."""
+        was_training = self.model.training
+        self.model.eval()
+        x, labels = self.batch(0, max(self.config.train.batch_size, 64))
+        facts = self.model.diagnose(x, labels)
+        self.model.train(was_training)
+        return facts
 
     @torch.no_grad()
     def _preview(self) -> None:
         model = self.model
         was_training = model.training
         model.eval()
-        x = self.data.batch(0, min(8, self.config.train.batch_size), self.config.train.seed,
-                            multiple=model.hop).to(self.device)
-        x_hat = model(x).x_hat.float().clamp(-1, 1)
+        x, labels = self.batch(0, min(8, self.config.train.batch_size))
+        x_hat = model.reconstruct(x, labels).float().clamp(-1, 1)
         try:
             self.modality.preview(x.cpu(), x_hat.cpu(), self.paths.preview, self.config.options)
         except Exception as e:  # a picture is a bonus: never lose a trained model over it

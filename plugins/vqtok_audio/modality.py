@@ -40,6 +40,7 @@ class AudioModality(Modality):
     suffixes = SUFFIXES
     dims = 1
     config_class = AudioOptions
+    default_suffix = ".wav"
 
     def channels(self, options: AudioOptions) -> int:
         return 1
@@ -52,6 +53,9 @@ class AudioModality(Modality):
 
     def describe(self, options: AudioOptions) -> dict:
         return {"sample_rate": options.sample_rate}
+
+    def example_size(self, options: AudioOptions) -> list[int]:
+        return [options.segment_length()]
 
     def load(self, path: Path, options: AudioOptions) -> torch.Tensor:
         return reading.load(path, options.sample_rate)

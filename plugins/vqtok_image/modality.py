@@ -27,12 +27,21 @@ def _suffixes() -> tuple[str, ...]:
     return tuple(sorted(readable))
 
 
+def _writable_format(path: Path) -> str:
+    """Pillow's format name for ``path``'s suffix; refuses formats Pillow only reads."""
+    fmt = Image.EXTENSION.get(Path(path).suffix.lower())
+    if fmt not in Image.SAVE:
+        raise VqtokError(f"{path}: Pillow cannot write this format; use .png, .jpg, .webp, ...")
+    return fmt
+
+
 class ImageModality(Modality):
     name = "image"
     description = "still images (PNG, JPEG, WebP, BMP, TIFF, ... via Pillow), grayscale or RGB"
     suffixes = _suffixes()
     dims = 2
     config_class = ImageOptions
+    default_suffix = ".png"
 
     def channels(self, options: ImageOptions) -> int:
         return options.channels
@@ -68,11 +77,15 @@ class ImageModality(Modality):
         return to_tensor(img)
 
     def save(self, x: torch.Tensor, path: Path, options: ImageOptions) -> None:
-        img = to_pil(x)
-        fmt = Image.EXTENSION.get(Path(path).suffix.lower())
-        if fmt not in Image.SAVE:
-            raise VqtokError(f"{path}: Pillow cannot write this format; use .png, .jpg, .webp, ...")
-        img.save(path, format=fmt)
+        to_pil(x).save(path, format=_writable_format(path))
+
+    def example_size(self, options: ImageOptions) -> list[int]:
+        return [options.size, options.size]
+
+    def save_batch(self, x: torch.Tensor, path: Path, options: ImageOptions) -> bool:
+        """A grid of ``(N, C, H, W)`` images, up to 8 per row, in any format Pillow writes."""
+        image_grid(x, columns=min(8, x.shape[0])).save(path, format=_writable_format(path))
+        return True
 
     def preview(self, originals, reconstructions, path: Path, options: ImageOptions) -> bool:
         """PNG grid: originals on the top row, their reconstructions below."""

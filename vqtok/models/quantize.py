@@ -186,3 +186,12 @@ class ResidualQuantizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``(..., n)`` with ``n <= n_q`` -> summed vectors ``(..., D)``."""
         return sum(self.levels[i].lookup(codes[..., i]) for i in range(codes.shape[-1]))
+
+
+def quantizer_from_config(cfg, n_q: int) -> ResidualQuantizer:
+    """A residual quantizer of ``n_q`` codebooks with the settings of a :class:`vqtok.config.ModelConfig`."""
+    return ResidualQuantizer(
+        n_q, size=cfg.codebook_size, dim=cfg.latent_dim, beta=cfg.beta, update=cfg.codebook_update,
+        decay=cfg.ema_decay, kmeans_init=cfg.kmeans_init, kmeans_iters=cfg.kmeans_iters,
+        dead_threshold=cfg.dead_code_threshold,
+    )
