@@ -270,8 +270,9 @@ class Trainer:
             raise UsageError(f"nothing to resume: {ckpt} does not exist (it is removed when a run completes)")
         self.step, extra = load_checkpoint(ckpt, self.model, self.optimizer)
         stored = extra["config"]
-        for section in ("model", self.config.modality):
-            if stored.get(section) != self.config.to_dict()[section]:
+        current = self.config.to_dict()
+        for section in ("model", self.config.modality, self.config.model.arch):
+            if stored.get(section) != current.get(section):
                 raise UsageError(f"--resume: the [{section}] settings differ from the checkpoint's; "
                                  "resume with the same recipe and overrides")
         self.elapsed, self.last = extra.get("elapsed", 0.0), extra.get("last", {})

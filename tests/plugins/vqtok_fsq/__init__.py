@@ -21,8 +21,8 @@ import torch
 
 import vqtok
 from vqtok.errors import UsageError
-from vqtok.models.base import Family, LatentSpec, TrainStep
-from vqtok.nn.conv import Decoder, Encoder, receptive_radius
+from vqtok.models.base import ConvFamily, LatentSpec, TrainStep
+from vqtok.nn.conv import Decoder, Encoder
 
 
 @dataclass
@@ -45,7 +45,7 @@ def code_metrics(codes: torch.Tensor, size: int) -> dict[str, torch.Tensor]:
     return {"perplexity0": torch.special.entr(p).sum().exp(), "usage0": (p > 0).float().mean()}
 
 
-class FSQ(Family):
+class FSQ(ConvFamily):  # ConvFamily: one encoder, one decoder; chunk contexts from their reach
     name = "fsq"
     description = "FSQ: finite scalar quantization, an implicit codebook of prod(fsq.levels) codes"
     config_class = FSQOptions
@@ -106,14 +106,6 @@ class FSQ(Family):
 
     def describe(self) -> dict:
         return {"latent_dim": len(self.levels), "levels": self.levels}
-
-    @property
-    def encoder_context(self) -> int:
-        return int(receptive_radius(self.encoder) // self.hop) + 1
-
-    @property
-    def decoder_context(self) -> int:
-        return int(receptive_radius(self.decoder, upsampling=True)) + 1
 
 
 @vqtok.hookimpl
