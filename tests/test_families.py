@@ -253,3 +253,20 @@ def test_bad_family_input_is_one_clear_line_and_writes_nothing(bad_runs, name):
     assert len(lines) == 1 and lines[0].startswith("vqtok: error: "), proc.stderr
     assert mention in lines[0], lines[0]
     assert files_under(out) == set()
+
+
+def test_cvae_refuses_unknown_or_missing_labels_with_the_known_ones(recipe_runs, tmp_path):
+    root = recipe_runs[0]
+    model = root / "image-cvae.safetensors"
+    np.save(tmp_path / "z.npy", np.zeros((8, 1, 1), np.float32))
+    calls = {
+        "unknown": ["sample", "--model", model, "--label", "eleven", "-o", tmp_path / "s.png"],
+        "missing": ["decode", "--model", model, tmp_path / "z.npy", "-o", tmp_path / "x.png"],
+        "encode-unknown": ["encode", "--model", model, "--label", "x", DIGIT, "-o", tmp_path / "z2.npy"],
+    }
+    procs = run_parallel(None, {k: (v, {}) for k, v in calls.items()})
+    for name, proc in procs.items():
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert "0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert files_under(tmp_path) == {"z.npy"}
+    ok(run_cli("decode", "--model", model, tmp_path / "z.npy", "--label", "3", "-o", tmp_path / "x.png"))
