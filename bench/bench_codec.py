@@ -12,7 +12,6 @@ the maximum resident set size of a separate `vqtok encode` process per file, so 
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

@@ -156,6 +156,13 @@ def test_unknown_section_error_names_it():
         run(overrides=["bogus=1"])
 
 
+def test_options_of_another_family_say_which_arch_they_belong_to():
+    with pytest.raises(UsageError, match=r"\[vae\] holds the options of model.arch 'vae'.*model.arch is 'vqvae'"):
+        run({"vae": {"kl_weight": 2.0}})
+    c = run({"model": {"arch": "vae"}, "vae": {"kl_weight": 2.0}})
+    assert c.family_options.kl_weight == 2.0 and c.to_dict()["vae"]["kl_weight"] == 2.0
+
+
 @pytest.mark.parametrize("override, where", [
     ("model.channels=\"wide\"", "model.channels"),
     ("model.channels=2.5", "model.channels"),

@@ -150,7 +150,8 @@ def test_an_fsq_table_for_another_arch_is_an_unknown_section(fsq_env, tmp_path):
                    env=fsq_env, check=False)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
-    assert "unknown section or key 'fsq'" in line and "known: modality, data, model, train" in line
+    assert "unknown section or key 'fsq'" in line
+    assert "[fsq] holds the options of model.arch 'fsq', and this run's model.arch is 'vqvae'" in line
 
 
 def test_two_plugins_claiming_one_family_is_an_error_naming_both(tmp_path):

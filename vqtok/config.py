@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import UsageError, VqtokError
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 
@@ -226,9 +226,11 @@ def resolve(
         sections[arch] = family.config_class
     unknown = sorted(set(user) - set(sections))
     if unknown:
-        raise UsageError(
-            f"unknown section or key {unknown[0]!r}; known: modality, data, {', '.join(sections)}"
-        )
+        hint = f"; known: modality, data, {', '.join(sections)}"
+        if _is_family(unknown[0], get_family or _installed_family):
+            hint = (f"; [{unknown[0]}] holds the options of model.arch {unknown[0]!r}, and this run's "
+                    f"model.arch is {arch!r}")
+        raise UsageError(f"unknown section or key {unknown[0]!r}{hint}")
     built = {
         section: build_section(cls, _merge(defaults.get(section, {}), user.get(section, {})), section)
         for section, cls in sections.items()
@@ -236,6 +238,14 @@ def resolve(
     config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch))
     validate(config)
     return config
+
+
+def _is_family(name: str, get_family) -> bool:
+    try:
+        get_family(name)
+        return True
+    except VqtokError:
+        return False
 
 
 def _installed_family(arch: str):
