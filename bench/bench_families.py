@@ -55,12 +55,17 @@ def train(folder: Path, name: str, recipe: dict | None, overrides: list[str], st
 MNIST = Path(__file__).resolve().parent / "data" / "mnist"
 
 
-def digits(split: str, tok, root: Path = SAMPLES / "digits", count: int | None = None) -> torch.Tensor:
-    """``count`` evenly spaced digits of ``root/split`` (all by default) as ``(N, 1, 28, 28)``."""
+def digits(split: str, tok, root: Path = SAMPLES / "digits", count: int | None = None,
+           as_trained: bool = False) -> torch.Tensor:
+    """``count`` evenly spaced digits of ``root/split`` (all by default) as ``(N, 1, 28, 28)``, or
+    resized and cropped to ``image.size`` as the training examples are (``as_trained``)."""
     files = sorted((root / split).rglob("*.png"))
     if count:
         files = files[:: max(1, len(files) // count)][:count]
-    return torch.stack([tok.modality.load(p, tok.config.options) for p in files])
+    opts = tok.config.options
+    if as_trained:
+        return torch.stack([tok.modality.training_example(p, opts, torch.Generator()) for p in files])
+    return torch.stack([tok.modality.load(p, opts) for p in files])
 
 
 def speech_split(folder: Path) -> tuple[Path, list[Path]]:
@@ -122,7 +127,7 @@ def bench_equal_bits(folder: Path, scale: float) -> None:
         recipe = {"modality": "image", "data": str(SAMPLES / "digits" / "train")}
         tok = vqtok.load(train(folder, name, recipe, DIGITS32 + [f"model.arch=\"{arch}\"",
                                                                   f"model.codebook_size={k}"] + extra, img_steps))
-        x = digits("test", tok)
+        x = digits("test", tok, as_trained=True)  # 32 x 32, as trained
         with torch.no_grad():
             mse = torch.stack([(tok.decode(tok.encode(xi)) - xi).pow(2).mean() for xi in x]).mean().item()
         codes = "8x8 + 4x4, K=256" if arch == "vqvae2" else "8x8, K=1024"
