@@ -114,7 +114,7 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
                                      f"reconstruction + {final['kl']:.2f} KL per example"))
     if "active_units" in diag:
         rows.append(("active units", f"{diag['active_units']} of {diag.get('latent_dim', '?')} "
-                                     "(Cov_x E_q[z_u] > 0.01)"))
+                                     "(Var over the data of E_q(z_u) > 0.01)"))
     if "recon" in final:
         rows.append(("reconstruction loss", f"{final['recon']:.4f}"))
     perplexity = [f"{k.replace('perplexity', '')} {final[k]:.1f}" for k in sorted(final) if "perplexity" in k]
