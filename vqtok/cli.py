@@ -230,8 +230,6 @@ def sample(
         if seconds <= 0:
             raise UsageError("--seconds must be positive")
         size = [max(1, round(seconds * rate))]
-    if n < 1:
-        raise UsageError("-n must be at least 1")
     cycled = tok.model.conditional and label is None
     names = [tok.label_names[i % len(tok.label_names)] if cycled else (label or "") for i in range(n)]
     one, files = sample_targets(out, n, tok.modality, names)

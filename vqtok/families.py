@@ -8,8 +8,9 @@ from .models.base import Family
 from .plugins import get_family
 
 
-def build_model(config: RunConfig, modality: Modality, n_labels: int = 0) -> Family:
-    """The family's model for ``config``; ``n_labels`` is the number of classes of a conditional family."""
+def build_model(config: RunConfig, modality: Modality, label_names: list[str] = ()) -> Family:
+    """The family's model for ``config``; a conditional family gets one class per label name."""
     family = get_family(config.model.arch)
+    n_labels = len(label_names) if family.conditional else 0
     return family(modality.dims, modality.channels(config.options), config.model, config.family_options,
                   n_labels)

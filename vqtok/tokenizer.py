@@ -20,7 +20,7 @@ from .errors import UsageError, VqtokError
 from .families import build_model
 from .formats import BARE, CodeFile, code_dtype, read_model
 from .models.base import Family, LatentSpec
-from .plugins import get_family, get_modality
+from .plugins import get_modality
 
 CHUNK_SAMPLES = 2**17  # samples per chunk when streaming 1-D signals (~8 s at 16 kHz)
 
@@ -44,9 +44,7 @@ class Tokenizer:
             raise VqtokError(f"{path}: incomplete vqtok metadata (its config lacks {e})") from e
         except VqtokError as e:
             raise VqtokError(f"{path}: needs {e}") from None
-        labels = mf.meta["decode"].get("label_names") or []
-        n_labels = len(labels) if get_family(cfg.model.arch).conditional else 0
-        model = build_model(cfg, modality, n_labels)
+        model = build_model(cfg, modality, mf.meta["decode"].get("label_names") or [])
         try:
             model.load_state_dict(mf.section("model"), strict=True)
         except RuntimeError as e:

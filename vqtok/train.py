@@ -28,9 +28,9 @@ from .config import RunConfig, resolve_data_path
 from .data import TrainingSet
 from .errors import UsageError, VqtokError
 from .families import build_model
-from .plugins import get_family
 from .formats import write_model
 from .modality import Modality
+from .plugins import get_family
 
 
 @dataclass
@@ -154,11 +154,10 @@ class Trainer:
         self.data_root = resolve_data_path(config.data)
         self.data = TrainingSet(self.data_root, modality, config.options)
         torch.manual_seed(config.train.seed)
-        self.conditional = get_family(config.model.arch).conditional
-        if self.conditional:
+        if get_family(config.model.arch).conditional:  # before building: say what the data lacks
             self.data.require_labels()
-        n_labels = len(self.data.label_names) if self.conditional else 0
-        self.model = build_model(config, modality, n_labels).to(self.device)
+        self.model = build_model(config, modality, self.data.label_names).to(self.device)
+        self.conditional = self.model.conditional
         self.net = self.model
         if distributed.is_distributed():
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, broadcast_buffers=False)
