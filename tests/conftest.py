@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -117,3 +118,21 @@ def image_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("image_model") / "images.safetensors"
     run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", out, "--steps", 10, *TINY_IMAGE)
     return out
+
+
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """A folder that ``build(folder)`` fills once per test run, shared by the xdist workers (the first
+    builds it under a file lock, the others wait and reuse it), so that an expensive module fixture
+    does not train the same models on every worker."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / f"shared-{name}"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (root / ".done").exists():
+                build(root)
+                (root / ".done").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return root

@@ -98,6 +98,18 @@ def test_fsq_image_model_trains_encodes_and_decodes(fsq_env, image_fsq, tmp_path
     assert proc.returncode == 2 and "--n-q applies to residual VQ models" in proc.stderr
 
 
+def test_a_plugin_family_with_discrete_codes_gets_a_prior_and_samples(fsq_env, image_fsq, tmp_path):
+    model = tmp_path / "fsq.safetensors"
+    model.write_bytes(image_fsq.read_bytes())
+    run_cli("train-prior", "--model", model, "--data", SAMPLES / "images", "--steps", 3, "prior.width=8",
+            "prior.layers=2", "--batch-size", 2, env=fsq_env)
+    info = json.loads(run_cli("info", "--json", model, env=fsq_env).stdout)
+    assert info["prior"]["levels"] == ["codes"]
+    assert info["prior"]["entropy"]["bits_per_code"]["uniform"]["codes"] == pytest.approx(math.log2(1000))
+    run_cli("sample", "--model", model, "-n", 2, "--top-k", 50, "-o", tmp_path / "s.png", env=fsq_env)
+    assert Image.open(tmp_path / "s.png").size[0] > Image.open(tmp_path / "s.png").size[1]
+
+
 def test_fsq_audio_model_trains_encodes_and_decodes(fsq_env, tmp_path):
     model = tmp_path / "speech.safetensors"
     train_fsq(fsq_env, model, *AUDIO)

@@ -6,6 +6,7 @@ Python API::
     tok = vqtok.load("speech.safetensors")
     codes = tok.encode("speech.wav")        # numpy array, (n_q, T) for audio
     x = tok.decode(codes)                    # torch tensor, (C, T)
+    x = tok.sample(4, label="7")             # (4, C, *S), through the prior for vqvae/vqvae2
 """
 
 __version__ = "0.1.0"
@@ -13,11 +14,12 @@ __version__ = "0.1.0"
 from .hookspecs import hookimpl  # noqa: E402  (plugins write @vqtok.hookimpl)
 
 
-def load(path, device: str = "cpu"):
-    """Load a model file as a :class:`vqtok.tokenizer.Tokenizer`."""
+def load(path, device: str = "cpu", prior=None):
+    """Load a model file as a :class:`vqtok.tokenizer.Tokenizer`, with the prior stored in it or the
+    separate prior file ``prior`` (``vqtok train-prior -o``)."""
     from .tokenizer import Tokenizer
 
-    return Tokenizer.load(path, device=device)
+    return Tokenizer.load(path, device=device, prior=prior)
 
 
 __all__ = ["__version__", "hookimpl", "load"]

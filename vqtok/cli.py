@@ -143,6 +143,74 @@ def train(
               + (f", preview {p.preview}" if p.preview.exists() else ""))
 
 
+# ---- train-prior ----------------------------------------------------------------------------------------
+@app.command("train-prior", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def train_prior(
+    ctx: typer.Context,
+    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder of files to encode and learn from."),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="Held-out folder for bits per code (default: "
+                                         "prior.valid_share of --data, not trained on)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the prior to this file instead of "
+                                       "into the model file."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="TOML with [prior] and [train] tables."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train.steps, default 2000)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run."),
+):
+    """Train a PixelCNN prior over a vqvae or vqvae2 model's codes, so that it can sample.
+
+    Encodes --data with the model once, trains a gated PixelCNN per code level (vqvae2: top, then
+    bottom conditioned on top; audio: causal 1-D), and stores it in the model file (or -o FILE, which
+    then only works beside this model: `vqtok sample --prior FILE`). When every file lies in a class
+    sub-folder the prior is class-conditional (prior.labels=auto|yes|no): `vqtok sample --label NAME`.
+    At the end it prints the bits per code on held-out files under the prior, the code frequencies
+    (unigram) and the uniform code model, and the bitrate an entropy coder reaches with each. Extra
+    arguments are key=value overrides, e.g. prior.width=128 prior.layers=12 prior.kernel=5
+    prior.window=256 train.lr=3e-4. Beside the model: NAME.prior.metrics.jsonl, NAME.prior.preview.png
+    (images), and while running NAME.prior.ckpt.safetensors. Ctrl-C saves; --resume continues.
+    """
+    overrides = list(ctx.args)
+    for o in overrides:
+        if "=" not in o:
+            raise UsageError(f"unexpected argument {o!r}: overrides look like section.key=value")
+    model = _model_path(model)
+    from rich.table import Table
+
+    from . import distributed
+    from .prior.entropy import entropy_rows
+    from .prior.train import PriorTrainer, resolve_prior_run
+    from .tokenizer import Tokenizer
+
+    run = resolve_prior_run(recipe, overrides, {"data": str(data) if data else None,
+                                                "valid": str(valid) if valid else None, "train.steps": steps,
+                                                "train.batch_size": batch_size, "train.seed": seed,
+                                                "train.device": device})
+    tok = Tokenizer.load(model)
+    trainer = PriorTrainer(tok, model, run, out, err)
+    if not distributed.is_main():  # under torchrun only rank 0 reports
+        trainer.run(resume=resume)
+        return
+    kind = f"class-conditional on {', '.join(trainer.label_names)}" if trainer.label_names else "unconditional"
+    levels = trainer.model.order
+    what = "codes" if levels == ["codes"] else " and ".join(levels) + " codes"
+    err.print(f"training a prior ({kind}) over the {what} of {len(trainer.train_set)} file(s) on {trainer.device}")
+    result = trainer.run(resume=resume)
+    table = Table(title="the prior as an entropy model", show_header=False)
+    for row in entropy_rows(trainer.info["entropy"]):
+        table.add_row(*row)
+    err.print(table)
+    if result.interrupted:
+        err.print(f"[yellow]interrupted[/] at step {result.step}: prior saved to {trainer.saved_to}; continue "
+                  "with the same command plus --resume")
+        raise typer.Exit(130)
+    preview = f", preview {result.paths.preview}" if result.paths.preview.exists() else ""
+    err.print(f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s; prior stored in "
+              f"{trainer.saved_to}{preview}")
+
+
 # ---- encode / decode ----------------------------------------------------------------------------------
 def _refuse_terminal(force: bool) -> None:
     if sys.stdout.isatty() and not force:
@@ -204,24 +272,29 @@ def sample(
     model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
     out: Path = typer.Option(..., "--out", "-o", help="A file (.png grid, .wav for -n 1) or a folder."),
     n: int = typer.Option(8, "-n", help="Number of samples."),
-    label: Optional[str] = typer.Option(None, "--label", help="Class to sample (cvae); default: every class in turn."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Scale of the prior's standard deviation."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class to sample (cvae, class-conditional "
+                                        "prior); default: every class in turn."),
+    temperature: float = typer.Option(1.0, "--temperature", help="vae/cvae: scale of the prior's standard "
+                                      "deviation; vqvae/vqvae2: divides the prior's logits (0: likeliest code)."),
+    top_k: int = typer.Option(0, "--top-k", help="vqvae/vqvae2: draw each code from the k likeliest (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same samples."),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="Length of audio samples (default: the "
                                             "training segment)."),
+    prior: Optional[Path] = typer.Option(None, "--prior", help="Prior file from `train-prior -o` (default: "
+                                         "the prior in the model file)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
-    """Generate new images or sounds from a vae or cvae model (z ~ N(0, temperature^2 I), decoded).
+    """Generate new images or sounds: vae/cvae from z ~ N(0, temperature^2 I); vqvae/vqvae2 by drawing
+    codes from their PixelCNN prior (`vqtok train-prior`), top level first, then decoding them.
 
     -o grid.png writes one picture of all samples; -o FOLDER writes sample-000.png (.wav) ... files,
-    named with the label for a cvae. Discrete models (vqvae, vqvae2) need a learned prior over their
-    codes, which a later version adds.
+    named with the label for a conditional model or prior.
     """
     model = _model_path(model)
     from .sampling import sample_targets, write_samples
     from .tokenizer import Tokenizer
 
-    tok = Tokenizer.load(model, device=device)
+    tok = Tokenizer.load(model, device=device, prior=prior)
     size = None
     if seconds is not None:
         rate = tok.meta["decode"].get("sample_rate")
@@ -230,10 +303,10 @@ def sample(
         if seconds <= 0:
             raise UsageError("--seconds must be positive")
         size = [max(1, round(seconds * rate))]
-    cycled = tok.model.conditional and label is None
-    names = [tok.label_names[i % len(tok.label_names)] if cycled else (label or "") for i in range(n)]
-    one, files = sample_targets(out, n, tok.modality, names)
-    x = tok.sample(n, size, label, temperature, seed)
+    _, names = tok.sample_labels(label, max(n, 1))
+    cycled = label is None and any(names)
+    one, files = sample_targets(out, n, tok.modality, names[:n])
+    x = tok.sample(n, size, label, temperature, seed, top_k)
     write_samples(x, one, files, tok.modality, tok.config.options)
     what = f" of label {label}" if label else (" cycling through its labels" if cycled else "")
     err.print(f"wrote {n} sample(s){what} to {out}")

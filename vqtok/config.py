@@ -189,6 +189,19 @@ def _nest(key: str, value: Any) -> dict:
     return node
 
 
+def layered(recipe: dict | None = None, overrides: list[str] = (), flags: dict | None = None,
+            defaults: dict | None = None) -> dict:
+    """``defaults``, then the recipe, then ``key=value`` overrides, then the flags that are not None,
+    merged into one nested dict (later layers win)."""
+    layers = [defaults or {}, recipe or {}]
+    layers += [_nest(*parse_override(o)) for o in overrides]
+    layers += [_nest(k, v) for k, v in (flags or {}).items() if v is not None]
+    user: dict = {}
+    for layer in layers:
+        user = _merge(user, layer)
+    return user
+
+
 def resolve(
     recipe: dict | None = None,
     overrides: list[str] = (),
@@ -202,13 +215,7 @@ def resolve(
     values are ignored. ``get_modality(name)`` returns the plugin's modality object and
     ``get_family(arch)`` the family class (default: the installed plugins').
     """
-    layers = [recipe or {}]
-    layers += [_nest(*parse_override(o)) for o in overrides]
-    layers += [_nest(k, v) for k, v in (flags or {}).items() if v is not None]
-    user: dict = {}
-    for layer in layers:
-        user = _merge(user, layer)
-
+    user = layered(recipe, overrides, flags)
     name = user.pop("modality", None)
     if not name:
         raise UsageError("no modality given: pass --modality NAME or set modality in the recipe")

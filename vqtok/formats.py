@@ -1,7 +1,6 @@
 """The model file (one ``.safetensors``) and the code files (``.npy`` / ``.npz``).
 
-Model file: tensors under ``model.`` (later families add their own prefixes, e.g. ``prior.``) and
-string metadata:
+Model file: tensors under ``model.`` (and ``prior.`` once a prior is trained) and string metadata:
 
 ==================  ==============================================================================
 ``format``          ``"vqtok-model"``
@@ -13,6 +12,7 @@ string metadata:
 ``decode``          JSON: what decoding needs (hop, n_q, codebook sizes, sample rate or image size, labels)
 ``training``        JSON: a summary of the run (steps, final losses, time, data)
 ``model_hash``      sha256 of the ``model.`` tensors, first 16 hex digits; code files name it
+``prior``           JSON, when a prior was trained (:mod:`vqtok.prior.store`); its tensors are ``prior.*``
 ==================  ==============================================================================
 
 Code files hold a model's latents: integer codes (int16 when every codebook has at most 32768 entries,
@@ -42,7 +42,7 @@ from .errors import UsageError, VqtokError
 
 FORMAT = "vqtok-model"
 FORMAT_VERSION = "1"
-JSON_KEYS = ("config", "decode", "training")
+JSON_KEYS = ("config", "decode", "training", "prior")
 
 
 def tensor_hash(tensors: dict[str, torch.Tensor]) -> str:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from .errors import VqtokError
 from .formats import read_model
+from .prior.entropy import entropy_rows
 
 
 def latent_rates(decode: dict) -> dict[str, dict]:
@@ -46,6 +47,7 @@ def model_report(path: Path) -> dict:
         "latents": rates,
         "config": meta["config"],
         "training": meta["training"],
+        "prior": meta.get("prior") or None,
     }
     discrete = [r for r in rates.values() if r["discrete"]]
     if discrete and all("positions_per_second" in r for r in discrete):
@@ -79,6 +81,18 @@ def _latent_rows(report: dict) -> list[tuple[str, str]]:
                  f"{r['positions_per_image']} positions/image" if "positions_per_image" in r else "")
         rows.append((f"latents ({name})", f"{what}; hop {r['hop']}" + (f", {where}" if where else "")))
     return rows
+
+
+def _prior_rows(prior: dict | None) -> list[tuple[str, str]]:
+    if not prior:
+        return [("prior", "none (vae/cvae sample directly; vqvae/vqvae2: `vqtok train-prior`)")]
+    o, t = prior["options"], prior.get("training", {})
+    labels = prior.get("label_names") or []
+    kind = f"class-conditional ({', '.join(labels)})" if labels else "unconditional"
+    rows = [("prior", f"gated PixelCNN over {', '.join(prior['levels'])}: {o['layers']} layers x {o['width']} "
+                      f"channels, kernel {o['kernel']}; {kind}; trained {t.get('steps')} steps in "
+                      f"{t.get('seconds', 0):.0f} s" + ("" if t.get("completed", True) else " (interrupted)"))]
+    return rows + entropy_rows(prior["entropy"]) if "entropy" in prior else rows
 
 
 def _print_table(path: Path, report: dict, console: Console) -> None:
@@ -121,6 +135,7 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     usage = [f"{k.replace('usage', '')} {final[k]:.0%}" for k in sorted(final) if "usage" in k]
     if perplexity:
         rows += [("perplexity", ", ".join(perplexity)), ("codes alive", ", ".join(usage) or "-")]
+    rows += _prior_rows(report["prior"])
     rows.append(("written by", f"vqtok {report['vqtok_version']} (format {report['format_version']})"))
     for k, v in rows:
         table.add_row(k, str(v))

@@ -21,6 +21,8 @@ from .families import build_model
 from .formats import BARE, CodeFile, code_dtype, read_model
 from .models.base import Family, LatentSpec
 from .plugins import get_modality
+from .prior.model import Prior
+from .prior.store import build_prior, read_prior_file
 
 CHUNK_SAMPLES = 2**17  # samples per chunk when streaming 1-D signals (~8 s at 16 kHz)
 
@@ -32,9 +34,12 @@ class Tokenizer:
         self.model = model.to(device).eval()
         self.config, self.modality, self.meta, self.device = config, modality, meta, torch.device(device)
         self.specs: dict[str, LatentSpec] = model.latents()
+        self.prior: Prior | None = None  # the learned prior over the codes, when one was trained
+        self.prior_info: dict = {}
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu") -> "Tokenizer":
+    def load(cls, path: Path, device: str = "cpu", prior: Path | None = None) -> "Tokenizer":
+        """The model in ``path`` with its prior: the one stored in it, or the prior file ``prior``."""
         mf = read_model(path)
         name = mf.meta.get("modality", "?")
         try:
@@ -49,7 +54,16 @@ class Tokenizer:
             model.load_state_dict(mf.section("model"), strict=True)
         except RuntimeError as e:
             raise VqtokError(f"{path}: weights do not match the stored config ({str(e).splitlines()[0]})") from None
-        return cls(model, cfg, modality, mf.meta, device)
+        tok = cls(model, cfg, modality, mf.meta, device)
+        if prior is not None:
+            tok.attach_prior(*read_prior_file(prior, tok.model_hash), str(prior))
+        elif mf.meta.get("prior"):
+            tok.attach_prior(mf.tensors, mf.meta["prior"], str(path))
+        return tok
+
+    def attach_prior(self, tensors: dict[str, torch.Tensor], info: dict, where: str) -> None:
+        self.prior = build_prior(info, tensors, self.dims, self.specs, where).to(self.device)
+        self.prior_info = info
 
     # ---- facts about the model ----
     @property
@@ -168,17 +182,24 @@ class Tokenizer:
 
     # ---- tensors ----
     @torch.no_grad()
-    def encode_tensor(self, x: torch.Tensor, n_q: int | None = None,
-                      labels: torch.Tensor | None = None) -> Latents:
-        """``(C, *S)`` -> latents ``{name: (channels, *ceil(S / hop_name))}``; the end of each axis is
-        padded to a multiple of the hop."""
+    def encode_batch(self, x: torch.Tensor, n_q: int | None = None,
+                     labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``(B, C, *S)`` -> latents ``{name: (B, channels, *ceil(S / hop_name))}`` on the CPU; the end of
+        each axis is padded to a multiple of the hop."""
         pad = []
-        for size in reversed(x.shape[1:]):
+        for size in reversed(x.shape[2:]):
             pad += [0, -size % self.hop]
         mode = "replicate" if self.dims == 2 else "constant"
-        x = F.pad(x[None].to(self.device), pad, mode=mode) if any(pad) else x[None].to(self.device)
-        labels = labels[:1].to(self.device) if labels is not None else None
-        return {k: v[0].cpu() for k, v in self.model.encode(x, labels, n_q).items()}
+        x = x.to(self.device)
+        x = F.pad(x, pad, mode=mode) if any(pad) else x
+        labels = labels.to(self.device) if labels is not None else None
+        return {k: v.cpu() for k, v in self.model.encode(x, labels, n_q).items()}
+
+    def encode_tensor(self, x: torch.Tensor, n_q: int | None = None,
+                      labels: torch.Tensor | None = None) -> Latents:
+        """``(C, *S)`` -> latents ``{name: (channels, *ceil(S / hop_name))}``."""
+        labels = labels[:1] if labels is not None else None
+        return {k: v[0] for k, v in self.encode_batch(x[None], n_q, labels).items()}
 
     @torch.no_grad()
     def decode_tensor(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -269,27 +290,51 @@ class Tokenizer:
             else:
                 self.modality.save(self._crop(self.decode_tensor(latents, labels), cf.meta), tmp, opts)
 
+    def sample_labels(self, label: str | None, n: int) -> tuple[torch.Tensor | None, list[str]]:
+        """The labels ``(n,)`` of ``n`` samples and their names: a conditional model's or a class-conditional
+        prior's; without ``label``, every class in turn."""
+        if self.model.conditional:
+            names = self.label_names
+        elif self.prior is not None and self.prior.conditional:
+            names = list(self.prior_info["label_names"])
+        elif label is not None:
+            what = "prior" if self.prior is not None else f"{self.family} model"
+            raise UsageError(f"--label: this {what} is not class-conditional (train-prior on data in "
+                             "class sub-folders makes one that is)")
+        else:
+            return None, [""] * n
+        if label is None:
+            return torch.arange(n) % len(names), [names[i % len(names)] for i in range(n)]
+        if label not in names:
+            raise UsageError(f"--label {label!r} is not a label of this model; known labels: {', '.join(names)}")
+        return torch.full((n,), names.index(label), dtype=torch.long), [label] * n
+
     @torch.no_grad()
     def sample(self, n: int, size: list[int] | None = None, label: str | None = None,
-               temperature: float = 1.0, seed: int = 0) -> torch.Tensor:
-        """``n`` samples ``(n, C, *size)`` from the model's prior (``size`` per axis in input elements,
-        default the training examples' size). A conditional model without ``label`` cycles through
-        its labels."""
-        if not self.model.can_sample:
-            raise VqtokError(f"a {self.family} model has discrete latents: sampling them needs a learned "
-                             "prior over its codes (a PixelCNN, `vqtok train-prior`, comes in a later "
-                             "version); vae and cvae models sample directly")
-        if n < 1 or temperature < 0:
-            raise UsageError("-n must be at least 1 and --temperature at least 0")
-        if self.model.conditional and label is None:
-            labels = torch.arange(n) % len(self.label_names)
-        else:
-            labels = self.labels(label, n)
+               temperature: float = 1.0, seed: int = 0, top_k: int = 0) -> torch.Tensor:
+        """``n`` samples ``(n, C, *size)`` (``size`` per axis in input elements, default the training
+        examples' size): from the family's own prior (vae, cvae) or through the learned prior over its
+        codes (vqvae, vqvae2; ``top_k`` keeps the k likeliest codes at each step). Without ``label``, a
+        conditional model cycles through its labels."""
+        if not self.model.can_sample and self.prior is None:
+            raise VqtokError(f"this {self.family} model has no prior over its codes yet; train one with "
+                             "`vqtok train-prior --model MODEL --data DIR`, then sample")
+        if n < 1 or temperature < 0 or top_k < 0:
+            raise UsageError("-n must be at least 1, --temperature and --top-k at least 0")
+        if top_k and self.model.can_sample:
+            raise UsageError(f"--top-k applies to sampling codes through a prior; a {self.family} model "
+                             "samples continuous latents")
+        labels, _ = self.sample_labels(label, n)
         size = size or self.modality.example_size(self.config.options)
         if not size or len(size) != self.dims or min(size) < 1:
             raise UsageError(f"give the size of the samples ({self.dims} number(s) of input elements)")
         grid = [-(-s // self.hop) for s in size]
         g = torch.Generator().manual_seed(seed)
         labels = labels.to(self.device) if labels is not None else None
-        x = self.model.sample(n, grid, labels, temperature, g).float().cpu()
+        if self.model.can_sample:
+            x = self.model.sample(n, grid, labels, temperature, g)
+        else:
+            codes = self.prior.sample(n, grid, labels, temperature, top_k, g)
+            x = self.model.decode(codes, labels if self.model.conditional else None)
+        x = x.float().cpu()
         return x[(slice(None), slice(None), *(slice(0, s) for s in size))]

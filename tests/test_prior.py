@@ -1,0 +1,210 @@
+"""``vqtok train-prior`` and sampling through the prior, through the real CLI on the shipped data: where
+the prior is stored, what it learns (bits per code, the asked-for digit), Ctrl-C and resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import SAMPLES, TINY_AUDIO, built_once, cli_env, files_under, ok, run_cli, run_parallel
+from PIL import Image
+
+import vqtok
+
+DIGITS = SAMPLES / "digits"
+# A small digit tokenizer: 28 x 28 -> 7 x 7 codes of 64 entries (about a minute on 2 cores).
+DIGIT_VQVAE = ["--modality", "image", "--data", DIGITS / "train", "image.size=28", "image.channels=1",
+               "model.strides=[2,2]", "model.channels=32", "model.max_channels=64", "model.latent_dim=16",
+               "model.codebook_size=64", "model.res_blocks=1", "train.lr=2e-3", "--steps", 300, "--batch-size", 32]
+SMALL_PRIOR = ["prior.layers=6", "train.log_every=5"]
+TINY_PRIOR = ["prior.width=16", "prior.layers=3", "train.log_every=1", "--batch-size", 4]
+
+
+def _build(root):
+    """The models every test here uses: a digit vqvae with a class-conditional prior (--valid: the
+    test digits), a tiny speech vqvae2 with its prior in a separate file, and a tiny image vae."""
+    digits, speech, vae = root / "digits.safetensors", root / "speech.safetensors", root / "vae.safetensors"
+    trained = run_parallel(None, {
+        "digits": (["train", *DIGIT_VQVAE, "-o", digits], {}),
+        "speech": (["train", "--modality", "audio", "--data", SAMPLES / "speech", "-o", speech, "--steps", 10,
+                    "--arch", "vqvae2", "vqvae2.top_strides=[2]", *TINY_AUDIO], {}),
+        "vae": (["train", "--modality", "image", "--arch", "vae", "--data", SAMPLES / "images", "-o", vae,
+                 "--steps", 2, "image.size=16", "model.channels=8", "model.latent_dim=4"], {}),
+    })
+    for proc in trained.values():
+        ok(proc)
+    (root / "digits-info-before.json").write_bytes(ok(run_cli("info", "--json", digits)).stdout)
+    priors = run_parallel(None, {
+        "digits": (["train-prior", "--model", digits, "--data", DIGITS / "train", "--valid", DIGITS / "test",
+                    "--steps", 400, *SMALL_PRIOR], {}),
+        "speech": (["train-prior", "--model", speech, "--data", SAMPLES / "speech", "-o", root / "speech-prior.safetensors",
+                    "--steps", 10, *TINY_PRIOR], {}),
+    })
+    for name, proc in priors.items():
+        (root / f"{name}-prior.log").write_text(ok(proc).stderr)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, worker_id):
+    return built_once(tmp_path_factory, worker_id, "prior-models", _build)
+
+
+def _report(path) -> dict:
+    return json.loads(ok(run_cli("info", "--json", path)).stdout)
+
+
+# ---- storage ---------------------------------------------------------------------------------------------
+
+def test_the_prior_goes_into_the_model_file_and_leaves_the_model_alone(models):
+    before = json.loads((models / "digits-info-before.json").read_text())
+    after = _report(models / "digits.safetensors")
+    assert before["prior"] is None
+    assert after["model_hash"] == before["model_hash"]  # codes encoded before still decode
+    prior = after["prior"]
+    assert prior["label_names"] == [str(d) for d in range(10)]  # class folders -> class-conditional
+    assert prior["levels"] == ["codes"] and prior["training"]["steps"] == 400
+    assert "200 file(s)" in prior["entropy"]["held_out"]
+    log = [json.loads(line) for line in (models / "digits.prior.metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 400 and log[-1]["bits"] < log[0]["bits"]
+    assert Image.open(models / "digits.prior.preview.png").size[0] > 28 * 4  # a grid of samples
+    assert not (models / "digits.prior.ckpt.safetensors").exists()
+    table = ok(run_cli("info", models / "digits.safetensors")).stderr
+    assert "gated PixelCNN" in table and "bits per code (codes)" in table and "bits/image" in table
+
+
+def test_a_separate_prior_file_names_its_model(models):
+    assert _report(models / "speech.safetensors")["prior"] is None  # -o: the model file is untouched
+    log = (models / "speech-prior.log").read_text()
+    assert "top and bottom codes" in log and "bit/s" in log
+    tok = vqtok.load(models / "speech.safetensors", prior=models / "speech-prior.safetensors")
+    assert tok.prior.order == ["top", "bottom"]
+    assert tok.prior_info["model_hash"] == tok.model_hash
+
+
+# ---- what it learns ----------------------------------------------------------------------------------------
+
+def test_prior_beats_the_uniform_and_unigram_code_models_on_held_out_digits(models):
+    entropy = _report(models / "digits.safetensors")["prior"]["entropy"]
+    bits = entropy["bits_per_code"]
+    assert bits["uniform"]["codes"] == pytest.approx(6.0)  # 64 entries
+    assert bits["prior"]["codes"] < bits["unigram"]["codes"] < bits["uniform"]["codes"]
+    assert bits["prior"]["codes"] < 0.8 * bits["unigram"]["codes"], bits  # context is worth a lot here
+    rate = entropy["bitrate"]
+    assert entropy["unit"] == "bits/image" and rate["uniform"] == pytest.approx(49 * 6.0)
+    assert rate["prior"] == pytest.approx(49 * bits["prior"]["codes"])
+
+
+def test_class_conditional_prior_samples_show_the_asked_for_digit(models):
+    from test_training import _digits, _fit_classifier
+
+    tok = vqtok.load(models / "digits.safetensors")
+    clf = _fit_classifier(*_digits("train", tok))
+    recognized = []
+    for digit in range(10):
+        x = tok.sample(20, label=str(digit), seed=digit, temperature=0.7)
+        assert x.shape == (20, 1, 28, 28)
+        with torch.no_grad():
+            recognized.append((clf(x).argmax(1) == digit).float().mean().item())
+    # 600 training digits and a 7 x 7 code map: far from perfect, far above the 10% of chance
+    assert sum(recognized) / 10 >= 0.45, recognized
+
+
+# ---- sampling through the CLI --------------------------------------------------------------------------------
+
+def test_sample_digits_with_label_temperature_top_k_and_seed(models, tmp_path):
+    model = models / "digits.safetensors"
+    common = ["sample", "--model", model, "-n", 8, "--temperature", 0.9, "--top-k", 10]
+    runs = run_parallel(None, {
+        "a": ([*common, "--label", 3, "-o", tmp_path / "a.png"], {}),
+        "again": ([*common, "--label", 3, "-o", tmp_path / "again.png"], {}),
+        "seed": ([*common, "--label", 3, "--seed", 1, "-o", tmp_path / "seed.png"], {}),
+        "label": ([*common, "--label", 4, "-o", tmp_path / "label.png"], {}),
+        "folder": (["sample", "--model", model, "-n", 3, "-o", tmp_path / "each"], {}),
+    })
+    for proc in runs.values():
+        ok(proc)
+    a = (tmp_path / "a.png").read_bytes()
+    assert a == (tmp_path / "again.png").read_bytes()
+    assert a != (tmp_path / "seed.png").read_bytes() and a != (tmp_path / "label.png").read_bytes()
+    grid = Image.open(tmp_path / "a.png")
+    assert grid.size[0] >= 8 * 28 and grid.size[1] >= 28  # eight digits in one picture
+    assert files_under(tmp_path / "each") == {"sample-000-0.png", "sample-001-1.png", "sample-002-2.png"}
+
+
+def test_sample_speech_vqvae2_through_its_prior_file(models, tmp_path):
+    out = tmp_path / "babble"
+    ok(run_cli("sample", "--model", models / "speech.safetensors", "--prior", models / "speech-prior.safetensors",
+               "-n", 2, "--seconds", 0.5, "--top-k", 5, "-o", out))
+    assert files_under(out) == {"sample-000.wav", "sample-001.wav"}
+    audio, rate = sf.read(out / "sample-000.wav")
+    assert rate == 8000 and len(audio) == 4000 and np.isfinite(audio).all() and audio.std() > 0
+
+
+# ---- Ctrl-C and resume ------------------------------------------------------------------------------------
+
+def test_ctrl_c_saves_the_prior_and_resume_matches_an_uninterrupted_run(models, tmp_path):
+    for name in ("straight", "cut"):
+        (tmp_path / f"{name}.safetensors").write_bytes((models / "digits.safetensors").read_bytes())
+    args = ["train-prior", "--data", DIGITS / "test", "--steps", 40, "--seed", 2, *TINY_PRIOR,
+            "train.checkpoint_every=1000"]
+    ok(run_cli(*args, "--model", tmp_path / "straight.safetensors"))
+    cut = tmp_path / "cut.safetensors"
+    proc = subprocess.Popen([sys.executable, "-m", "vqtok", *map(str, args), "--model", cut], env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = tmp_path / "cut.prior.metrics.jsonl"
+    deadline = time.time() + 300
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 5) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err.decode()
+    assert (tmp_path / "cut.prior.ckpt.safetensors").exists()
+    assert 5 <= _report(cut)["prior"]["training"]["steps"] < 40
+    ok(run_cli(*args, "--model", cut, "--resume"))
+    assert not (tmp_path / "cut.prior.ckpt.safetensors").exists()
+    losses = [{r["step"]: r["loss"] for r in map(json.loads, (tmp_path / f"{n}.prior.metrics.jsonl").read_text().splitlines())}
+              for n in ("straight", "cut")]
+    assert sorted(losses[0]) == sorted(losses[1]) == list(range(1, 41))
+    assert all(abs(losses[0][s] - losses[1][s]) <= 1e-5 * max(1.0, losses[0][s]) for s in losses[0])
+
+
+# ---- bad input ----------------------------------------------------------------------------------------------
+
+def test_bad_prior_input_is_a_clear_error_and_writes_nothing(models, tmp_path):
+    other = tmp_path / "other-prior.safetensors"
+    broken = tmp_path / "broken-prior.safetensors"
+    broken.write_bytes((models / "speech-prior.safetensors").read_bytes()[:500])
+    digits, speech, vae = (models / f"{n}.safetensors" for n in ("digits", "speech", "vae"))
+    out = tmp_path / "out"
+    cases = {
+        "vae": (["train-prior", "--model", vae, "--data", SAMPLES / "images", "-o", other], 2,
+                "needs a model with discrete codes"),
+        "no data": (["train-prior", "--model", speech, "-o", other], 2, "no data"),
+        "label on unconditional": (["sample", "--model", speech, "--prior", models / "speech-prior.safetensors",
+                                    "--label", "3", "-o", out], 2, "not class-conditional"),
+        "unknown label": (["sample", "--model", digits, "--label", "eleven", "-o", out], 2, "known labels: 0, 1, 2"),
+        "prior of another model": (["sample", "--model", digits, "--prior", models / "speech-prior.safetensors",
+                                    "-o", out], 1, "not for this model"),
+        "model as prior": (["sample", "--model", speech, "--prior", digits, "-o", out], 1, "not a vqtok prior file"),
+        "truncated prior": (["sample", "--model", speech, "--prior", broken, "-o", out], 1, "not a readable safetensors"),
+        "no prior yet": (["sample", "--model", speech, "-o", out], 1, "vqtok train-prior"),
+        "top-k on a vae": (["sample", "--model", vae, "--top-k", 3, "-o", out], 2, "--top-k applies"),
+        "unknown prior key": (["train-prior", "--model", speech, "--data", SAMPLES / "speech", "prior.depth=3",
+                               "-o", other], 2, "known keys of [prior]"),
+        "bad prior value": (["train-prior", "--model", speech, "--data", SAMPLES / "speech", "prior.labels=maybe",
+                             "-o", other], 2, "prior.labels must be"),
+    }
+    results = run_parallel(None, {name: (args, {}) for name, (args, _, _) in cases.items()})
+    for name, (_, code, message) in cases.items():
+        proc = results[name]
+        assert proc.returncode == code, (name, proc.returncode, proc.stderr)
+        assert message in proc.stderr, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr, name
+    assert not out.exists() and not other.exists()

@@ -1,0 +1,119 @@
+"""The prior's data: the codes of a folder of files, encoded once with the model, and batches of them.
+
+1-D signals (audio) are encoded whole, streamed in chunks like ``vqtok encode``; other modalities
+encode the training example the model learned from (an image resized and cropped to ``image.size``),
+in batches. Training batches crop each grid along every axis to at most ``prior.window`` positions of
+the finest level (aligned to the coarsest), pad to the longest in the batch and mask the padding out
+of the loss. Like the autoencoder's, batch ``step`` is a pure function of ``(seed, step)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import Progress
+
+from ..tokenizer import Tokenizer
+from .model import CodeBatch
+
+Codes = dict[str, torch.Tensor]  # name -> (n_q, *G) int64, one example
+
+
+@dataclass
+class CodeSet:
+    items: list[Codes]
+    labels: torch.Tensor  # (N,) class indices, -1 for none
+    files: list[Path]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @classmethod
+    def encode(cls, tok: Tokenizer, files: list[Path], labels: torch.Tensor, console: Console,
+               batch_size: int = 32) -> "CodeSet":
+        items: list[Codes] = []
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"encode {len(files)} file(s)", total=len(files))
+            if tok.dims == 1:
+                for path in files:
+                    items.append(tok.from_file_arrays(tok.encode_file(path), str(path)))
+                    progress.advance(task)
+            else:
+                opts, g = tok.config.options, torch.Generator().manual_seed(0)
+                for start in range(0, len(files), batch_size):
+                    part = files[start: start + batch_size]
+                    examples = [tok.modality.training_example(p, opts, g) for p in part]
+                    for same in _runs_of_equal_shape(examples):
+                        codes = tok.encode_batch(torch.stack(same))
+                        items += [{k: v[i] for k, v in codes.items()} for i in range(len(same))]
+                    progress.advance(task, len(part))
+        return cls(items, labels, list(files))
+
+    def subset(self, indices: list[int]) -> "CodeSet":
+        return CodeSet([self.items[i] for i in indices], self.labels[indices], [self.files[i] for i in indices])
+
+    def batch(self, step: int, size: int, seed: int, hops: dict[str, int], window: int, rank: int = 0,
+              world: int = 1) -> tuple[CodeBatch, torch.Tensor]:
+        """The ``rank``-th slice of batch ``step``: ``size // world`` of ``size`` random examples, each
+        cropped at a random place (see the module), and their labels ``(size // world,)``."""
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        picks = torch.randint(len(self.items), (size,), generator=g).tolist()
+        coarse = max(hops.values())
+        finest = coarse // min(hops.values())  # finest positions per coarse position
+        span = max(1, window // finest)  # the crop, in coarse positions
+        crops = []
+        for i in picks:
+            item = self.items[i]
+            name = max(item, key=lambda k: hops[k])
+            starts = [int(torch.randint(max(1, n - span + 1), (), generator=g)) for n in item[name].shape[1:]]
+            crops.append({k: _crop(v, starts, span, coarse // hops[k]) for k, v in item.items()})
+        mine = list(range(rank, size, world))
+        return collate([crops[i] for i in mine]), self.labels[[picks[i] for i in mine]]
+
+    def batches(self, size: int):
+        """Every example once, in order, uncropped: ``(CodeBatch, labels)`` of up to ``size``."""
+        for start in range(0, len(self.items), size):
+            yield collate(self.items[start: start + size]), self.labels[start: start + size]
+
+    def counts(self, name: str, codebook_sizes: list[int]) -> list[torch.Tensor]:
+        """How often each code of each codebook of latent ``name`` occurs: ``[(K_q,)]``."""
+        return [sum(torch.bincount(item[name][q].reshape(-1), minlength=k) for item in self.items)
+                for q, k in enumerate(codebook_sizes)]
+
+
+def _runs_of_equal_shape(examples: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    runs: list[list[torch.Tensor]] = []
+    for x in examples:
+        if runs and runs[-1][0].shape == x.shape:
+            runs[-1].append(x)
+        else:
+            runs.append([x])
+    return runs
+
+
+def _crop(codes: torch.Tensor, starts: list[int], span: int, factor: int) -> torch.Tensor:
+    """``codes`` ``(n_q, *G)`` cropped to ``span`` coarse positions from ``starts`` along each axis,
+    at ``factor`` positions of this grid per coarse position."""
+    for axis, start in enumerate(starts, start=1):
+        codes = codes.narrow(axis, start * factor, min(span * factor, codes.shape[axis] - start * factor))
+    return codes
+
+
+def collate(items: list[Codes]) -> CodeBatch:
+    """Examples of different sizes -> per name ``(codes (B, n_q, *G_max), mask (B, *G_max))``, padded at
+    the end of each axis (a causal prior never looks at what comes after a position)."""
+    out: CodeBatch = {}
+    for name in items[0]:
+        arrays = [item[name] for item in items]
+        shape = [max(a.shape[d] for a in arrays) for d in range(arrays[0].dim())]
+        codes = torch.zeros((len(arrays), *shape), dtype=torch.long)
+        mask = torch.zeros((len(arrays), *shape[1:]), dtype=torch.bool)
+        for i, a in enumerate(arrays):
+            codes[(i, *(slice(0, s) for s in a.shape))] = a
+            mask[(i, *(slice(0, s) for s in a.shape[1:]))] = True
+        out[name] = (codes, mask)
+    return out
+

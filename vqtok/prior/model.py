@@ -1,0 +1,138 @@
+"""``Prior``: the learned prior over all of a model's code grids, ``p(top) p(bottom | top)``.
+
+One :class:`~vqtok.prior.network.CodePrior` per discrete latent array of the family, coarsest first
+(VQ-VAE: ``codes``; VQ-VAE-2: ``top`` then ``bottom``). Each level's gates take a condition map
+(:class:`LevelCondition`): the class label's embedding when the prior is class-conditional, and for
+every level below the first the codes of the level above, embedded, passed through two convolutions
+(they are known in full, so they need no mask) and repeated up to this level's grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from ..models.base import LatentSpec, TrainStep
+from .network import CodeEmbedding, CodePrior, Draw
+
+CodeBatch = dict[str, tuple[torch.Tensor, torch.Tensor]]  # name -> (codes (B, n_q, *G), mask (B, *G))
+
+
+@dataclass
+class PriorOptions:
+    """The prior's architecture and data: the ``[prior]`` table of a prior recipe."""
+
+    width: int = 64  # channels of every layer
+    layers: int = 10  # gated layers per level
+    kernel: int = 3  # 2-D: k x k (vertical) and 1 x k/2+1 (horizontal); 1-D: k taps, dilations 1, 2, 4, ..
+    window: int = 512  # longest training crop along each axis, in positions of the finest level
+    valid_share: float = 0.1  # share of the files held out to measure bits per code (without --valid)
+    labels: str = "auto"  # class-conditional: "auto" (when every file lies in a class folder), "yes", "no"
+
+    def __post_init__(self):
+        checks = [(self.width >= 1 and self.layers >= 1, "prior.width and prior.layers must be at least 1"),
+                  (self.kernel >= 2, "prior.kernel must be at least 2"),
+                  (self.window >= 1, "prior.window must be at least 1"),
+                  (0 <= self.valid_share < 1, "prior.valid_share must lie in [0, 1)"),
+                  (self.labels in ("auto", "yes", "no"), "prior.labels must be auto, yes or no")]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+
+def level_order(specs: dict[str, LatentSpec]) -> list[str]:
+    """Latent names from the coarsest grid to the finest (the order codes are sampled in)."""
+    return sorted(specs, key=lambda name: -specs[name].hop)
+
+
+class LevelCondition(nn.Module):
+    """The condition map of one level: ``(B, E, 1, ..)`` from a label, ``(B, E, *G)`` from the codes of
+    the level above (grid ``G / factor``), their sum when both, None when neither."""
+
+    def __init__(self, dims: int, width: int, n_labels: int, above: LatentSpec | None, factor: int):
+        super().__init__()
+        self.dims, self.factor = dims, factor
+        self.channels = width if n_labels or above is not None else 0  # E; 0: no condition
+        self.label = nn.Embedding(n_labels, width) if n_labels else None
+        self.above = None
+        if above is not None:
+            conv = nn.Conv1d if dims == 1 else nn.Conv2d
+            self.above = nn.ModuleList([CodeEmbedding(above.codebook_sizes, width),
+                                        nn.Sequential(conv(width, width, 3, padding=1), nn.ELU(),
+                                                      conv(width, width, 3, padding=1))])
+
+    def forward(self, labels: torch.Tensor | None, above: torch.Tensor | None) -> torch.Tensor | None:
+        cond = None
+        if self.label is not None:
+            cond = self.label(labels).reshape(labels.shape[0], -1, *[1] * self.dims)
+        if self.above is not None:
+            embed, convs = self.above
+            c = convs(embed(above))
+            for axis in range(2, 2 + self.dims):
+                c = c.repeat_interleave(self.factor, dim=axis)
+            cond = c if cond is None else cond + c
+        return cond
+
+
+class Prior(nn.Module):
+    """Priors of all the code grids of a family with latents ``specs`` (all discrete)."""
+
+    def __init__(self, dims: int, specs: dict[str, LatentSpec], options: PriorOptions, n_labels: int = 0):
+        super().__init__()
+        self.dims, self.specs, self.options, self.n_labels = dims, dict(specs), options, n_labels
+        self.order = level_order(specs)
+        self.levels = nn.ModuleDict()
+        self.conditions = nn.ModuleDict()
+        for i, name in enumerate(self.order):
+            spec = specs[name]
+            above = specs[self.order[i - 1]] if i > 0 else None
+            factor = above.hop // spec.hop if above is not None else 1
+            cond = LevelCondition(dims, options.width, n_labels, above, factor)
+            self.conditions[name] = cond
+            self.levels[name] = CodePrior(dims, list(spec.codebook_sizes[: spec.channels]), options.width,
+                                          options.layers, options.kernel, cond.channels)
+
+    @property
+    def conditional(self) -> bool:
+        return self.n_labels > 0
+
+    def _condition(self, name: str, codes: dict[str, torch.Tensor], labels) -> torch.Tensor | None:
+        i = self.order.index(name)
+        above = codes[self.order[i - 1]] if i > 0 else None
+        return self.conditions[name](labels, above)
+
+    def nll(self, codes: dict[str, torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Codes ``{name: (B, n_q, *G)}`` -> ``-log p`` of each code in nats ``{name: (B, n_q, *G)}``."""
+        return {name: self.levels[name].nll(codes[name], self._condition(name, codes, labels))
+                for name in self.order}
+
+    def forward(self, batch: CodeBatch, labels: torch.Tensor | None = None, *, step: int = 0) -> TrainStep:
+        """Mean nats per code over the masked-in codes of every level (the training loss)."""
+        nll = self.nll({name: codes for name, (codes, _) in batch.items()}, labels)
+        total, count, metrics = 0.0, 0, {}
+        for name in self.order:
+            mask = batch[name][1][:, None].expand_as(nll[name])
+            level_total, level_count = nll[name][mask].sum(), mask.sum()
+            metrics[f"bits_{name}"] = (level_total / level_count.clamp_min(1) / torch.log(torch.tensor(2.0))).detach()
+            total, count = total + level_total, count + level_count
+        loss = total / count.clamp_min(1)
+        metrics["bits"] = loss.detach() / torch.log(torch.tensor(2.0))
+        return TrainStep(None, loss, metrics)
+
+    @torch.no_grad()
+    def sample(self, n: int, grid: list[int], labels: torch.Tensor | None = None, temperature: float = 1.0,
+               top_k: int = 0, generator: torch.Generator | None = None, naive: bool = False) -> dict[str, torch.Tensor]:
+        """Codes ``{name: (n, n_q, *G_name)}`` level by level, coarsest first; ``grid`` is the coarsest
+        level's. ``naive`` uses the reference sampler (the same codes, much slower)."""
+        codes: dict[str, torch.Tensor] = {}
+        coarse = self.specs[self.order[0]].hop
+        for name in self.order:
+            level = self.levels[name]
+            size = [g * (coarse // self.specs[name].hop) for g in grid]
+            draw = Draw.seeded(n, level.n_q, size, temperature, top_k, generator)
+            cond = self._condition(name, codes, labels)
+            codes[name] = (level.sample_naive if naive else level.sample)(size, draw, cond)
+        return codes
