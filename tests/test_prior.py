@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import SAMPLES, TINY_AUDIO, built_once, cli_env, files_under, ok, run_cli, run_parallel
+from conftest import SAMPLES, TINY_AUDIO, TINY_IMAGE, built_once, cli_env, files_under, ok, run_cli, run_parallel
 from PIL import Image
 
 import vqtok
@@ -29,7 +29,8 @@ TINY_PRIOR = ["prior.width=16", "prior.layers=3", "train.log_every=1", "--batch-
 
 def _build(root):
     """The models every test here uses: a digit vqvae with a class-conditional prior (--valid: the
-    test digits), a tiny speech vqvae2 with its prior in a separate file, and a tiny image vae."""
+    test digits), a tiny speech vqvae2 with its prior in a separate file, a tiny image vqvae2 and a
+    tiny residual (n_q = 2) speech vqvae with priors in their files, and a tiny image vae."""
     digits, speech, vae = root / "digits.safetensors", root / "speech.safetensors", root / "vae.safetensors"
     trained = run_parallel(None, {
         "digits": (["train", *DIGIT_VQVAE, "-o", digits], {}),
@@ -37,6 +38,10 @@ def _build(root):
                     "--arch", "vqvae2", "vqvae2.top_strides=[2]", *TINY_AUDIO], {}),
         "vae": (["train", "--modality", "image", "--arch", "vae", "--data", SAMPLES / "images", "-o", vae,
                  "--steps", 2, "image.size=16", "model.channels=8", "model.latent_dim=4"], {}),
+        "images-v2": (["train", "--modality", "image", "--arch", "vqvae2", "--data", SAMPLES / "images", "-o",
+                       root / "images-v2.safetensors", "--steps", 3, *TINY_IMAGE], {}),
+        "speech-rvq": (["train", "--modality", "audio", "--data", SAMPLES / "speech", "-o",
+                        root / "speech-rvq.safetensors", "--steps", 3, "model.n_q=2", *TINY_AUDIO], {}),
     })
     for proc in trained.values():
         ok(proc)
@@ -46,6 +51,10 @@ def _build(root):
                     "--steps", 400, *SMALL_PRIOR], {}),
         "speech": (["train-prior", "--model", speech, "--data", SAMPLES / "speech", "-o", root / "speech-prior.safetensors",
                     "--steps", 10, *TINY_PRIOR], {}),
+        "images-v2": (["train-prior", "--model", root / "images-v2.safetensors", "--data", SAMPLES / "images",
+                       "--steps", 3, *TINY_PRIOR], {}),
+        "speech-rvq": (["train-prior", "--model", root / "speech-rvq.safetensors", "--data", SAMPLES / "speech",
+                        "--steps", 3, *TINY_PRIOR], {}),
     })
     for name, proc in priors.items():
         (root / f"{name}-prior.log").write_text(ok(proc).stderr)
@@ -145,6 +154,24 @@ def test_sample_speech_vqvae2_through_its_prior_file(models, tmp_path):
     assert files_under(out) == {"sample-000.wav", "sample-001.wav"}
     audio, rate = sf.read(out / "sample-000.wav")
     assert rate == 8000 and len(audio) == 4000 and np.isfinite(audio).all() and audio.std() > 0
+
+
+def test_image_vqvae2_and_residual_speech_vqvae_sample_through_their_priors(models, tmp_path):
+    runs = run_parallel(None, {
+        "images-v2": (["sample", "--model", models / "images-v2.safetensors", "-n", 3, "-o", tmp_path / "v2"], {}),
+        "speech-rvq": (["sample", "--model", models / "speech-rvq.safetensors", "-n", 1, "--seconds", 0.3,
+                        "--temperature", 0.5, "-o", tmp_path / "rvq.wav"], {}),
+    })
+    for proc in runs.values():
+        ok(proc)
+    assert files_under(tmp_path / "v2") == {f"sample-00{i}.png" for i in range(3)}
+    assert all(Image.open(p).size == (32, 32) for p in (tmp_path / "v2").iterdir())
+    assert len(sf.read(tmp_path / "rvq.wav")[0]) == 2400
+    rvq = _report(models / "speech-rvq.safetensors")["prior"]
+    assert rvq["entropy"]["codes_per_unit"]["codes"] == pytest.approx(2 * 8000 / 64)  # two codebooks
+    tok = vqtok.load(models / "speech-rvq.safetensors")
+    codes = tok.prior.sample(2, [5], None, 1.0, 0, torch.Generator().manual_seed(0))
+    assert codes["codes"].shape == (2, 2, 5)  # residual codes: both codebooks at every position
 
 
 # ---- Ctrl-C and resume ------------------------------------------------------------------------------------

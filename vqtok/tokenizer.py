@@ -93,12 +93,9 @@ class Tokenizer:
             if label is not None:
                 raise UsageError(f"--label: this {self.family} model is not conditional and takes no label")
             return None
-        known = self.label_names
         if label is None:
-            raise UsageError(f"this {self.family} model needs --label, one of: {', '.join(known)}")
-        if label not in known:
-            raise UsageError(f"--label {label!r} is not a label of this model; known labels: {', '.join(known)}")
-        return torch.full((n,), known.index(label), dtype=torch.long)
+            raise UsageError(f"this {self.family} model needs --label, one of: {', '.join(self.label_names)}")
+        return _label_tensor(self.label_names, label, n)
 
     def _n_q(self, n_q: int | None) -> int | None:
         if n_q is None:
@@ -305,9 +302,7 @@ class Tokenizer:
             return None, [""] * n
         if label is None:
             return torch.arange(n) % len(names), [names[i % len(names)] for i in range(n)]
-        if label not in names:
-            raise UsageError(f"--label {label!r} is not a label of this model; known labels: {', '.join(names)}")
-        return torch.full((n,), names.index(label), dtype=torch.long), [label] * n
+        return _label_tensor(names, label, n), [label] * n
 
     @torch.no_grad()
     def sample(self, n: int, size: list[int] | None = None, label: str | None = None,
@@ -338,3 +333,10 @@ class Tokenizer:
             x = self.model.decode(codes, labels if self.model.conditional else None)
         x = x.float().cpu()
         return x[(slice(None), slice(None), *(slice(0, s) for s in size))]
+
+
+def _label_tensor(names: list[str], label: str, n: int) -> torch.Tensor:
+    """``(n,)`` copies of the index of ``label`` in ``names``; an unknown label lists the known ones."""
+    if label not in names:
+        raise UsageError(f"--label {label!r} is not a label of this model; known labels: {', '.join(names)}")
+    return torch.full((n,), names.index(label), dtype=torch.long)
