@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import json
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -106,18 +108,20 @@ def image_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def audio_model(tmp_path_factory) -> Path:
-    """A tiny audio model trained for a few steps on the shipped speech (trained once per session)."""
-    out = tmp_path_factory.mktemp("audio_model") / "speech.safetensors"
-    run_cli("train", "--modality", "audio", "--data", SAMPLES / "speech", "-o", out, "--steps", 10, *TINY_AUDIO)
-    return out
+def audio_model(tmp_path_factory, worker_id) -> Path:
+    """A tiny audio model trained for a few steps on the shipped speech (trained once per test run)."""
+    def build(root):
+        run_cli("train", "--modality", "audio", "--data", SAMPLES / "speech", "-o", root / "speech.safetensors",
+                "--steps", 10, *TINY_AUDIO)
+    return built_once(tmp_path_factory, worker_id, "audio-model", build) / "speech.safetensors"
 
 
 @pytest.fixture(scope="session")
-def image_model(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("image_model") / "images.safetensors"
-    run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", out, "--steps", 10, *TINY_IMAGE)
-    return out
+def image_model(tmp_path_factory, worker_id) -> Path:
+    def build(root):
+        run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", root / "images.safetensors",
+                "--steps", 10, *TINY_IMAGE)
+    return built_once(tmp_path_factory, worker_id, "image-model", build) / "images.safetensors"
 
 
 def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
@@ -136,3 +140,15 @@ def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return root
+
+
+def save_runs(path: Path, runs: dict[str, subprocess.CompletedProcess]) -> None:
+    """Keep CLI results in a JSON file, so that a :func:`built_once` folder can share them."""
+    path.write_text(json.dumps({name: {"args": [str(a) for a in p.args], "returncode": p.returncode,
+                                       "stdout": base64.b64encode(p.stdout).decode(), "stderr": p.stderr}
+                                for name, p in runs.items()}))
+
+
+def load_runs(path: Path) -> dict[str, subprocess.CompletedProcess]:
+    return {name: subprocess.CompletedProcess(r["args"], r["returncode"], base64.b64decode(r["stdout"]), r["stderr"])
+            for name, r in json.loads(path.read_text()).items()}

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import tomllib
+from conftest import ROOT, SAMPLES, TINY_AUDIO, built_once, files_under, load_runs, ok, run_cli, run_parallel, save_runs
 from PIL import Image
-
-from conftest import ROOT, SAMPLES, TINY_AUDIO, files_under, ok, run_cli, run_parallel
 
 RECIPES = sorted((ROOT / "recipes").glob("*.toml"))
 WAV = SAMPLES / "speech" / "demo-thanks.wav"
@@ -34,9 +33,7 @@ def _input_for(recipe: dict) -> Path:
 
 # ---- every recipe, a few steps, then encode, decode and info ------------------------------------------
 
-@pytest.fixture(scope="module")
-def recipe_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipes")
+def _run_recipes(root: Path) -> None:
     trained = run_parallel(None, {p.stem: (["train", "--recipe", p, "-o", root / f"{p.stem}.safetensors", *FAST], {})
                                   for p in RECIPES})
     calls = {}
@@ -50,7 +47,15 @@ def recipe_runs(tmp_path_factory):
     decoded = run_parallel(None, {
         p.stem: (["decode", "--model", root / f"{p.stem}.safetensors", root / f"{p.stem}.npz", "-o",
                   root / f"{p.stem}.out{_input_for(_recipe(p)).suffix}"], {}) for p in RECIPES})
-    return root, trained, encoded, decoded
+    for phase, runs in (("trained", trained), ("encoded", encoded), ("decoded", decoded)):
+        save_runs(root / f"{phase}.json", runs)
+
+
+@pytest.fixture(scope="module")
+def recipe_runs(tmp_path_factory, worker_id):
+    """Every recipe trained for 2 steps, then encode, info and decode (once per test run)."""
+    root = built_once(tmp_path_factory, worker_id, "recipes", _run_recipes)
+    return root, *(load_runs(root / f"{phase}.json") for phase in ("trained", "encoded", "decoded"))
 
 
 def test_every_family_and_modality_has_a_recipe():
