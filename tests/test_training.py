@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import torch
 
 import vqtok
-from conftest import ROOT, SAMPLES, TINY_AUDIO, TINY_IMAGE, cli_env, run_cli
+from conftest import ROOT, SAMPLES, TINY_AUDIO, TINY_IMAGE, cli_env, interrupt_after, run_cli
 
 
 def _losses(path):
@@ -25,16 +23,10 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
     run_cli(*args, "-o", straight)
 
     cut = tmp_path / "cut.safetensors"
-    proc = subprocess.Popen([sys.executable, "-m", "vqtok", *map(str, args), "-o", cut], env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     metrics = tmp_path / "cut.metrics.jsonl"
-    deadline = time.time() + 300
-    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 5) and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err.decode()
-    assert b"interrupted" in err and b"--resume" in err
+    proc = interrupt_after([*args, "-o", cut], metrics)
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted" in proc.stderr and "--resume" in proc.stderr
     assert cut.exists() and (tmp_path / "cut.ckpt.safetensors").exists()
     stopped_at = vqtok.load(cut).meta["training"]["steps"]
     assert 5 <= stopped_at < 40

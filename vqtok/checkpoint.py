@@ -1,7 +1,7 @@
 """Training checkpoints as safetensors: model, optimizer and RNG state, never pickled.
 
-Adam's per-parameter state is stored as tensors ``optim.<param index>.<name>``; its param groups,
-the step and the rest go into the JSON metadata.
+Adam's per-parameter state is stored as tensors ``optim.<param index>.<name>``, a run's own extra tensors
+as ``kept.<name>``; the param groups, the step and the rest go into the JSON metadata.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from .formats import read_safetensors
 KIND = "vqtok-checkpoint"
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, extra: dict) -> None:
+def save_checkpoint(path: Path, model, optimizer, step: int, extra: dict,
+                    kept: dict[str, torch.Tensor] | None = None) -> None:
+    """``kept``: further tensors a run needs back on resume (e.g. its best weights so far)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"kept.{k}": v.detach().cpu().contiguous() for k, v in (kept or {}).items()})
     state = optimizer.state_dict()
     for idx, st in state["state"].items():
         for name, value in st.items():
@@ -32,8 +35,8 @@ def save_checkpoint(path: Path, model, optimizer, step: int, extra: dict) -> Non
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load_checkpoint(path: Path, model, optimizer) -> tuple[int, dict]:
-    """Restore model, optimizer and RNG from ``path``; returns ``(step, extra)``."""
+def load_checkpoint(path: Path, model, optimizer) -> tuple[int, dict, dict[str, torch.Tensor]]:
+    """Restore model, optimizer and RNG from ``path``; returns ``(step, extra, kept)``."""
     tensors, meta = read_safetensors(path)
     if meta.get("format") != KIND:
         raise VqtokError(f"{path}: not a vqtok training checkpoint")
@@ -45,4 +48,5 @@ def load_checkpoint(path: Path, model, optimizer) -> tuple[int, dict]:
             state.setdefault(int(idx), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
     torch.set_rng_state(tensors["rng.torch"])
-    return int(meta["step"]), json.loads(meta["extra"])
+    kept = {k[len("kept."):]: v for k, v in tensors.items() if k.startswith("kept.")}
+    return int(meta["step"]), json.loads(meta["extra"]), kept

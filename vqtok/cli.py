@@ -153,7 +153,8 @@ def train_prior(
                                          "prior.valid_share of --data, not trained on)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the prior to this file instead of "
                                        "into the model file."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="TOML with [prior] and [train] tables."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r",
+                                          help="TOML recipe with a prior table and a train table."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train.steps, default 2000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
@@ -207,7 +208,9 @@ def train_prior(
                   "with the same command plus --resume")
         raise typer.Exit(130)
     preview = f", preview {result.paths.preview}" if result.paths.preview.exists() else ""
-    err.print(f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s; prior stored in "
+    kept = result.summary["kept"]["step"]
+    best = f" (kept step {kept}'s weights: the lowest held-out bits per code)" if kept != result.step else ""
+    err.print(f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s{best}; prior stored in "
               f"{trainer.saved_to}{preview}")
 
 

@@ -91,8 +91,14 @@ def _prior_rows(prior: dict | None) -> list[tuple[str, str]]:
     kind = f"class-conditional ({', '.join(labels)})" if labels else "unconditional"
     rows = [("prior", f"gated PixelCNN over {', '.join(prior['levels'])}: {o['layers']} layers x {o['width']} "
                       f"channels, kernel {o['kernel']}; {kind}; trained {t.get('steps')} steps in "
-                      f"{t.get('seconds', 0):.0f} s" + ("" if t.get("completed", True) else " (interrupted)"))]
+                      f"{t.get('seconds', 0):.0f} s" + ("" if t.get("completed", True) else " (interrupted)")
+                      + _kept(t))]
     return rows + entropy_rows(prior["entropy"]) if "entropy" in prior else rows
+
+
+def _kept(training: dict) -> str:
+    kept = training.get("kept", {}).get("step")
+    return f"; kept the weights of step {kept} (lowest held-out bits)" if kept not in (None, training.get("steps")) else ""
 
 
 def _print_table(path: Path, report: dict, console: Console) -> None:

@@ -186,6 +186,17 @@ class TrainingLoop:
         """Facts about the run added to the training summary (e.g. the data it read)."""
         return {}
 
+    def after_step(self) -> dict[str, float]:
+        """Called after each step (``self.step`` counts it): further metrics to log, e.g. a held-out score."""
+        return {}
+
+    def kept_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """What a run keeps besides the model and optimizer, for the checkpoint: ``(facts, tensors)``."""
+        return {}, {}
+
+    def restore_kept(self, facts: dict, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back what :meth:`kept_state` gave, on resume."""
+
     # ---- one optimisation step ----
     def train_step(self, batch) -> dict[str, float | list[float]]:
         x, labels = batch
@@ -226,8 +237,9 @@ class TrainingLoop:
         self.model.train()
         with progress, StopOnInterrupt() as stop:
             while self.step < t.steps and not stop.requested:
-                window.add(self.train_step(self.batch(self.step)))
+                metrics = self.train_step(self.batch(self.step))
                 self.step += 1
+                window.add({**metrics, **self.after_step()})
                 progress.update(task, completed=self.step)
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     now = time.perf_counter()
@@ -271,20 +283,23 @@ class TrainingLoop:
             f.write(json.dumps(_rounded(metrics)) + "\n")
 
     def _checkpoint(self) -> None:
+        facts, tensors = self.kept_state()
         save_checkpoint(self.paths.checkpoint, self.model, self.optimizer, self.step,
-                        {"config": self.settings(), "elapsed": self.elapsed, "last": self.last})
+                        {"config": self.settings(), "elapsed": self.elapsed, "last": self.last, "kept": facts},
+                        tensors)
 
     def _resume(self) -> None:
         ckpt = self.paths.checkpoint
         if not ckpt.exists():
             raise UsageError(f"nothing to resume: {ckpt} does not exist (it is removed when a run completes)")
-        self.step, extra = load_checkpoint(ckpt, self.model, self.optimizer)
+        self.step, extra, kept = load_checkpoint(ckpt, self.model, self.optimizer)
         stored, current = extra["config"], self.settings()
         for section in self.must_match():
             if stored.get(section) != current.get(section):
                 raise UsageError(f"--resume: the [{section}] settings differ from the checkpoint's; "
                                  "resume with the same recipe and overrides")
         self.elapsed, self.last = extra.get("elapsed", 0.0), extra.get("last", {})
+        self.restore_kept(extra.get("kept", {}), kept)
         _truncate_log(self.paths.metrics, self.step)
 
     def _summary(self, interrupted: bool) -> dict:

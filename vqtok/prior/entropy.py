@@ -61,6 +61,12 @@ def prior_bits(prior: Prior, test: CodeSet, device: torch.device, batch_size: in
     return {name: totals[name] / max(counts[name], 1) for name in prior.order}
 
 
+def mean_bits(bits: dict[str, float], test: CodeSet) -> float:
+    """Bits per code over all levels of ``test``, each code counting alike."""
+    counts = {name: sum(item[name].numel() for item in test.items) for name in bits}
+    return sum(bits[name] * counts[name] for name in bits) / max(1, sum(counts.values()))
+
+
 def entropy_report(bits: dict[str, dict[str, float]], specs: dict[str, LatentSpec], rates: dict[str, dict],
                    held_out: str) -> dict:
     """``bits``: ``{"prior"|"unigram"|"uniform": {level: bits per code}}``; ``rates``: what

@@ -31,12 +31,14 @@ class PriorOptions:
     window: int = 512  # longest training crop along each axis, in positions of the finest level
     valid_share: float = 0.1  # share of the files held out to measure bits per code (without --valid)
     labels: str = "auto"  # class-conditional: "auto" (when every file lies in a class folder), "yes", "no"
+    eval_every: int = 250  # steps between held-out measurements; the best weights are kept (0: keep the last)
 
     def __post_init__(self):
         checks = [(self.width >= 1 and self.layers >= 1, "prior.width and prior.layers must be at least 1"),
                   (self.kernel >= 2, "prior.kernel must be at least 2"),
                   (self.window >= 1, "prior.window must be at least 1"),
                   (0 <= self.valid_share < 1, "prior.valid_share must lie in [0, 1)"),
+                  (self.eval_every >= 0, "prior.eval_every must be at least 0"),
                   (self.labels in ("auto", "yes", "no"), "prior.labels must be auto, yes or no")]
         for ok, message in checks:
             if not ok:
@@ -124,7 +126,8 @@ class Prior(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, grid: list[int], labels: torch.Tensor | None = None, temperature: float = 1.0,
-               top_k: int = 0, generator: torch.Generator | None = None, naive: bool = False) -> dict[str, torch.Tensor]:
+               top_k: int = 0, generator: torch.Generator | None = None,
+               naive: bool = False) -> dict[str, torch.Tensor]:
         """Codes ``{name: (n, n_q, *G_name)}`` level by level, coarsest first; ``grid`` is the coarsest
         level's. ``naive`` uses the reference sampler (the same codes, much slower)."""
         codes: dict[str, torch.Tensor] = {}

@@ -26,7 +26,7 @@ from ..loop import RunPaths, TrainingLoop, pick_device, setup_distributed
 from ..modality import Modality
 from ..tokenizer import Tokenizer
 from .data import CodeSet
-from .entropy import entropy_report, prior_bits, uniform_bits, unigram_bits
+from .entropy import entropy_report, mean_bits, prior_bits, uniform_bits, unigram_bits
 from .model import Prior, PriorOptions
 from .store import save_prior
 
@@ -92,6 +92,8 @@ class PriorTrainer(TrainingLoop):
             self.held_out = (f"{len(held)} of the {len(everything)} files, not trained on" if held else
                              "the training files themselves (too few files to hold any out)")
         self.hops = {name: spec.hop for name, spec in tok.specs.items()}
+        self.best: dict = {}  # {"step", "bits"} of the lowest held-out bits per code so far
+        self.best_weights: dict[str, torch.Tensor] = {}
         torch.manual_seed(run.train.seed)
         self.model = Prior(tok.dims, tok.specs, run.options, len(self.label_names)).to(device)
         super().__init__(run.train, RunPaths.for_model(Path(out or model_path), ".prior"), device, console)
@@ -123,6 +125,24 @@ class PriorTrainer(TrainingLoop):
     def summary_facts(self) -> dict:
         return {"data": str(self.run_cfg.data), "files": len(self.train_set), "held_out": self.held_out}
 
+    def after_step(self) -> dict[str, float]:
+        """Every ``prior.eval_every`` steps and at the end: the held-out bits per code, logged as
+        ``valid_bits``; the weights that reach the lowest are kept (the prior overfits small data)."""
+        every = self.run_cfg.options.eval_every
+        if not every or (self.step % every and self.step < self.train_cfg.steps):
+            return {}
+        bits = mean_bits(prior_bits(self.model, self.valid_set, self.device), self.valid_set)
+        if not self.best or bits < self.best["bits"]:
+            self.best = {"step": self.step, "bits": bits}
+            self.best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return {"valid_bits": bits}
+
+    def kept_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        return self.best, self.best_weights
+
+    def restore_kept(self, facts: dict, tensors: dict[str, torch.Tensor]) -> None:
+        self.best, self.best_weights = facts, tensors
+
     def entropy(self) -> dict:
         """Bits per code on the held-out codes under the prior, the unigram and the uniform code models."""
         specs = self.tok.specs
@@ -132,6 +152,9 @@ class PriorTrainer(TrainingLoop):
         return entropy_report(bits, specs, latent_rates(self.tok.meta["decode"]), self.held_out)
 
     def save(self, summary: dict) -> None:
+        if self.best and self.best["step"] != self.step:
+            self.model.load_state_dict(self.best_weights)
+        summary["kept"] = self.best or {"step": self.step}
         info = {"options": dataclasses.asdict(self.run_cfg.options), "train": dataclasses.asdict(self.train_cfg),
                 "label_names": self.label_names, "levels": self.model.order, "training": summary,
                 "entropy": self.entropy()}
