@@ -97,6 +97,20 @@ def test_a_separate_prior_file_names_its_model(models):
     assert tok.prior_info["model_hash"] == tok.model_hash
 
 
+def test_a_prior_for_a_model_that_changed_meanwhile_goes_beside_it(models, tmp_path):
+    from vqtok.errors import VqtokError
+    from vqtok.prior.store import save_prior
+
+    model = tmp_path / "m.safetensors"
+    model.write_bytes((models / "digits.safetensors").read_bytes())
+    tok = vqtok.load(model)
+    path = save_prior(tok.prior, tok.prior_info, model, "0123456789abcdef")  # trained on another model's codes
+    assert path == tmp_path / "m.prior.safetensors"
+    assert model.read_bytes() == (models / "digits.safetensors").read_bytes()  # the model file is untouched
+    with pytest.raises(VqtokError, match="not for this model"):
+        vqtok.load(model, prior=path)
+
+
 # ---- what it learns ----------------------------------------------------------------------------------------
 
 def test_prior_beats_the_uniform_and_unigram_code_models_on_held_out_digits(models):

@@ -26,17 +26,22 @@ PREFIX = "prior."
 RESERVED = ("format", "format_version", "vqtok_version", "model_hash")  # write_model sets these
 
 
-def save_prior(prior: Prior, info: dict, model_path: Path, out: Path | None = None) -> Path:
-    """Store ``prior`` and its description ``info`` in the model file (``out`` None) or in ``out``."""
+def save_prior(prior: Prior, info: dict, model_path: Path, model_hash: str, out: Path | None = None) -> Path:
+    """Store ``prior``, trained on the codes of the model ``model_hash``, and its description ``info`` in
+    the model file (``out`` None) or in ``out``; returns where it went. If the model file no longer holds
+    that model (it was retrained meanwhile), the prior goes to ``NAME.prior.safetensors`` beside it."""
     tensors = {PREFIX + k: v for k, v in prior.state_dict().items()}
-    mf = read_model(model_path)
-    info = {**info, "model_hash": mf.meta["model_hash"]}
+    info = {**info, "model_hash": model_hash}
     if out is None or Path(out).resolve() == Path(model_path).resolve():
-        kept = {k: v for k, v in mf.tensors.items() if not k.startswith(PREFIX)}
-        meta = {k: v for k, v in mf.meta.items() if k not in RESERVED}
-        write_model(model_path, {**kept, **tensors}, {**meta, "prior": info})
-        return Path(model_path)
-    strings = {"format": PRIOR_FORMAT, "model_hash": mf.meta["model_hash"], "prior": json.dumps(info, sort_keys=True)}
+        mf = read_model(model_path)
+        if mf.meta["model_hash"] == model_hash:
+            kept = {k: v for k, v in mf.tensors.items() if not k.startswith(PREFIX)}
+            meta = {k: v for k, v in mf.meta.items() if k not in RESERVED}
+            write_model(model_path, {**kept, **tensors}, {**meta, "prior": info})
+            return Path(model_path)
+        stem = model_path.name[: -len(".safetensors")] if model_path.name.endswith(".safetensors") else model_path.name
+        out = model_path.with_name(stem + ".prior.safetensors")
+    strings = {"format": PRIOR_FORMAT, "model_hash": model_hash, "prior": json.dumps(info, sort_keys=True)}
     with atomic_path(Path(out)) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=strings)
     return Path(out)

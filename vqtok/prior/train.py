@@ -158,7 +158,10 @@ class PriorTrainer(TrainingLoop):
         info = {"options": dataclasses.asdict(self.run_cfg.options), "train": dataclasses.asdict(self.train_cfg),
                 "label_names": self.label_names, "levels": self.model.order, "training": summary,
                 "entropy": self.entropy()}
-        self.saved_to = save_prior(self.model, info, self.model_path, self.out)
+        self.saved_to = save_prior(self.model, info, self.model_path, self.tok.model_hash, self.out)
+        if self.out is None and self.saved_to != self.model_path:
+            self.console.print(f"[yellow]warning:[/] {self.model_path} changed while the prior trained; the prior "
+                               f"went to {self.saved_to} (use it with --prior)")
         self.info = info
         self.tok.prior, self.tok.prior_info = self.model.eval(), info
         self._preview()
