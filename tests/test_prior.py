@@ -241,6 +241,8 @@ def test_bad_prior_input_is_a_clear_error_and_writes_nothing(models, tmp_path):
         "top-k on a vae": (["sample", "--model", vae, "--top-k", 3, "-o", out], 2, "--top-k applies"),
         "unknown prior key": (["train-prior", "--model", speech, "--data", SAMPLES / "speech", "prior.depth=3",
                                "-o", other], 2, "known keys of [prior]"),
+        "valid without classes": (["train-prior", "--model", digits, "--data", DIGITS / "train", "--valid",
+                                   SAMPLES / "images", "-o", other], 2, "not in a folder of one of the training"),
         "bad prior value": (["train-prior", "--model", speech, "--data", SAMPLES / "speech", "prior.labels=maybe",
                              "-o", other], 2, "prior.labels must be"),
     }

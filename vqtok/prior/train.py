@@ -77,11 +77,11 @@ class PriorTrainer(TrainingLoop):
         files = TrainingSet(run.data, tok.modality, tok.config.options)
         self.label_names = self._labels(files, run.options.labels)
         labels = files.labels if self.label_names else torch.full((len(files),), -1)
+        if run.valid is not None:  # checked before the long encoding
+            valid_files = TrainingSet(run.valid, tok.modality, tok.config.options)
+            valid_labels = self._valid_labels(valid_files)
         everything = CodeSet.encode(tok, files.files, labels, console)
         if run.valid is not None:
-            valid_files = TrainingSet(run.valid, tok.modality, tok.config.options)
-            valid_labels = torch.tensor([self.label_names.index(files.modality.example_label(f, run.valid))
-                                         if self.label_names else -1 for f in valid_files.files])
             self.train_set, self.valid_set = everything, CodeSet.encode(tok, valid_files.files, valid_labels, console)
             self.held_out = f"{len(self.valid_set)} file(s) from {run.valid}"
         else:
@@ -107,6 +107,18 @@ class PriorTrainer(TrainingLoop):
             return files.label_names
         labelled = bool(files.label_names) and bool((files.labels >= 0).all())
         return files.label_names if labelled and len(files.label_names) >= 2 else []
+
+    def _valid_labels(self, valid: TrainingSet) -> torch.Tensor:
+        """The class of each held-out file (-1 for all when the prior is unconditional)."""
+        if not self.label_names:
+            return torch.full((len(valid),), -1)
+        names = [valid.label_names[i] if i >= 0 else None for i in valid.labels.tolist()]
+        for path, name in zip(valid.files, names):
+            if name not in self.label_names:
+                raise UsageError(f"--valid: {path} is not in a folder of one of the training classes "
+                                 f"({', '.join(self.label_names)}); a class-conditional prior is measured on "
+                                 "files of its classes")
+        return torch.tensor([self.label_names.index(name) for name in names])
 
     def batch(self, step: int):
         t = self.train_cfg
