@@ -61,6 +61,14 @@ def _model_path(model: Optional[Path]) -> Path:
     raise UsageError(f"no model given: pass --model FILE.safetensors or set {MODEL_ENV}")
 
 
+def _overrides(ctx: typer.Context) -> list[str]:
+    """The extra ``section.key=value`` arguments of ``train`` and ``train-prior``."""
+    for o in ctx.args:
+        if "=" not in o:
+            raise UsageError(f"unexpected argument {o!r}: overrides look like section.key=value")
+    return list(ctx.args)
+
+
 # ---- plugins ------------------------------------------------------------------------------------------
 @app.command()
 def plugins():
@@ -116,10 +124,7 @@ def train(
     from .plugins import get_modality
     from .train import Trainer
 
-    overrides = list(ctx.args)
-    for o in overrides:
-        if "=" not in o:
-            raise UsageError(f"unexpected argument {o!r}: overrides look like section.key=value")
+    overrides = _overrides(ctx)
     recipe_dict = cfg.read_recipe(recipe) if recipe else None
     flags = {"modality": modality, "data": str(data) if data else None, "train.steps": steps,
              "train.batch_size": batch_size, "train.seed": seed, "train.device": device, "model.arch": arch}
@@ -173,15 +178,12 @@ def train_prior(
     prior.window=256 train.lr=3e-4. Beside the model: NAME.prior.metrics.jsonl, NAME.prior.preview.png
     (images), and while running NAME.prior.ckpt.safetensors. Ctrl-C saves; --resume continues.
     """
-    overrides = list(ctx.args)
-    for o in overrides:
-        if "=" not in o:
-            raise UsageError(f"unexpected argument {o!r}: overrides look like section.key=value")
+    overrides = _overrides(ctx)
     model = _model_path(model)
     from rich.table import Table
 
     from . import distributed
-    from .prior.entropy import entropy_rows
+    from .info import entropy_rows
     from .prior.train import PriorTrainer, resolve_prior_run
     from .tokenizer import Tokenizer
 

@@ -65,6 +65,12 @@ class ModelFile:
         return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
 
 
+def model_stem(path: Path) -> str:
+    """``x`` for ``x.safetensors``: the name the files written beside a model file start with."""
+    name = Path(path).name
+    return name[: -len(".safetensors")] if name.endswith(".safetensors") else name
+
+
 def write_model(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> str:
     """Write tensors and metadata atomically; returns the model hash."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from .errors import VqtokError
 from .formats import read_model
-from .prior.entropy import entropy_rows
 
 
 def latent_rates(decode: dict) -> dict[str, dict]:
@@ -99,6 +98,20 @@ def _prior_rows(prior: dict | None) -> list[tuple[str, str]]:
 def _kept(training: dict) -> str:
     kept = training.get("kept", {}).get("step")
     return f"; kept the weights of step {kept} (lowest held-out bits)" if kept not in (None, training.get("steps")) else ""
+
+
+def entropy_rows(report: dict) -> list[tuple[str, str]]:
+    """A prior's entropy report (:func:`vqtok.prior.entropy.entropy_report`) as ``(what, value)`` rows."""
+    bits = report["bits_per_code"]
+    rows = [(f"bits per code ({name})", f"prior {bits['prior'][name]:.3f}, unigram {bits['unigram'][name]:.3f}, "
+                                        f"uniform {bits['uniform'][name]:.3f}")
+            for name in report.get("levels", bits["prior"])]
+    if "bitrate" in report:
+        rate, unit = report["bitrate"], report["unit"]
+        rows.append(("entropy-coded rate", f"{rate['prior']:.1f} {unit} with the prior, {rate['unigram']:.1f} "
+                                           f"unigram, {rate['uniform']:.1f} raw (log2 K per code)"))
+    rows.append(("measured on", report["held_out"]))
+    return rows
 
 
 def _print_table(path: Path, report: dict, console: Console) -> None:

@@ -28,6 +28,7 @@ from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .errors import UsageError, VqtokError
+from .formats import model_stem
 from .models.base import TrainStep
 
 
@@ -44,7 +45,7 @@ class RunPaths:
     def for_model(cls, out: Path, tag: str = "") -> "RunPaths":
         """Paths beside ``out``; ``tag`` (e.g. ``".prior"``) keeps the files of another run on the same
         model apart."""
-        stem = (out.name[: -len(".safetensors")] if out.name.endswith(".safetensors") else out.name) + tag
+        stem = model_stem(out) + tag
         return cls(out, out.with_name(stem + ".ckpt.safetensors"), out.with_name(stem + ".metrics.jsonl"),
                    out.with_name(stem + ".preview.png"))
 

@@ -81,16 +81,3 @@ def entropy_report(bits: dict[str, dict[str, float]], specs: dict[str, LatentSpe
         report["bitrate"] = {model: sum(codes[name] * b[name] for name in specs) for model, b in bits.items()}
     return report
 
-
-def entropy_rows(report: dict) -> list[tuple[str, str]]:
-    """The report as ``(what, value)`` rows for a table."""
-    bits = report["bits_per_code"]
-    rows = [(f"bits per code ({name})", f"prior {bits['prior'][name]:.3f}, unigram {bits['unigram'][name]:.3f}, "
-                                        f"uniform {bits['uniform'][name]:.3f}")
-            for name in report.get("levels", bits["prior"])]
-    if "bitrate" in report:
-        rate, unit = report["bitrate"], report["unit"]
-        rows.append(("entropy-coded rate", f"{rate['prior']:.1f} {unit} with the prior, {rate['unigram']:.1f} "
-                                           f"unigram, {rate['uniform']:.1f} raw (log2 K per code)"))
-    rows.append(("measured on", report["held_out"]))
-    return rows

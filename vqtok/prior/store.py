@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from ..atomic import atomic_path
 from ..errors import VqtokError
-from ..formats import read_model, read_safetensors, write_model
+from ..formats import model_stem, read_model, read_safetensors, write_model
 from ..models.base import LatentSpec
 from .model import Prior, PriorOptions
 
@@ -39,8 +39,7 @@ def save_prior(prior: Prior, info: dict, model_path: Path, model_hash: str, out:
             meta = {k: v for k, v in mf.meta.items() if k not in RESERVED}
             write_model(model_path, {**kept, **tensors}, {**meta, "prior": info})
             return Path(model_path)
-        stem = model_path.name[: -len(".safetensors")] if model_path.name.endswith(".safetensors") else model_path.name
-        out = model_path.with_name(stem + ".prior.safetensors")
+        out = model_path.with_name(model_stem(model_path) + ".prior.safetensors")
     strings = {"format": PRIOR_FORMAT, "model_hash": model_hash, "prior": json.dumps(info, sort_keys=True)}
     with atomic_path(Path(out)) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=strings)
