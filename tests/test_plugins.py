@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from conftest import SAMPLES, TINY_IMAGE, plugin_env, run_cli
+from conftest import SAMPLES, TINY_IMAGE, files_under, plugin_env, run_cli
 
 
 def test_builtin_plugins_are_listed_with_origin_and_status():
@@ -72,3 +74,8 @@ def test_third_party_modality_trains_encodes_and_decodes_without_core_changes(tm
     assert np.mean((back - original) ** 2) < 0.5 * np.mean(original**2)
     info = run_cli("info", "--json", model, env=env).stdout
     assert b'"modality": "sensor"' in info
+    proc = run_cli("eval", "--json", "--model", model, "--data", data, "--plots", tmp_path / "plots", env=env)
+    quality = json.loads(proc.stdout)["quality"]  # the defaults and the plugin's own metric
+    assert set(quality) == {"mse", "psnr_db", "max_abs_error"} and "max_abs_error" in proc.stderr
+    assert quality["mse"] < 0.5 * 0.5 and quality["max_abs_error"] < 2  # sine power is 1/2
+    assert files_under(tmp_path / "plots") == {"code-usage.png"}  # no preview offered: code usage only

@@ -12,57 +12,13 @@ import torch
 from PIL import Image
 
 import vqtok
-from conftest import (SAMPLES, TINY_AUDIO, TINY_IMAGE, built_once, files_under, interrupt_after, ok, run_cli,
-                      run_parallel)
-
-DIGITS = SAMPLES / "digits"
-# A small digit tokenizer: 28 x 28 -> 7 x 7 codes of 64 entries (about a minute on 2 cores).
-DIGIT_VQVAE = ["--modality", "image", "--data", DIGITS / "train", "image.size=28", "image.channels=1",
-               "model.strides=[2,2]", "model.channels=32", "model.max_channels=64", "model.latent_dim=16",
-               "model.codebook_size=64", "model.res_blocks=1", "train.lr=2e-3", "--steps", 300, "--batch-size", 32]
-# prior.eval_every=0 keeps the last weights: on 600 digits they overfit (held-out bits rise after about 250
-# steps), and their samples are the more recognizable for it, which the class test below measures.
-SMALL_PRIOR = ["prior.layers=6", "prior.eval_every=0", "train.log_every=5"]
-TINY_PRIOR = ["prior.width=16", "prior.layers=3", "train.log_every=1", "--batch-size", 4]
-
-
-def _build(root):
-    """The models every test here uses: a digit vqvae with a class-conditional prior (--valid: the
-    test digits), a tiny speech vqvae2 with its prior in a separate file, a tiny image vqvae2 and a
-    tiny residual (n_q = 2) speech vqvae with priors in their files, and a tiny image vae."""
-    digits, speech, vae = root / "digits.safetensors", root / "speech.safetensors", root / "vae.safetensors"
-    trained = run_parallel(None, {
-        "digits": (["train", *DIGIT_VQVAE, "-o", digits], {}),
-        "speech": (["train", "--modality", "audio", "--data", SAMPLES / "speech", "-o", speech, "--steps", 10,
-                    "--arch", "vqvae2", "vqvae2.top_strides=[2]", *TINY_AUDIO], {}),
-        "vae": (["train", "--modality", "image", "--arch", "vae", "--data", SAMPLES / "images", "-o", vae,
-                 "--steps", 2, "image.size=16", "model.channels=8", "model.latent_dim=4"], {}),
-        "images-v2": (["train", "--modality", "image", "--arch", "vqvae2", "--data", SAMPLES / "images", "-o",
-                       root / "images-v2.safetensors", "--steps", 3, *TINY_IMAGE], {}),
-        "speech-rvq": (["train", "--modality", "audio", "--data", SAMPLES / "speech", "-o",
-                        root / "speech-rvq.safetensors", "--steps", 3, "model.n_q=2", *TINY_AUDIO], {}),
-    })
-    for proc in trained.values():
-        ok(proc)
-    (root / "digits-info-before.json").write_bytes(ok(run_cli("info", "--json", digits)).stdout)
-    priors = run_parallel(None, {
-        "digits": (["train-prior", "--model", digits, "--data", DIGITS / "train", "--valid", DIGITS / "test",
-                    "--steps", 400, *SMALL_PRIOR], {}),
-        "speech": (["train-prior", "--model", speech, "--data", SAMPLES / "speech",
-                    "-o", root / "speech-prior.safetensors",
-                    "--steps", 10, *TINY_PRIOR], {}),
-        "images-v2": (["train-prior", "--model", root / "images-v2.safetensors", "--data", SAMPLES / "images",
-                       "--steps", 3, *TINY_PRIOR], {}),
-        "speech-rvq": (["train-prior", "--model", root / "speech-rvq.safetensors", "--data", SAMPLES / "speech",
-                        "--steps", 3, *TINY_PRIOR], {}),
-    })
-    for name, proc in priors.items():
-        (root / f"{name}-prior.log").write_text(ok(proc).stderr)
+from conftest import DIGITS, SAMPLES, TINY_PRIOR, files_under, interrupt_after, ok, run_cli, run_parallel
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, worker_id):
-    return built_once(tmp_path_factory, worker_id, "prior-models", _build)
+def models(prior_models):
+    """The digit, speech, image and residual models with their priors (see conftest.build_prior_models)."""
+    return prior_models
 
 
 def _report(path) -> dict:

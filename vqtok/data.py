@@ -7,6 +7,7 @@ would, and under ``torchrun`` each rank takes its own slice of the same global b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -56,6 +57,10 @@ class TrainingSet:
             x = x.narrow(axis, 0, usable)
         return x, self.labels[picks[mine]]
 
+    def class_names(self) -> list[str | None]:
+        """The class folder of each file (None for a file outside any)."""
+        return [self.label_names[i] if i >= 0 else None for i in self.labels.tolist()]
+
     def require_labels(self) -> None:
         """For conditional families: every file must lie in a class sub-folder."""
         unlabelled = [f for f, lab in zip(self.files, self.labels.tolist()) if lab < 0]
@@ -63,3 +68,24 @@ class TrainingSet:
             example = f" ({unlabelled[0]} is not)" if unlabelled and self.label_names else ""
             raise UsageError(f"{self.root}: a conditional model needs labelled data: put the files of each "
                              f"class in a sub-folder named after the class{example}")
+
+
+def evaluation_batches(files: list[Path], modality: Modality, options,
+                       batch_size: int) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """The evaluation examples (:meth:`Modality.evaluation_example`) of ``files`` in order, stacked into
+    batches ``(B, C, *S)`` of at most ``batch_size`` consecutive files of equal shape, each with the
+    indices of its files."""
+    pending: list[tuple[int, torch.Tensor]] = []
+    for i, path in enumerate(files):
+        try:
+            x = modality.evaluation_example(path, options)
+        except VqtokError:
+            raise
+        except Exception as e:  # a plugin's unexpected failure still names the file
+            raise VqtokError(f"{path}: {type(e).__name__}: {e}") from None
+        if pending and (len(pending) == batch_size or pending[0][1].shape != x.shape):
+            yield [j for j, _ in pending], torch.stack([t for _, t in pending])
+            pending = []
+        pending.append((i, x))
+    if pending:
+        yield [j for j, _ in pending], torch.stack([t for _, t in pending])

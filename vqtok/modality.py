@@ -68,6 +68,20 @@ class Modality(abc.ABC):
         the user must say."""
         return None
 
+    def evaluation_example(self, path: Path, options) -> torch.Tensor:
+        """The whole of ``path`` as the model is evaluated on it (``vqtok eval``, ``train-prior``'s codes),
+        ``(C, *S)``, without randomness: by default the file as ``load`` reads it. A modality whose
+        models see a fixed size (images resized and cropped to ``image.size``) returns that."""
+        return self.load(path, options)
+
+    def quality(self, x_hat: torch.Tensor, x: torch.Tensor, options) -> dict[str, torch.Tensor]:
+        """How close reconstructions are to their originals, a batch ``(B, C, *S)`` -> ``{metric: (B,)}``,
+        shown by ``vqtok eval`` (mean over the files). Default: mean squared error and PSNR (dB) for
+        data in [-1, 1]. Known names get a description in the table (see :mod:`vqtok.evaluation.table`)."""
+        from .metrics import mse, psnr
+
+        return {"mse": mse(x_hat, x), "psnr_db": psnr(x_hat, x)}
+
     def save_batch(self, x: torch.Tensor, path: Path, options) -> bool:
         """Write a batch ``(N, C, *spatial)`` as one file (e.g. an image grid); False if not offered."""
         return False
@@ -100,6 +114,16 @@ class Modality(abc.ABC):
     def preview(self, originals: torch.Tensor, reconstructions: torch.Tensor, path: Path, options) -> bool:
         """Write a PNG comparing a batch of originals with their reconstructions; False if not offered."""
         return False
+
+    def report_figures(self, originals: list[torch.Tensor], reconstructions: list[torch.Tensor], folder: Path,
+                       options) -> list[Path]:
+        """Pictures for ``vqtok eval --plots``: a few originals and their reconstructions, each
+        ``(C, *S)`` (sizes may differ between examples), drawn into ``folder``; returns the files written.
+        Default: the :meth:`preview` picture as ``reconstructions.png`` when the examples share one size."""
+        path = folder / "reconstructions.png"
+        if len({tuple(x.shape) for x in originals}) != 1:
+            return []
+        return [path] if self.preview(torch.stack(originals), torch.stack(reconstructions), path, options) else []
 
 
 class SignalWriter(abc.ABC):

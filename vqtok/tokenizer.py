@@ -178,17 +178,21 @@ class Tokenizer:
                                  f"{coarse}'s times its rate")
 
     # ---- tensors ----
+    def pad_to_hop(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *S)`` -> ``(B, C, *ceil(S / hop) * hop)``: the end of each axis padded (images repeat
+        their edge, signals get zeros)."""
+        pad = []
+        for size in reversed(x.shape[2:]):
+            pad += [0, -size % self.hop]
+        mode = "replicate" if self.dims == 2 else "constant"
+        return F.pad(x, pad, mode=mode) if any(pad) else x
+
     @torch.no_grad()
     def encode_batch(self, x: torch.Tensor, n_q: int | None = None,
                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``(B, C, *S)`` -> latents ``{name: (B, channels, *ceil(S / hop_name))}`` on the CPU; the end of
         each axis is padded to a multiple of the hop."""
-        pad = []
-        for size in reversed(x.shape[2:]):
-            pad += [0, -size % self.hop]
-        mode = "replicate" if self.dims == 2 else "constant"
-        x = x.to(self.device)
-        x = F.pad(x, pad, mode=mode) if any(pad) else x
+        x = self.pad_to_hop(x.to(self.device))
         labels = labels.to(self.device) if labels is not None else None
         return {k: v.cpu() for k, v in self.model.encode(x, labels, n_q).items()}
 

@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 
 from vqtok.errors import UsageError
+from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.modality import Modality
 
 from . import reading, streaming
 from .formats import SUFFIXES
-from .loss import waveform_loss
+from .figures import comparison_figures
+from .loss import multi_resolution_stft_distance, waveform_loss
 from .preview import save_preview
 from .writer import AudioWriter
 
@@ -88,3 +90,13 @@ class AudioModality(Modality):
     def preview(self, originals: torch.Tensor, reconstructions: torch.Tensor, path: Path, options) -> bool:
         save_preview(originals, reconstructions, path, options.sample_rate)
         return True
+
+    def quality(self, x_hat: torch.Tensor, x: torch.Tensor, options: AudioOptions) -> dict[str, torch.Tensor]:
+        """SI-SDR (dB), multi-resolution STFT distance and log-mel distance (dB) of ``(B, 1, T)``."""
+        sr = options.sample_rate
+        stft = [multi_resolution_stft_distance(y[None], r[None], sr) for y, r in zip(x_hat.float(), x.float())]
+        return {"si_sdr_db": si_sdr(x_hat, x), "mr_stft": torch.stack(stft),
+                "log_mel_distance_db": log_mel_distance(x_hat, x, sr)}
+
+    def report_figures(self, originals, reconstructions, folder: Path, options: AudioOptions) -> list[Path]:
+        return comparison_figures(originals, reconstructions, folder, options.sample_rate)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchaudio
 from PIL import Image, ImageDraw
 
+from vqtok.metrics import log_mel_db
+
 from .colormap import colorize
-from .spectral import fft_size, magnitudes
 
 MAX_EXAMPLES = 4
 N_MELS = 64
@@ -20,12 +20,7 @@ BACKGROUND, TEXT = (255, 255, 255), (0, 0, 0)
 
 def log_mel(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """``(B, 1, T)`` -> ``(B, N_MELS, frames)`` power in dB (64 ms windows, 8 ms hops at any rate)."""
-    n_fft = fft_size(sample_rate, 0.064)
-    power = magnitudes(x[:, 0].detach().float().cpu(), n_fft, n_fft // 8).pow(2)
-    banks = torchaudio.functional.melscale_fbanks(  # (n_fft // 2 + 1, N_MELS)
-        n_fft // 2 + 1, f_min=0.0, f_max=sample_rate / 2, n_mels=N_MELS, sample_rate=sample_rate
-    )
-    return 10 * torch.einsum("bft,fm->bmt", power, banks).clamp_min(1e-10).log10()
+    return log_mel_db(x.detach().float().cpu(), sample_rate, n_mels=N_MELS)
 
 
 def tile(levels: torch.Tensor) -> Image.Image:

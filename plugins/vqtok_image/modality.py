@@ -71,10 +71,13 @@ class ImageModality(Modality):
     def load(self, path: Path, options: ImageOptions) -> torch.Tensor:
         return to_tensor(self.open(path, options))
 
-    def training_example(self, path: Path, options: ImageOptions, generator: torch.Generator) -> torch.Tensor:
+    def evaluation_example(self, path: Path, options: ImageOptions) -> torch.Tensor:
+        """The image resized (bicubic) and centre-cropped to ``size x size``."""
         img = self.open(path, options, at_least=options.size)
-        img = ImageOps.fit(img, (options.size, options.size), Image.Resampling.BICUBIC)
-        return to_tensor(img)
+        return to_tensor(ImageOps.fit(img, (options.size, options.size), Image.Resampling.BICUBIC))
+
+    def training_example(self, path: Path, options: ImageOptions, generator: torch.Generator) -> torch.Tensor:
+        return self.evaluation_example(path, options)
 
     def save(self, x: torch.Tensor, path: Path, options: ImageOptions) -> None:
         to_pil(x).save(path, format=_writable_format(path))

@@ -1,7 +1,7 @@
 """The prior's data: the codes of a folder of files, encoded once with the model, and batches of them.
 
 1-D signals (audio) are encoded whole, streamed in chunks like ``vqtok encode``; other modalities
-encode the training example the model learned from (an image resized and cropped to ``image.size``),
+encode the modality's evaluation example (an image resized and cropped to ``image.size``, as trained),
 in batches. Training batches crop each grid along every axis to at most ``prior.window`` positions of
 the finest level (aligned to the coarsest), pad to the longest in the batch and mask the padding out
 of the loss. Like the autoencoder's, batch ``step`` is a pure function of ``(seed, step)``.
@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
+from ..data import evaluation_batches
 from ..tokenizer import Tokenizer
 from .model import CodeBatch
 
@@ -42,14 +43,10 @@ class CodeSet:
                     items.append(tok.from_file_arrays(tok.encode_file(path), str(path)))
                     progress.advance(task)
             else:
-                opts, g = tok.config.options, torch.Generator().manual_seed(0)
-                for start in range(0, len(files), batch_size):
-                    part = files[start: start + batch_size]
-                    examples = [tok.modality.training_example(p, opts, g) for p in part]
-                    for same in _runs_of_equal_shape(examples):
-                        codes = tok.encode_batch(torch.stack(same))
-                        items += [{k: v[i] for k, v in codes.items()} for i in range(len(same))]
-                    progress.advance(task, len(part))
+                for indices, x in evaluation_batches(files, tok.modality, tok.config.options, batch_size):
+                    codes = tok.encode_batch(x)
+                    items += [{k: v[i] for k, v in codes.items()} for i in range(len(indices))]
+                    progress.advance(task, len(indices))
         return cls(items, labels, list(files))
 
     def subset(self, indices: list[int]) -> "CodeSet":
@@ -82,16 +79,6 @@ class CodeSet:
         """How often each code of each codebook of latent ``name`` occurs: ``[(K_q,)]``."""
         return [sum(torch.bincount(item[name][q].reshape(-1), minlength=k) for item in self.items)
                 for q, k in enumerate(codebook_sizes)]
-
-
-def _runs_of_equal_shape(examples: list[torch.Tensor]) -> list[list[torch.Tensor]]:
-    runs: list[list[torch.Tensor]] = []
-    for x in examples:
-        if runs and runs[-1][0].shape == x.shape:
-            runs[-1].append(x)
-        else:
-            runs.append([x])
-    return runs
 
 
 def _crop(codes: torch.Tensor, starts: list[int], span: int, factor: int) -> torch.Tensor:

@@ -63,6 +63,12 @@ class SensorModality(Modality):
         return torch.nn.functional.pad(piece, (0, options.segment - piece.shape[-1]))
 
 
+    def quality(self, x_hat, x, options):
+        """The default metrics (MSE, PSNR) and one of this plugin's own, per example ``(B,)``."""
+        return {**super().quality(x_hat, x, options),
+                "max_abs_error": (x_hat - x).abs().flatten(1).amax(1)}
+
+
 @vqtok.hookimpl
 def vqtok_modalities():
     return [SensorModality()]

@@ -1,0 +1,54 @@
+"""The ``vqtok eval`` report as a table (stderr)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+# Descriptions of the metrics the built-in modalities report; a plugin's own names are shown as they are.
+QUALITY_NAMES = {
+    "mse": "MSE",
+    "psnr_db": "PSNR (dB, peak-to-peak 2)",
+    "si_sdr_db": "SI-SDR (dB)",
+    "mr_stft": "multi-resolution STFT distance",
+    "log_mel_distance_db": "log-mel distance (dB)",
+}
+
+
+def report_rows(report: dict) -> list[tuple[str, str]]:
+    rows = [("model", f"{report['family']} {report['modality']} model {report['model_hash']}"),
+            ("data", f"{report['data']} ({report['files']} files)")]
+    if "n_q" in report:
+        rows.append(("codebooks used", f"the first {report['n_q']}"))
+    rows += [(QUALITY_NAMES.get(k, k), f"{v:.4g}") for k, v in report["quality"].items()]
+    if "likelihood" in report:
+        lik = report["likelihood"]
+        data = "binarized data (one fixed draw)" if lik["binarized"] else "the data"
+        rows += [("ELBO", f"{lik['elbo_nats']:.2f} nats ({-lik['elbo_bits_per_dim']:.4f} bits/dim)"),
+                 ("NLL", f"{lik['nll_nats']:.2f} nats ({lik['nll_bits_per_dim']:.4f} bits/dim), importance-sampled "
+                         f"with k = {lik['iw_samples']}, {lik['likelihood']} likelihood on {data}")]
+    if "bound" in report:
+        b = report["bound"]
+        rows.append(("NLL bound", f"{b['nll_bound_nats']:.2f} nats ({b['bits_per_dim']:.4f} bits/dim) = "
+                                  f"reconstruction {b['recon_nats']:.2f} (Gaussian, sigma {b['recon_sigma']:.4g}) + "
+                                  f"codes {b['code_nats']:.2f} ({b['code_model']})"))
+    for name, per_q in report.get("codebooks", {}).items():
+        for q, c in enumerate(per_q):
+            rows.append((f"codebook {name}[{q}]", f"perplexity {c['perplexity']:.1f} of {c['size']}, "
+                                                  f"{c['used']:.0%} of the codes used"))
+    rate = report.get("bitrate") or {}
+    if rate:
+        rows.append(("bitrate", f"{rate['raw']:.6g} {rate['unit']} raw (log2 K per code)"))
+        if "entropy_coded" in rate:
+            rows.append(("entropy-coded", f"{rate['entropy_coded']:.6g} {rate['unit']} under the prior "
+                                          f"({rate['bits_per_code']:.3f} bits per code on these files)"))
+    return rows
+
+
+def print_report(report: dict, console: Console, title: str) -> None:
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in report_rows(report):
+        table.add_row(k, v)
+    console.print(table)
