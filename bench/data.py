@@ -11,7 +11,9 @@ PNGs; the package stores pixel values as uint8 / 256, so ``value * 256`` restore
 (one female speaker, 8 kHz mono, about 25 minutes, CC BY-SA 3.0; fetched with ``apt-get download`` and
 unpacked with ``dpkg -x``, not installed), as ``OUT/speech-en/{train,test}/<name>.wav``: the files sorted by
 their path under ``sounds/en_US_f_Allison``, every tenth (the 1st, 11th, ...) in ``test``, the rest in
-``train``; sub-folders are folded into the name (``digits/7.wav`` -> ``digits-7.wav``).
+``train``; sub-folders are folded into the name (``digits/7.wav`` -> ``digits-7.wav``). The test files
+are listed in ``bench/speech-en-test.txt``; a build whose split differs from that list (another version
+of the package) stops with the difference, since results on it would not be comparable.
 """
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ def build_mnist(out: Path) -> None:
 
 
 SPEECH_PACKAGE = "asterisk-core-sounds-en-wav"
+SPEECH_TEST_LIST = HERE / "speech-en-test.txt"
 
 
 def build_speech(out: Path) -> None:
     folder = out / "speech-en"
     if (folder / "test").exists() and (folder / "train").exists():
+        check_speech_split(folder / "test")
         print(f"{folder}: already built")
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,8 +78,19 @@ def build_speech(out: Path) -> None:
             target = folder / split / path.relative_to(sounds).as_posix().replace("/", "-")
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
+    check_speech_split(folder / "test")
     for split in ("train", "test"):
         print(f"{folder / split}: {sum(1 for _ in (folder / split).iterdir())} files")
+
+
+def check_speech_split(test: Path) -> None:
+    """The test files must be exactly those of ``SPEECH_TEST_LIST``."""
+    built = sorted(p.name for p in test.iterdir())
+    listed = SPEECH_TEST_LIST.read_text().split()
+    if built != listed:
+        missing, extra = sorted(set(listed) - set(built)), sorted(set(built) - set(listed))
+        raise SystemExit(f"{test}: the test split differs from {SPEECH_TEST_LIST.name} (missing {missing[:5]}, "
+                         f"extra {extra[:5]}); another version of {SPEECH_PACKAGE}? Results would not be comparable.")
 
 
 def main() -> None:
