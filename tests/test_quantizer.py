@@ -11,7 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from vqtok.config import ModelConfig
-from vqtok.models.quantize import ResidualQuantizer, VectorQuantizer, kmeans, nearest
+from vqtok.models import quantize
+from vqtok.models.quantize import ResidualQuantizer, VectorQuantizer, code_sums, kmeans, nearest
 from vqtok.models.vqvae import VQVAE, dropout_n_q
 
 
@@ -42,6 +43,47 @@ def test_nearest_equals_brute_force(n, k, d):
     z, codebook = torch.randn(n, d, generator=g), torch.randn(k, d, generator=g)
     expected = torch.cdist(z.double(), codebook.double()).argmin(dim=1)
     assert torch.equal(nearest(z, codebook), expected)
+
+
+@pytest.mark.parametrize("n, k, block", [(1000, 50, 7 * 50), (5000, 1024, 1 << 22), (300, 20, 40)])
+def test_blocked_search_equals_brute_force(monkeypatch, n, k, block):
+    """Many blocks of rows, the last one partial (also with the default block)."""
+    monkeypatch.setitem(quantize.SEARCH_BLOCK, "cpu", block)
+    g = gen(k)
+    z, codebook = torch.randn(n, 8, generator=g), torch.randn(k, 8, generator=g)
+    expected = torch.cdist(z.double(), codebook.double()).argmin(dim=1)
+    assert torch.equal(nearest(z, codebook), expected)
+
+
+def test_search_breaks_ties_and_nan_like_one_argmin(monkeypatch):
+    """Duplicate codes tie exactly: the lowest index wins, as in one argmin over all the scores."""
+    monkeypatch.setitem(quantize.SEARCH_BLOCK, "cpu", 64 * 120)
+    g = gen(21)
+    codebook = torch.randn(30, 4, generator=g).round().repeat(4, 1)  # K = 120: each code four times
+    z = torch.randn(500, 4, generator=g).round()  # many equal distances between different codes too
+    z[7, 1] = float("nan")
+    scores = torch.addmm(codebook.pow(2).sum(1), z, codebook.t(), alpha=-2.0)
+    assert torch.equal(nearest(z, codebook), scores.argmin(dim=1))
+    assert int(nearest(z, codebook)[7]) == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_row_argmin_equals_torch_argmin(dtype):
+    g = gen(22)
+    scores = torch.randint(0, 5, (200, 96), generator=g).to(dtype)  # many ties
+    scores[3] = float("inf")
+    scores[4, 70] = scores[4, 40] = float("nan")
+    out = torch.empty(200, dtype=torch.long)
+    quantize._argmin_rows(scores, out=out)
+    assert torch.equal(out, scores.argmin(dim=1))
+
+
+def test_code_sums_equal_index_add():
+    g = gen(23)
+    z = torch.randn(3000, 6, generator=g)
+    codes = torch.randint(0, 40, (3000,), generator=g)  # codes 40..49 unused: zero rows
+    histogram = torch.bincount(codes, minlength=50)
+    assert torch.equal(code_sums(z, codes, histogram), torch.zeros(50, 6).index_add_(0, codes, z))
 
 
 def test_kmeans_finds_separated_clusters():
