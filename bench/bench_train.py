@@ -1,62 +1,122 @@
-"""Training speed of the default image and audio configurations: median steps per second.
+"""Training speed of the default image and audio configurations and of every recipe: median steps per second.
 
-    python bench/bench_train.py [--device cpu|cuda] [--steps 20]
+    python bench/bench_train.py [--device cpu|cuda] [--steps 8] [--warmup 2] [--recipes NAME ...] [--no-defaults]
 
-Each figure is the median over timed steps after warm-up steps (k-means initialisation happens in the
-first). On CUDA the loop runs under bf16 autocast, as `vqtok train` does.
+Each row builds the run as ``vqtok train`` does (``vqtok.train.Trainer`` on the resolved configuration:
+defaults, the modality's defaults, the recipe) and drives its own loop: ``--warmup`` untimed steps
+(k-means initialisation happens in the first), then ``--steps`` timed ones. A timed step is what the
+training loop does per step: draw the batch (read and crop the examples) and take the optimisation step;
+the step alone is timed too. Figures are medians over the timed steps; examples/s is the batch size times
+steps/s. On CUDA the loop runs under bf16 autocast, as ``vqtok train`` does.
+
+``--recipes`` picks recipes by name (``audio-rvq``) or path; default: every ``recipes/*.toml``. A recipe
+whose data folder is missing (``mnist-vae`` needs ``python bench/data.py mnist``) is listed as skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from common import SAMPLES
+from common import ROOT, SAMPLES
 from vqtok import config as cfg
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
 
 DATA = {"image": SAMPLES / "images", "audio": SAMPLES / "speech"}
+RECIPES = ROOT / "recipes"
 
 
-def steps_per_second(modality: str, device: str, steps: int, out) -> tuple[float, dict]:
-    config = cfg.resolve(flags={"modality": modality, "data": str(DATA[modality]), "train.device": device},
-                         get_modality=get_modality)
-    trainer = Trainer(config, get_modality(modality), out / f"{modality}.safetensors")
+def measure(config: cfg.RunConfig, steps: int, warmup: int, out: Path) -> dict:
+    """Median seconds per whole step (batch + optimisation) and per optimisation step, and facts of the run."""
+    trainer = Trainer(config, get_modality(config.modality), out)
     trainer.model.train()
-    for step in range(3):  # warm-up, k-means init
-        trainer.train_step(trainer.batch(step))
-    times = []
-    for step in range(3, 3 + steps):
-        x = trainer.batch(step)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        trainer.train_step(x)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    shape = tuple(trainer.batch(0).shape)
-    return 1.0 / statistics.median(times), {"batch": shape, "params": sum(p.numel() for p in trainer.model.parameters())}
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    whole, step_only = [], []
+    for i in range(warmup + steps):
+        sync()
+        t0 = time.perf_counter()
+        batch = trainer.batch(trainer.step)
+        sync()
+        t1 = time.perf_counter()
+        trainer.train_step(batch)
+        trainer.step += 1  # as the loop counts it: lr warm-up, KL warm-up and quantizer dropout read it
+        sync()
+        t2 = time.perf_counter()
+        if i >= warmup:
+            whole.append(t2 - t0)
+            step_only.append(t2 - t1)
+    x = batch[0]
+    return {"whole": statistics.median(whole), "step": statistics.median(step_only), "batch": tuple(x.shape),
+            "params": sum(p.numel() for p in trainer.model.parameters()), "files": len(trainer.data)}
+
+
+def recipe_paths(names: list[str] | None) -> list[Path]:
+    if not names:
+        return sorted(RECIPES.glob("*.toml"))
+    paths = []
+    for name in names:
+        p = Path(name)
+        if not p.suffix:
+            p = RECIPES / f"{name}.toml"
+        if not p.exists():
+            known = ", ".join(q.stem for q in sorted(RECIPES.glob("*.toml")))
+            raise SystemExit(f"--recipes: no recipe {name!r}; known: {known}")
+        paths.append(p)
+    return paths
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per row")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (k-means init in the first)")
+    ap.add_argument("--recipes", nargs="*", help="recipe names or paths (default: every recipes/*.toml)")
+    ap.add_argument("--no-defaults", action="store_true", help="skip the default image and audio configurations")
     args = ap.parse_args()
-    import tempfile
-    from pathlib import Path
+    started = time.perf_counter()
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, device {args.device}, "
+          f"{os.cpu_count()} CPUs, load average {load}; median of {args.steps} timed steps after {args.warmup} "
+          f"warm-up\n")
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
-    print(f"{'config':<16}{'batch shape':<22}{'params':>10}{'steps/s (median)':>20}")
-    with tempfile.TemporaryDirectory() as tmp:
+    runs: list[tuple[str, dict | None, dict]] = []  # (name, recipe or None, flags)
+    if not args.no_defaults:
         for modality in ("image", "audio"):
-            sps, info = steps_per_second(modality, args.device, args.steps, Path(tmp))
-            print(f"{'default ' + modality:<16}{str(info['batch']):<22}{info['params']:>10,}{sps:>20.2f}")
+            runs.append((f"default {modality}", None, {"modality": modality, "data": str(DATA[modality])}))
+    for path in recipe_paths(args.recipes):
+        runs.append((path.stem, cfg.read_recipe(path), {}))
+
+    header = (f"{'recipe':<20}{'family':<14}{'modality':<9}{'batch':>6}  {'batch shape':<20}{'params':>11}"
+              f"{'steps/s':>9}{'examples/s':>12}{'step only/s':>13}{'total s':>9}")
+    print(header, flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, recipe, flags in runs:
+            config = cfg.resolve(recipe, flags={**flags, "train.device": args.device}, get_modality=get_modality)
+            family = config.model.arch + (f" n_q={config.model.n_q}" if config.model.n_q > 1 else "")
+            if not Path(config.data).exists():
+                rows.append(f"{name:<20}{family:<14}{config.modality:<9}{config.train.batch_size:>6}  "
+                            f"skipped: no data at {config.data}")
+                print(rows[-1], flush=True)
+                continue
+            t = time.perf_counter()
+            r = measure(config, args.steps, args.warmup, Path(tmp) / f"{name.replace(' ', '-')}.safetensors")
+            sps = 1.0 / r["whole"]
+            rows.append(f"{name:<20}{family:<14}{config.modality:<9}{config.train.batch_size:>6}  "
+                        f"{str(r['batch']):<20}{r['params']:>11,}{sps:>9.2f}{sps * r['batch'][0]:>12.1f}"
+                        f"{1.0 / r['step']:>13.2f}{time.perf_counter() - t:>9.0f}")
+            print(rows[-1], flush=True)
+    print(f"\nsteps/s and examples/s: whole steps (batch drawn from the data + optimisation step); "
+          f"step only/s: the optimisation step alone; total s: the row's wall time with set-up and warm-up. "
+          f"Run took {time.perf_counter() - started:.0f} s; load average now "
+          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,38 @@ def long_recording(path: Path, minutes: float, sample_rate: int) -> Path:
             f.write(piece)
             written += len(piece)
     return path
+
+
+def speech(sample_rate: int) -> np.ndarray:
+    """All the recorded speech in the samples (WAV and FLAC, by name), resampled to ``sample_rate`` by
+    vqtok's audio loader: float32 ``(T,)``."""
+    from vqtok.plugins import get_modality
+
+    audio = get_modality("audio")
+    options = audio.config_class(sample_rate=sample_rate)
+    files = sorted(p for p in (SAMPLES / "speech").iterdir() if p.suffix.lower() in (".wav", ".flac"))
+    return np.concatenate([audio.load(p, options)[0].numpy() for p in files])
+
+
+def speech_clip(seconds: float, sample_rate: int) -> np.ndarray:
+    """:func:`speech` at ``sample_rate``, repeated or cut to ``seconds``: float32 ``(T,)``."""
+    x = speech(sample_rate)
+    total = int(seconds * sample_rate)
+    return np.tile(x, -(-total // len(x)))[:total]
+
+
+def speech_recording(path: Path, minutes: float, sample_rate: int) -> Path:
+    """As :func:`long_recording`, but the speech is resampled to ``sample_rate`` first (``long_recording``
+    writes the 8 kHz samples unchanged under the header rate ``sample_rate``: faster, higher speech at
+    16 kHz)."""
+    if path.exists():
+        return path
+    x = speech(sample_rate)
+    total = int(minutes * 60 * sample_rate)
+    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=1, subtype="PCM_16") as f:
+        written = 0
+        while written < total:
+            piece = x[: total - written]
+            f.write(piece)
+            written += len(piece)
+    return path
