@@ -39,21 +39,6 @@ def default_model(modality: str, folder: Path) -> Path:
     return out
 
 
-def long_recording(path: Path, minutes: float, sample_rate: int) -> Path:
-    """Real speech from the samples, repeated to ``minutes``, written as 16-bit WAV block by block."""
-    if path.exists():
-        return path
-    speech = np.concatenate([sf.read(p, dtype="float32")[0] for p in sorted((SAMPLES / "speech").glob("*.wav"))])
-    total = int(minutes * 60 * sample_rate)
-    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=1, subtype="PCM_16") as f:
-        written = 0
-        while written < total:
-            piece = speech[: total - written]
-            f.write(piece)
-            written += len(piece)
-    return path
-
-
 def speech(sample_rate: int) -> np.ndarray:
     """All the recorded speech in the samples (WAV and FLAC, by name), resampled to ``sample_rate`` by
     vqtok's audio loader: float32 ``(T,)``."""
@@ -73,9 +58,7 @@ def speech_clip(seconds: float, sample_rate: int) -> np.ndarray:
 
 
 def speech_recording(path: Path, minutes: float, sample_rate: int) -> Path:
-    """As :func:`long_recording`, but the speech is resampled to ``sample_rate`` first (``long_recording``
-    writes the 8 kHz samples unchanged under the header rate ``sample_rate``: faster, higher speech at
-    16 kHz)."""
+    """:func:`speech` at ``sample_rate``, repeated to ``minutes``, written as 16-bit WAV block by block."""
     if path.exists():
         return path
     x = speech(sample_rate)
