@@ -7,13 +7,23 @@ would, and under ``torchrun`` each rank takes its own slice of the same global b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 
 from .errors import UsageError, VqtokError
 from .modality import Modality, find_files
+
+
+def read_example(path: Path, read: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``read()`` of the example of ``path``; a plugin's unexpected failure still names the file."""
+    try:
+        return read()
+    except VqtokError:
+        raise
+    except Exception as e:
+        raise VqtokError(f"{path}: {type(e).__name__}: {e}") from None
 
 
 class TrainingSet:
@@ -32,12 +42,7 @@ class TrainingSet:
     def example(self, index: int, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         path = self.files[index]
-        try:
-            return self.modality.training_example(path, self.options, g)
-        except VqtokError:
-            raise
-        except Exception as e:  # a plugin's unexpected failure still names the file
-            raise VqtokError(f"{path}: {type(e).__name__}: {e}") from None
+        return read_example(path, lambda: self.modality.training_example(path, self.options, g))
 
     def batch(self, step: int, size: int, seed: int, rank: int = 0, world: int = 1,
               multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,12 +82,7 @@ def evaluation_batches(files: list[Path], modality: Modality, options,
     indices of its files."""
     pending: list[tuple[int, torch.Tensor]] = []
     for i, path in enumerate(files):
-        try:
-            x = modality.evaluation_example(path, options)
-        except VqtokError:
-            raise
-        except Exception as e:  # a plugin's unexpected failure still names the file
-            raise VqtokError(f"{path}: {type(e).__name__}: {e}") from None
+        x = read_example(path, lambda: modality.evaluation_example(path, options))
         if pending and (len(pending) == batch_size or pending[0][1].shape != x.shape):
             yield [j for j, _ in pending], torch.stack([t for _, t in pending])
             pending = []

@@ -28,6 +28,15 @@ def latent_rates(decode: dict) -> dict[str, dict]:
     return out
 
 
+def rate_unit(rates: dict[str, dict]) -> tuple[str, str] | None:
+    """The key of :func:`latent_rates` that every latent has and its bitrate unit: positions per second
+    ("bit/s") or per image ("bits/image"); None when the latents have neither in common."""
+    for key, unit in (("positions_per_second", "bit/s"), ("positions_per_image", "bits/image")):
+        if all(key in r for r in rates.values()):
+            return key, unit
+    return None
+
+
 def model_report(path: Path) -> dict:
     mf = read_model(path)
     meta = mf.meta

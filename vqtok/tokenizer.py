@@ -336,7 +336,12 @@ class Tokenizer:
             codes = self.prior.sample(n, grid, labels, temperature, top_k, g)
             x = self.model.decode(codes, labels if self.model.conditional else None)
         x = x.float().cpu()
-        return x[(slice(None), slice(None), *(slice(0, s) for s in size))]
+        return crop_batch(x, size)
+
+
+def crop_batch(x: torch.Tensor, size) -> torch.Tensor:
+    """``(B, C, *S)`` cropped to its first ``size`` elements along each axis of ``S``."""
+    return x[(slice(None), slice(None), *(slice(0, s) for s in size))]
 
 
 def _label_tensor(names: list[str], label: str, n: int) -> torch.Tensor:

@@ -28,9 +28,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..data import TrainingSet, evaluation_batches
 from ..errors import UsageError
-from ..info import latent_rates
+from ..info import latent_rates, rate_unit
 from ..metrics import code_counts, importance_sampled_likelihood, perplexity, used_share
-from ..tokenizer import Tokenizer
+from ..tokenizer import Tokenizer, crop_batch
 
 LN2 = math.log(2.0)
 IW_BUDGET = 2**21  # input elements decoded at once while importance sampling (k samples x batch)
@@ -117,7 +117,7 @@ class Evaluation:
         dev_labels = labels.to(tok.device) if labels is not None else None
         latents = tok.model.encode(padded, dev_labels, self.n_q)
         x_hat = tok.model.decode(latents, dev_labels).float()
-        x_hat = x_hat[(slice(None), slice(None), *(slice(0, s) for s in size))].cpu()
+        x_hat = crop_batch(x_hat, size).cpu()
         for name, values in tok.modality.quality(x_hat, x, tok.config.options).items():
             t.quality[name] = t.quality.get(name, 0.0) + float(values.double().sum())
         t.files += len(x)
@@ -213,12 +213,12 @@ class Evaluation:
         """Raw bits (log2 K per code) and, with a prior, its measured bits per code (over every code of
         every latent), per second or per image."""
         rates = latent_rates(self.tok.meta["decode"])
-        unit_key = next((k for k in ("positions_per_second", "positions_per_image")
-                         if all(k in rates[n] for n in self.specs)), None)
-        if unit_key is None:
+        unit = rate_unit(rates)
+        if unit is None:
             return {}
+        unit_key = unit[0]
         raw = sum(rates[n][unit_key] * sum(math.log2(k) for k in self._sizes(n)) for n in self.specs)
-        out = {"unit": "bit/s" if unit_key == "positions_per_second" else "bits/image", "raw": raw}
+        out = {"unit": unit[1], "raw": raw}
         if self.prior is not None:
             t = self.totals
             codes_per_unit = sum(rates[n][unit_key] * len(self._sizes(n)) for n in self.specs)

@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from ..info import rate_unit
 from ..models.base import LatentSpec
 from .data import CodeSet
 from .model import Prior
@@ -71,12 +72,11 @@ def entropy_report(bits: dict[str, dict[str, float]], specs: dict[str, LatentSpe
                    held_out: str) -> dict:
     """``bits``: ``{"prior"|"unigram"|"uniform": {level: bits per code}}``; ``rates``: what
     :func:`vqtok.info.latent_rates` gives -> bits per code and bitrates under each code model."""
-    unit_key = "positions_per_second" if all("positions_per_second" in r for r in rates.values()) else (
-        "positions_per_image" if all("positions_per_image" in r for r in rates.values()) else None)
+    unit = rate_unit(rates)
     report = {"held_out": held_out, "bits_per_code": bits, "levels": list(bits["prior"])}
-    if unit_key is not None:
+    if unit is not None:
+        unit_key, report["unit"] = unit
         codes = {name: rates[name][unit_key] * specs[name].channels for name in specs}
-        report["unit"] = "bit/s" if unit_key == "positions_per_second" else "bits/image"
         report["codes_per_unit"] = codes
         report["bitrate"] = {model: sum(codes[name] * b[name] for name in specs) for model, b in bits.items()}
     return report
