@@ -218,6 +218,9 @@ def test_read_recipe_resolves_data_relative_to_the_recipe(tmp_path, monkeypatch)
     assert Path(r["data"]) == folder / "imgs" / "train"
     assert r["model"] == {"codebook_size": 128}
     assert r["modality"] == "fake"
+    prior = folder / "prior.toml"  # a prior recipe's held-out folder too
+    prior.write_text('data = "imgs/train"\nvalid = "imgs/valid"\n')
+    assert Path(read_recipe(prior)["valid"]) == folder / "imgs" / "valid"
 
 
 def test_read_recipe_keeps_an_absolute_data_path(tmp_path):
@@ -268,12 +271,20 @@ def test_recipe_then_resolve(tmp_path):
 # ---- stored form ----------------------------------------------------------------------------------------
 
 def test_from_dict_round_trips_to_dict():
-    c = run({"fake": {"label": "x", "shape": [3]}}, ["model.n_q=3", "train.lr=0.01", "train.amp=false"])
+    c = run({"fake": {"label": "x", "shape": [3]}, "about": "trained on x"},
+            ["model.n_q=3", "train.lr=0.01", "train.amp=false", "train.lr_decay=cosine"])
     again = from_dict(c.to_dict(), get_modality)
     assert again == c
     via_json = from_dict(json.loads(c.to_json()), get_modality)
     assert via_json == c
     assert via_json.model.n_q == 3 and via_json.train.amp is False and via_json.options.shape == [3]
+
+
+def test_about_must_be_text_and_lr_decay_a_known_schedule():
+    with pytest.raises(UsageError, match="about must be text"):
+        run({"about": 3})
+    with pytest.raises(UsageError, match="lr_decay"):
+        run(overrides=["train.lr_decay=linear"])
 
 
 def test_from_dict_rejects_unknown_keys():

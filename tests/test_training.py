@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import vqtok
@@ -155,3 +156,19 @@ def test_residual_codebooks_improve_speech_one_by_one(tmp_path):
         distances = [multi_resolution_stft_distance(tok.decode(tok.encode(f, n_q=k))[None, :, : x.shape[-1]],
                                                     x[None], 8000).item() for k in range(1, 5)]
         assert all(b < a for a, b in zip(distances, distances[1:])), (f.name, distances)
+
+
+def test_learning_rate_warms_up_then_stays_or_follows_a_cosine_to_zero():
+    from vqtok.config import TrainConfig
+    from vqtok.loop import lr_at
+
+    constant = TrainConfig(steps=101, lr=1e-3, warmup_steps=10)
+    assert lr_at(0, constant) == pytest.approx(1e-4)
+    assert lr_at(9, constant) == lr_at(100, constant) == pytest.approx(1e-3)
+    cosine = TrainConfig(steps=111, lr=1e-3, warmup_steps=10, lr_decay="cosine")
+    assert lr_at(4, cosine) == pytest.approx(5e-4)
+    assert lr_at(10, cosine) == pytest.approx(1e-3)
+    assert lr_at(60, cosine) == pytest.approx(5e-4)  # halfway through the decay
+    assert lr_at(110, cosine) == pytest.approx(0.0, abs=1e-12)
+    rates = [lr_at(s, cosine) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))

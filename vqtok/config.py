@@ -64,6 +64,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 3e-4
     warmup_steps: int = 50
+    lr_decay: str = "none"  # after the warm-up: "none" (constant lr) or "cosine" (down to 0 at the last step)
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -82,11 +83,13 @@ class RunConfig:
     model: ModelConfig
     train: TrainConfig
     family_options: Any = None  # the family's config_class instance (table [<model.arch>]), if it has one
+    about: str = ""  # what the model is and what it was trained on, in words; `vqtok info` shows it
 
     def to_dict(self) -> dict:
         d = {
             "modality": self.modality,
             "data": self.data,
+            "about": self.about,
             self.modality: dataclasses.asdict(self.options),
             "model": dataclasses.asdict(self.model),
             "train": dataclasses.asdict(self.train),
@@ -112,15 +115,17 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def read_recipe(path: Path) -> dict:
-    """The TOML recipe as a dict, with ``data`` made absolute relative to the recipe's folder."""
+    """The TOML recipe as a dict, with the folders ``data`` (and a prior recipe's ``valid``) taken
+    relative to the recipe's folder."""
     try:
         recipe = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(f"{path}: recipe not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: not a valid TOML recipe ({e})") from None
-    if isinstance(recipe.get("data"), str) and recipe["data"]:
-        recipe["data"] = str(resolve_data_path(recipe["data"], base=path.parent))
+    for key in ("data", "valid"):
+        if isinstance(recipe.get(key), str) and recipe[key]:
+            recipe[key] = str(resolve_data_path(recipe[key], base=path.parent))
     return recipe
 
 
@@ -223,6 +228,9 @@ def resolve(
     data = user.pop("data", "")
     if not isinstance(data, str):
         raise UsageError(f"data must be a path, got {data!r}")
+    about = user.pop("about", "")
+    if not isinstance(about, str):
+        raise UsageError(f"about must be text, got {about!r}")
     defaults = modality.default_overrides()
     arch = user.get("model", {}).get("arch") or defaults.get("model", {}).get("arch") or ModelConfig.arch
     if not isinstance(arch, str):
@@ -233,7 +241,7 @@ def resolve(
         sections[arch] = family.config_class
     unknown = sorted(set(user) - set(sections))
     if unknown:
-        hint = f"; known: modality, data, {', '.join(sections)}"
+        hint = f"; known: modality, data, about, {', '.join(sections)}"
         if _is_family(unknown[0], get_family or _installed_family):
             hint = (f"; [{unknown[0]}] holds the options of model.arch {unknown[0]!r}, and this run's "
                     f"model.arch is {arch!r}")
@@ -242,7 +250,7 @@ def resolve(
         section: build_section(cls, _merge(defaults.get(section, {}), user.get(section, {})), section)
         for section, cls in sections.items()
     }
-    config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch))
+    config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch), about)
     validate(config)
     return config
 
@@ -278,6 +286,7 @@ def from_dict(d: dict, get_modality, get_family=None) -> RunConfig:
         model,
         build_section(TrainConfig, d["train"], "train"),
         options,
+        d.get("about", ""),
     )
 
 
@@ -294,6 +303,7 @@ def validate(c: RunConfig) -> None:
         (t.steps >= 1, "train.steps must be at least 1"),
         (t.batch_size >= 1, "train.batch_size must be at least 1"),
         (t.lr > 0, "train.lr must be positive"),
+        (t.lr_decay in ("none", "cosine"), "train.lr_decay must be 'none' or 'cosine'"),
         (t.checkpoint_every >= 1 and t.log_every >= 1, "train.checkpoint_every and log_every must be >= 1"),
         (t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
          f"train.device {t.device!r}: use auto, cpu, cuda or cuda:N"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import threading
@@ -104,7 +105,13 @@ def setup_distributed(device: torch.device) -> torch.device:
 
 
 def lr_at(step: int, cfg) -> float:
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    """The learning rate of step ``step`` (0-based): linear warm-up over ``cfg.warmup_steps``, then
+    constant, or (``cfg.lr_decay == "cosine"``) half a cosine from ``cfg.lr`` down to 0 at the last step."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.lr_decay != "cosine":
+        return cfg.lr * warm
+    progress = min(1.0, max(0.0, (step - cfg.warmup_steps) / max(1, cfg.steps - 1 - cfg.warmup_steps)))
+    return cfg.lr * warm * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class MetricsWindow:
