@@ -448,7 +448,7 @@ def _bad_cases(b: Path, out: Path, audio_model: Path, image_model: Path) -> dict
         "unknown-modality": Bad(["train", "--modality", "nope", "--data", SAMPLES / "speech", "-o",
                                  out / "m.safetensors"], 2, "nope"),
         "unknown-output-suffix": Bad(["decode", *a, b / "too-big.npy", "-o", out / "x.xyz"], 2, "x.xyz"),
-        "no-model-anywhere": Bad(["encode", WAV, "-o", codes], 2, "VQTOK_MODEL"),
+        "no-model-for-these-files": Bad(["encode", b / "too-big.npy", "-o", codes], 2, "VQTOK_MODEL"),
         "two-inputs-one-output": Bad(["encode", *a, b / "clash", "-o", out / "codes"], 2, "take.npy"),
     }
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 
-from conftest import SAMPLES, TINY_IMAGE, files_under, plugin_env, run_cli
+from conftest import SAMPLES, TEST_PLUGINS, TINY_IMAGE, files_under, plugin_env, run_cli
 
 
 def test_builtin_plugins_are_listed_with_origin_and_status():
@@ -14,6 +15,7 @@ def test_builtin_plugins_are_listed_with_origin_and_status():
     for name in ("image", "audio"):
         line = next(ln for ln in err.splitlines() if f" {name} " in ln and "vqtok_" in ln)
         assert "vqtok" in line and "0.1.0" in line and "ok" in line, line
+    assert "default model @audio:" in err and "speech-8k.safetensors" in err and "(missing)" not in err
 
 
 def test_broken_plugin_warns_once_and_everything_else_works(tmp_path):
@@ -79,3 +81,13 @@ def test_third_party_modality_trains_encodes_and_decodes_without_core_changes(tm
     assert set(quality) == {"mse", "psnr_db", "max_abs_error"} and "max_abs_error" in proc.stderr
     assert quality["mse"] < 0.5 * 0.5 and quality["max_abs_error"] < 2  # sine power is 1/2
     assert files_under(tmp_path / "plots") == {"code-usage.png"}  # no preview offered: code usage only
+
+    # its default model: declared, but not installed yet, then shipped with a copy of the package
+    missing = run_cli("encode", data / "rec1.csv", env=env, check=False)
+    assert missing.returncode == 1 and "default sensor model" in missing.stderr and not missing.stdout
+    shipped = tmp_path / "site" / "vqtok_sensor"  # first on the path: this copy is what imports
+    shutil.copytree(TEST_PLUGINS / "vqtok_sensor", shipped, ignore=shutil.ignore_patterns("__pycache__"))
+    (shipped / "default").mkdir()
+    shutil.copy(model, shipped / "default" / "sensor.safetensors")
+    assert run_cli("encode", data / "rec1.csv", env=env).stdout == codes  # no --model
+    assert '"modality": "sensor"' in run_cli("info", "--json", "@sensor", env=env).stdout.decode()

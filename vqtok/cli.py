@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .defaults import MODEL_ENV
 from .errors import UsageError, VqtokError
 
 err = Console(stderr=True)
@@ -30,7 +31,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-MODEL_ENV = "VQTOK_MODEL"
+MODEL_HELP = (f"Model file, or @audio / @image for a shipped default (default: ${MODEL_ENV}, else the "
+              "default model of the files' modality).")
 
 
 def _version(value: bool):
@@ -53,12 +55,11 @@ def main_options(
         os.environ["VQTOK_DEBUG"] = "1"
 
 
-def _model_path(model: Optional[Path]) -> Path:
-    if model is not None:
-        return model
-    if os.environ.get(MODEL_ENV):
-        return Path(os.environ[MODEL_ENV])
-    raise UsageError(f"no model given: pass --model FILE.safetensors or set {MODEL_ENV}")
+def _model_path(model: Optional[Path], files: list[Path] = ()) -> Path:
+    """--model, $VQTOK_MODEL, or the shipped default of the modality of ``files`` (vqtok.defaults)."""
+    from .defaults import model_path
+
+    return model_path(model, files)
 
 
 def _overrides(ctx: typer.Context) -> list[str]:
@@ -75,6 +76,7 @@ def plugins():
     """List installed plugins: modalities and model families they add, version, origin and status."""
     from rich.table import Table
 
+    from .defaults import installed_defaults
     from .plugins import registry
 
     reg = registry()
@@ -91,6 +93,9 @@ def plugins():
     for kind, conflicts in (("modality", reg.conflicts), ("model family", reg.family_conflicts)):
         for name, who in conflicts.items():
             err.print(f"[red]conflict:[/] {kind} {name!r} is claimed by {', '.join(who)}; it is disabled")
+    for name, path in installed_defaults().items():
+        state = "" if path.is_file() else " [red](missing)[/]"
+        err.print(f"default model @{name}: {path}{state}", highlight=False)
 
 
 # ---- train --------------------------------------------------------------------------------------------
@@ -152,7 +157,7 @@ def train(
 @app.command("train-prior", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 def train_prior(
     ctx: typer.Context,
-    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder of files to encode and learn from."),
     valid: Optional[Path] = typer.Option(None, "--valid", help="Held-out folder for bits per code (default: "
                                          "prior.valid_share of --data, not trained on)."),
@@ -225,7 +230,7 @@ def _refuse_terminal(force: bool) -> None:
 @app.command()
 def encode(
     inputs: list[Path] = typer.Argument(..., help="Files or folders to encode; - reads a file from stdin."),
-    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Code file (.npy/.npz), folder, or - for stdout."),
     fmt: Optional[str] = typer.Option(None, "--format", help="npy (codes only) or npz (codes + meta)."),
     n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
@@ -243,7 +248,7 @@ def encode(
     """
     if fmt not in (None, "npy", "npz"):
         raise UsageError(f"--format {fmt!r}: use npy or npz")
-    model = _model_path(model)  # before the imports below, which take seconds (torch)
+    model = _model_path(model, inputs)  # before the imports below, which take seconds (torch)
     from .encode import encode_inputs
 
     encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal)
@@ -252,13 +257,13 @@ def encode(
 @app.command()
 def decode(
     codes: Path = typer.Argument(..., help="Code file (.npy/.npz); - reads stdin."),
-    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="Output file; its suffix picks the format (.wav, .png...)."),
     label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae; default: the .npz's)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
     """Decode a code file (or vae latent means) back into an audio file or an image."""
-    model = _model_path(model)  # before the imports below, which take seconds (torch)
+    model = _model_path(model, [out])  # before the imports below, which take seconds (torch)
     from .encode import read_code_input
     from .tokenizer import Tokenizer
 
@@ -274,7 +279,7 @@ def decode(
 # ---- sample -------------------------------------------------------------------------------------------
 @app.command()
 def sample(
-    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="A file (.png grid, .wav for -n 1) or a folder."),
     n: int = typer.Option(8, "-n", help="Number of samples."),
     label: Optional[str] = typer.Option(None, "--label", help="Class to sample (cvae, class-conditional "
@@ -295,7 +300,7 @@ def sample(
     -o grid.png writes one picture of all samples; -o FOLDER writes sample-000.png (.wav) ... files,
     named with the label for a conditional model or prior.
     """
-    model = _model_path(model)
+    model = _model_path(model, [out])
     from .sampling import sample_targets, write_samples
     from .tokenizer import Tokenizer
 
@@ -322,7 +327,7 @@ def sample(
 def eval_command(
     data: Path = typer.Option(..., "--data", "-d", help="Held-out files: a folder (class sub-folders give the "
                               "labels of conditional models and priors) or one file."),
-    model: Optional[Path] = typer.Option(None, "--model", help=f"Model file (default: ${MODEL_ENV})."),
+    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
     iw_samples: int = typer.Option(100, "--iw-samples", "-k", help="vae/cvae: importance samples per file for "
                                    "the NLL (Burda et al. report k = 5000)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the report as JSON on stdout."),
@@ -342,7 +347,7 @@ def eval_command(
     code without one), per-codebook perplexity and share of codes used, and the raw and entropy-coded
     bitrates. The table goes to stderr; --json prints the same on stdout.
     """
-    model = _model_path(model)
+    model = _model_path(model, [data])
     if plots is not None and plots.exists() and not plots.is_dir():
         raise UsageError(f"--plots {plots}: exists and is not a folder")
     if batch_size < 1:
@@ -383,13 +388,14 @@ def plot(
 # ---- info ---------------------------------------------------------------------------------------------
 @app.command()
 def info(
-    model: Path = typer.Argument(..., help="Model file."),
+    model: Path = typer.Argument(..., help="Model file, or @audio / @image for a shipped default."),
     as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON on stdout."),
 ):
-    """Show a model file: family, modality, codebooks, bitrate, config and training summary."""
+    """Show a model file: what it is and what data it was trained on, family, modality, codebooks,
+    bitrate, config and training summary."""
     from .info import describe_model
 
-    describe_model(model, as_json, err)
+    describe_model(_model_path(model), as_json, err)
 
 
 # ---- quickstart ---------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def model_report(path: Path) -> dict:
         "format_version": meta.get("format_version"),
         "vqtok_version": meta.get("vqtok_version"),
         "model_hash": meta.get("model_hash"),
+        "about": meta["config"].get("about", ""),
         "parameters": sum(t.numel() for k, t in mf.section("model").items() if ".codebook" not in k
                            and not k.split(".")[-1].startswith(("ema_", "initialized"))),
         "decode": decode,
@@ -128,7 +129,8 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     table = Table(title=str(path), show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    rows = [("family", report["family"]), ("modality", report["modality"]),
+    rows = [("about", report["about"])] if report["about"] else []
+    rows += [("family", report["family"]), ("modality", report["modality"]),
             ("model hash", report["model_hash"]), ("parameters", f"{report['parameters']:,}")]
     rows += _latent_rows(report)
     if d.get("sample_rate"):

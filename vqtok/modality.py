@@ -30,6 +30,7 @@ class Modality(abc.ABC):
     dims: int = 1  # 1: (C, T) signals; 2: (C, H, W) maps
     config_class: type = NoOptions  # dataclass of this modality's options (the recipe's [name] table)
     default_suffix: str = ""  # what vqtok names the files it writes for you (sample-000.png); "": suffixes[0]
+    default_model: Path | None = None  # a trained model shipped with the plugin: used when no --model is given
 
     # ---- required -------------------------------------------------------------------------------
     @abc.abstractmethod

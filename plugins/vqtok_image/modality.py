@@ -42,6 +42,7 @@ class ImageModality(Modality):
     dims = 2
     config_class = ImageOptions
     default_suffix = ".png"
+    default_model = Path(__file__).parent / "default" / "mnist-vqvae.safetensors"  # recipes/mnist-vqvae.toml
 
     def channels(self, options: ImageOptions) -> int:
         return options.channels

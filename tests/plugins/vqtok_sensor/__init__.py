@@ -29,6 +29,7 @@ class SensorModality(Modality):
     suffixes = (".npy", ".csv")
     dims = 1
     config_class = SensorOptions
+    default_model = Path(__file__).parent / "default" / "sensor.safetensors"  # shipped with the package
 
     def channels(self, options):
         return options.channels

@@ -1,0 +1,122 @@
+"""The default models the built-in plugins ship: rebuilt by their committed recipes, described by
+``vqtok info``, and used by the CLI when no model is given."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+import vqtok
+from conftest import ROOT, SAMPLES, cli_env, run_cli
+from vqtok import config
+from vqtok.formats import read_model
+from vqtok.metrics import log_mel_distance, si_sdr
+from vqtok.plugins import get_modality
+
+RECIPES = {"audio": ROOT / "recipes" / "speech-8k.toml", "image": ROOT / "recipes" / "mnist-vqvae.toml"}
+PRIOR_RECIPE = ROOT / "recipes" / "priors" / "mnist-vqvae.toml"  # the image default's prior
+TRAINED_ON = {"audio": "bench/data/speech-en/train", "image": "bench/data/mnist/train"}
+SPEECH = SAMPLES / "speech" / "agent-alreadyon.wav"
+DIGIT = SAMPLES / "digits" / "test" / "3" / "00030.png"
+
+
+@pytest.mark.parametrize("modality", RECIPES)
+def test_shipped_default_is_what_its_committed_recipe_trains(modality):
+    path = get_modality(modality).default_model
+    assert path.is_file() and path.stat().st_size < 10 * 2**20, f"{path}: missing or not a few MB"
+    stored = read_model(path).meta["config"]
+    expected = config.resolve(config.read_recipe(RECIPES[modality]), get_modality=get_modality).to_dict()
+    assert stored["data"].endswith(TRAINED_ON[modality])
+    for c in (stored, expected):
+        c.pop("data")
+        c["train"].pop("device")  # where it ran does not change the model
+    assert stored == expected
+
+
+def test_the_default_image_models_prior_is_what_its_committed_recipe_trains():
+    from vqtok.prior.train import resolve_prior_run
+
+    prior = read_model(get_modality("image").default_model).meta["prior"]
+    run = resolve_prior_run(PRIOR_RECIPE, [], {})
+    assert prior["options"] == dataclasses.asdict(run.options)
+    assert prior["training"]["steps"] == run.train.steps and prior["training"]["completed"]
+    assert prior["label_names"] == [str(d) for d in range(10)]
+
+
+@pytest.mark.parametrize("modality", RECIPES)
+def test_info_on_a_default_says_what_data_it_was_trained_on(modality):
+    report = json.loads(run_cli("info", "--json", f"@{modality}").stdout)
+    assert report["modality"] == modality and TRAINED_ON[modality] in report["about"]
+    assert report["training"]["completed"]
+    table = run_cli("info", f"@{modality}").stderr
+    about_row = next(line for line in table.splitlines() if " about " in line)
+    assert " ".join(report["about"].split()[:3]) in about_row  # the table wraps the rest
+
+
+def test_speech_without_a_model_uses_the_default_and_sounds_like_the_input(tmp_path):
+    codes = run_cli("encode", SPEECH).stdout  # no --model, no $VQTOK_MODEL
+    x, rate = sf.read(SPEECH, dtype="float32")
+    assert rate == 8000
+    array = np.load(io.BytesIO(codes), allow_pickle=False)
+    assert array.shape == (3, -(-len(x) // 80)) and array.dtype.kind == "i"  # 100 positions/s, 3 codebooks
+    (tmp_path / "codes.npy").write_bytes(codes)
+    run_cli("decode", tmp_path / "codes.npy", "-o", tmp_path / "back.wav")
+    y, _ = sf.read(tmp_path / "back.wav", dtype="float32")
+    assert len(y) == 80 * array.shape[1]  # .npy holds no length: whole hops (.npz restores it exactly)
+    y = y[: len(x)]
+    ref, est = torch.from_numpy(x)[None, None], torch.from_numpy(y)[None, None]
+    noise = torch.randn(ref.shape, generator=torch.Generator().manual_seed(0)) * ref.std()
+    # a trivial baseline: noise of the speech's loudness; the decoded speech must be far closer to it
+    assert log_mel_distance(est, ref, rate) < 0.5 * log_mel_distance(noise, ref, rate)
+    assert si_sdr(est, ref) > 0
+
+
+def test_digit_without_a_model_uses_the_default_and_looks_like_the_input(tmp_path):
+    codes = run_cli("encode", DIGIT).stdout
+    array = np.load(io.BytesIO(codes), allow_pickle=False)
+    assert array.shape == (7, 7) and array.max() < 512
+    (tmp_path / "codes.npy").write_bytes(codes)
+    run_cli("decode", tmp_path / "codes.npy", "-o", tmp_path / "back.png")
+    x = np.asarray(Image.open(DIGIT).convert("L"), dtype=np.float32) / 255
+    y = np.asarray(Image.open(tmp_path / "back.png"), dtype=np.float32) / 255
+    assert y.shape == x.shape == (28, 28)
+    assert np.mean((y - x) ** 2) < 0.2 * np.mean((x - x.mean()) ** 2)  # baseline: the digit's mean grey
+
+
+def test_the_default_image_model_samples_the_asked_for_digit(tmp_path):
+    from test_training import _digits, _fit_classifier
+
+    tok = vqtok.load(get_modality("image").default_model)
+    clf = _fit_classifier(*_digits("train", tok))  # judged by an MLP fitted on the 600 shipped digits
+    recognized = []
+    for digit in range(10):
+        x = tok.sample(20, label=str(digit), seed=digit)
+        with torch.no_grad():
+            recognized.append((clf(x).argmax(1) == digit).float().mean().item())
+    assert sum(recognized) / 10 >= 0.7 and min(recognized) >= 0.4, recognized  # chance: 0.1
+    run_cli("sample", "--model", "@image", "--label", "7", "-n", 3, "-o", tmp_path / "sevens")
+    assert sorted(p.name for p in (tmp_path / "sevens").iterdir()) == [f"sample-00{i}-7.png" for i in range(3)]
+
+
+def test_without_a_model_files_no_default_reads_are_a_usage_error_naming_the_defaults(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not audio")
+    proc = run_cli("encode", text, check=False)
+    assert proc.returncode == 2 and "@audio" in proc.stderr and "@image" in proc.stderr and not proc.stdout
+    mixed = run_cli("encode", SPEECH, DIGIT, "-o", tmp_path, check=False)
+    assert mixed.returncode == 2 and "several modalities" in mixed.stderr
+    unknown = run_cli("info", "@video", check=False)
+    assert unknown.returncode == 2 and "no default model for modality 'video'" in unknown.stderr
+
+
+def test_an_explicit_model_or_the_environment_wins_over_the_default(tmp_path):
+    image_default = get_modality("image").default_model
+    proc = run_cli("encode", SPEECH, env=cli_env({"VQTOK_MODEL": str(image_default)}), check=False)
+    assert proc.returncode == 1 and "not a file this image model reads" in proc.stderr

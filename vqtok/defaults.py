@@ -1,0 +1,71 @@
+"""Which model a command uses: ``--model``, then ``$VQTOK_MODEL``, then a modality's shipped default.
+
+A modality plugin may ship a trained model with its package (``Modality.default_model``). ``@NAME``
+names the default of modality ``NAME`` (``--model @audio``, ``vqtok info @image``). When no model is
+given at all, the files a command reads or writes pick it: ``vqtok encode talk.wav`` uses the audio
+modality's default, ``vqtok decode codes.npy -o digit.png`` the image one's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import UsageError, VqtokError
+
+MODEL_ENV = "VQTOK_MODEL"
+PREFIX = "@"
+
+
+def installed_defaults() -> dict[str, Path]:
+    """Modality name -> its shipped default model file, for every installed modality that has one."""
+    from .plugins import registry
+
+    return {name: m.default_model for name, m in sorted(registry().modalities.items())
+            if m.default_model is not None}
+
+
+def _named(text: str) -> Path:
+    """The default model of modality ``text[1:]`` (``@audio``)."""
+    name = text[len(PREFIX):]
+    defaults = installed_defaults()
+    if name not in defaults:
+        known = ", ".join(PREFIX + n for n in defaults) or "none installed"
+        raise UsageError(f"{text}: no default model for modality {name!r} (defaults: {known})")
+    if not defaults[name].is_file():
+        raise VqtokError(f"{text}: the default {name} model {defaults[name]} is missing from the installation")
+    return defaults[name]
+
+
+def model_path(model: Path | str | None, files: Iterable[Path] = ()) -> Path:
+    """The model file a command uses.
+
+    ``model`` (``--model``) wins, then ``$VQTOK_MODEL``; either may be ``@MODALITY``. Without both,
+    ``files`` (the inputs, or the output to write) pick the default of the one modality that reads
+    them; a usage error says what to pass when they pick none or several.
+    """
+    chosen = model if model is not None else os.environ.get(MODEL_ENV) or None
+    if chosen is not None:
+        return _named(str(chosen)) if str(chosen).startswith(PREFIX) else Path(chosen)
+    defaults = installed_defaults()
+    suffixes = set().union(*(_suffixes_of(f) for f in files)) - {""}
+    from .plugins import registry
+
+    modalities = registry().modalities
+    matching = sorted(n for n in defaults if any(s in modalities[n].suffixes for s in suffixes))
+    if len(matching) == 1:
+        return _named(PREFIX + matching[0])
+    offer = ", ".join(f"{PREFIX}{n} ({p.stem})" for n, p in defaults.items()) or "none installed"
+    why = ("these files belong to several modalities" if matching else
+           "no default model reads these files" if suffixes else "nothing to pick a default model by")
+    raise UsageError(f"no model given and {why}: pass --model FILE.safetensors, --model @MODALITY or set "
+                     f"{MODEL_ENV} (default models: {offer})")
+
+
+def _suffixes_of(path: Path) -> set[str]:
+    """A file's lower-case suffix; for a folder, those of the files under it."""
+    path = Path(path)
+    if path.is_dir():
+        return {p.suffix.lower() for p in path.rglob("*") if p.is_file()}
+    return {path.suffix.lower()}
