@@ -59,6 +59,13 @@ class Codec:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> file name -> value
     failures: dict[str, list[str]] = field(default_factory=dict)
 
+    def add(self, coded: peers.Coded) -> None:
+        """One file through a peer codec: its decoded audio and the bits spent on it."""
+        self.decoded.append(coded.audio)
+        self.stream_bits += 8 * coded.stream_bytes
+        self.payload_bits += 8 * coded.payload_bytes
+        self.coded_seconds += coded.coded_seconds
+
 
 def load_test(limit: int | None) -> tuple[list[Path], list[np.ndarray]]:
     if not TEST.is_dir():
@@ -76,10 +83,7 @@ def load_test(limit: int | None) -> tuple[list[Path], list[np.ndarray]]:
 def run_codec2(mode: str, signals: list[np.ndarray], folder: Path) -> Codec:
     c = Codec(f"codec2 {mode}", f"{peers.CODEC2_MODES[mode][0]}")
     for x in signals:
-        coded = peers.codec2(x, mode, folder)
-        c.decoded.append(coded.audio)
-        c.stream_bits += 8 * coded.stream_bytes
-        c.coded_seconds += coded.coded_seconds
+        c.add(peers.codec2(x, mode, folder))
     c.measured = "`.bit` file (whole bytes per frame) over the encoded duration (input padded to whole frames)"
     return c
 
@@ -87,11 +91,7 @@ def run_codec2(mode: str, signals: list[np.ndarray], folder: Path) -> Codec:
 def run_opus(kbps: float, signals: list[np.ndarray], folder: Path) -> Codec:
     c = Codec(f"Opus {kbps:g} kbit/s", f"{1000 * kbps:g}")
     for x in signals:
-        coded = peers.opus(x, kbps, folder)
-        c.decoded.append(coded.audio)
-        c.stream_bits += 8 * coded.stream_bytes
-        c.payload_bits += 8 * coded.payload_bytes
-        c.coded_seconds += coded.coded_seconds
+        c.add(peers.opus(x, kbps, folder))
     c.measured = (f"`.opus` file over the audio duration; the Opus packets alone: "
                   f"{c.payload_bits / c.coded_seconds:.0f} bit/s (the rest: Ogg pages and headers)")
     return c
