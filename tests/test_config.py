@@ -223,6 +223,15 @@ def test_read_recipe_resolves_data_relative_to_the_recipe(tmp_path, monkeypatch)
     assert Path(read_recipe(prior)["valid"]) == folder / "imgs" / "valid"
 
 
+def test_read_recipe_takes_the_model_to_fine_tune_relative_to_it_but_keeps_a_default_name(tmp_path):
+    recipe = tmp_path / "recipes" / "r.toml"
+    recipe.parent.mkdir()
+    recipe.write_text('modality = "fake"\ninit = "../models/speech.safetensors"\n')
+    assert Path(read_recipe(recipe)["init"]) == recipe.parent / "../models/speech.safetensors"
+    recipe.write_text('modality = "fake"\ninit = "@audio"\n')
+    assert read_recipe(recipe)["init"] == "@audio"
+
+
 def test_read_recipe_keeps_an_absolute_data_path(tmp_path):
     target = tmp_path / "elsewhere"
     recipe = tmp_path / "sub" / "r.toml"

@@ -112,6 +112,9 @@ def train(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     arch: Optional[str] = typer.Option(
         None, "--arch", help="Model family (model.arch): vqvae (default), vqvae2, vae, cvae, or a plugin's."),
+    init: Optional[str] = typer.Option(
+        None, "--init", help="Fine-tune: start from this trained model (a model file, or @audio / @image for a "
+                             "shipped default), taking its modality, signal and [model] settings."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that writes --out."),
 ):
     """Train a model and save it as one .safetensors file.
@@ -122,7 +125,9 @@ def train(
     overrides of the recipe, e.g. model.codebook_size=256 train.lr=1e-3 audio.sample_rate=8000
     vae.likelihood=bernoulli vae.kl_warmup_steps=500 vqvae2.top_strides=[4]. Beside the model it writes NAME.metrics.jsonl (one line per log step),
     NAME.preview.png (originals above reconstructions) and, while running, NAME.ckpt.safetensors.
-    Ctrl-C saves and exits; --resume continues.
+    Ctrl-C saves and exits; --resume continues. --init MODEL fine-tunes a trained model (or a shipped
+    default: --init @audio) on --data: the run takes its modality, signal and [model] settings, and its
+    weights, codebooks included.
     """
     from . import config as cfg
     from . import distributed
@@ -132,7 +137,8 @@ def train(
     overrides = _overrides(ctx)
     recipe_dict = cfg.read_recipe(recipe) if recipe else None
     flags = {"modality": modality, "data": str(data) if data else None, "train.steps": steps,
-             "train.batch_size": batch_size, "train.seed": seed, "train.device": device, "model.arch": arch}
+             "train.batch_size": batch_size, "train.seed": seed, "train.device": device, "model.arch": arch,
+             "init": init}
     config = cfg.resolve(recipe_dict, overrides, flags, get_modality)
     mod = get_modality(config.modality)
     trainer = Trainer(config, mod, out, err)
@@ -140,7 +146,8 @@ def train(
         trainer.run(resume=resume)
         return
     err.print(f"training {config.model.arch} on {len(trainer.data)} {mod.name} file(s) from "
-              f"{trainer.data_root} on {trainer.device} x {distributed.world_size()} process(es)")
+              f"{trainer.data_root} on {trainer.device} x {distributed.world_size()} process(es)"
+              + (f", starting from {trainer.init}" if trainer.init else ""))
     result = trainer.run(resume=resume)
     p = result.paths
     if result.interrupted:

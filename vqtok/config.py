@@ -15,8 +15,9 @@ A recipe is a TOML file::
     [train]
     steps = 600
 
-Precedence, lowest first: built-in defaults, the modality's defaults, the recipe, ``key=value``
-overrides, then explicit flags such as ``--steps``. Unknown keys and ill-typed values are errors.
+Precedence, lowest first: built-in defaults, the modality's defaults, the settings of the model a
+fine-tuning run starts from (``init``, :mod:`vqtok.finetune`), the recipe, ``key=value`` overrides, then
+explicit flags such as ``--steps``. Unknown keys and ill-typed values are errors.
 """
 
 from __future__ import annotations
@@ -84,12 +85,14 @@ class RunConfig:
     train: TrainConfig
     family_options: Any = None  # the family's config_class instance (table [<model.arch>]), if it has one
     about: str = ""  # what the model is and what it was trained on, in words; `vqtok info` shows it
+    init: str = ""  # a trained model file (or @MODALITY) whose weights the run starts from: fine-tuning
 
     def to_dict(self) -> dict:
         d = {
             "modality": self.modality,
             "data": self.data,
             "about": self.about,
+            "init": self.init,
             self.modality: dataclasses.asdict(self.options),
             "model": dataclasses.asdict(self.model),
             "train": dataclasses.asdict(self.train),
@@ -115,8 +118,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def read_recipe(path: Path) -> dict:
-    """The TOML recipe as a dict, with the folders ``data`` (and a prior recipe's ``valid``) taken
-    relative to the recipe's folder."""
+    """The TOML recipe as a dict, with the folders ``data`` (and a prior recipe's ``valid``) and the
+    model file ``init`` (unless it names a default, ``@MODALITY``) taken relative to the recipe's folder."""
     try:
         recipe = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -126,6 +129,9 @@ def read_recipe(path: Path) -> dict:
     for key in ("data", "valid"):
         if isinstance(recipe.get(key), str) and recipe[key]:
             recipe[key] = str(resolve_data_path(recipe[key], base=path.parent))
+    init = recipe.get("init")
+    if isinstance(init, str) and init and not init.startswith("@"):
+        recipe["init"] = str(path.parent / Path(init).expanduser())
     return recipe
 
 
@@ -221,6 +227,17 @@ def resolve(
     ``get_family(arch)`` the family class (default: the installed plugins').
     """
     user = layered(recipe, overrides, flags)
+    if isinstance(user.get("init"), str) and user["init"]:
+        from .finetune import inherited_settings  # reads a model file: only when fine-tuning
+
+        base = inherited_settings(user["init"])
+        if user.get("modality") not in (None, base.get("modality")):
+            raise UsageError(f"init {user['init']}: its modality is {base.get('modality')}; this run's is "
+                             f"{user['modality']}")
+        arch = user.get("model", {}).get("arch")
+        if arch and arch != base.get("model", {}).get("arch"):  # another family: none of its options
+            base.pop(base["model"]["arch"], None)
+        user = _merge(base, user)
     name = user.pop("modality", None)
     if not name:
         raise UsageError("no modality given: pass --modality NAME or set modality in the recipe")
@@ -228,9 +245,11 @@ def resolve(
     data = user.pop("data", "")
     if not isinstance(data, str):
         raise UsageError(f"data must be a path, got {data!r}")
-    about = user.pop("about", "")
+    about, init = user.pop("about", ""), user.pop("init", "")
     if not isinstance(about, str):
         raise UsageError(f"about must be text, got {about!r}")
+    if not isinstance(init, str):
+        raise UsageError(f"init must be a model file or @MODALITY, got {init!r}")
     defaults = modality.default_overrides()
     arch = user.get("model", {}).get("arch") or defaults.get("model", {}).get("arch") or ModelConfig.arch
     if not isinstance(arch, str):
@@ -241,7 +260,7 @@ def resolve(
         sections[arch] = family.config_class
     unknown = sorted(set(user) - set(sections))
     if unknown:
-        hint = f"; known: modality, data, about, {', '.join(sections)}"
+        hint = f"; known: modality, data, about, init, {', '.join(sections)}"
         if _is_family(unknown[0], get_family or _installed_family):
             hint = (f"; [{unknown[0]}] holds the options of model.arch {unknown[0]!r}, and this run's "
                     f"model.arch is {arch!r}")
@@ -250,7 +269,7 @@ def resolve(
         section: build_section(cls, _merge(defaults.get(section, {}), user.get(section, {})), section)
         for section, cls in sections.items()
     }
-    config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch), about)
+    config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch), about, init)
     validate(config)
     return config
 
@@ -287,6 +306,7 @@ def from_dict(d: dict, get_modality, get_family=None) -> RunConfig:
         build_section(TrainConfig, d["train"], "train"),
         options,
         d.get("about", ""),
+        d.get("init", ""),
     )
 
 

@@ -130,6 +130,8 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     table.add_column(style="bold")
     table.add_column()
     rows = [("about", report["about"])] if report["about"] else []
+    if report["config"].get("init"):
+        rows.append(("fine-tuned from", report["config"]["init"]))
     rows += [("family", report["family"]), ("modality", report["modality"]),
             ("model hash", report["model_hash"]), ("parameters", f"{report['parameters']:,}")]
     rows += _latent_rows(report)

@@ -1,6 +1,7 @@
 """``vqtok train``: the autoencoder's run on top of the shared loop (:mod:`vqtok.loop`).
 
-It reads the training folder (:mod:`vqtok.data`), builds the family's model, trains it with the
+It reads the training folder (:mod:`vqtok.data`), builds the family's model (from a trained model's
+weights when the config names one to start from, :mod:`vqtok.finetune`), trains it with the
 modality's reconstruction loss, and saves the model file with a preview picture and the family's
 diagnostics.
 """
@@ -18,6 +19,7 @@ from .config import RunConfig, resolve_data_path
 from .data import TrainingSet
 from .errors import UsageError
 from .families import build_model
+from .finetune import start_from
 from .formats import write_model
 from .loop import RunPaths, TrainingLoop, pick_device, setup_distributed
 from .modality import Modality
@@ -37,6 +39,8 @@ class Trainer(TrainingLoop):
         if get_family(config.model.arch).conditional:  # before building: say what the data lacks
             self.data.require_labels()
         self.model = build_model(config, modality, self.data.label_names).to(device)
+        self.init = start_from(self.model, config, self.data.label_names, modality.describe(config.options)) \
+            if config.init else None
         self.conditional = self.model.conditional
         super().__init__(config.train, RunPaths.for_model(Path(out)), device, console)
 

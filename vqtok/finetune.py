@@ -1,0 +1,61 @@
+"""Fine-tuning: a training run that starts from the weights of a trained model (``init``).
+
+``vqtok train --init speech.safetensors --data mine/`` (or ``init = "..."`` in a recipe, or
+``--init @audio`` for a shipped default) takes the trained model's modality, signal options, ``[model]``
+and family options as its defaults (:func:`inherited_settings`; a recipe or override still wins), builds
+the model, then loads the trained weights, codebooks included, so no k-means restart
+(:func:`start_from`). The two must agree on what the weights mean: the modality, its signal settings
+(e.g. the sample rate), the family, the class labels of a conditional family, and every ``[model]``
+setting that shapes a weight. The data, the ``[train]`` settings (learning rate, steps) and a prior
+are the new run's own: a prior trained on the old codes is not carried over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from .config import RunConfig
+from .defaults import model_path
+from .errors import UsageError
+from .formats import read_model
+from .models.base import Family
+
+
+def inherited_settings(init: str) -> dict:
+    """The settings a run starting from model ``init`` inherits, as a recipe would give them:
+    ``{"modality": .., <modality>: {..}, "model": {..}, <family>: {..}}``."""
+    stored = read_model(model_path(init)).meta.get("config", {})
+    name, arch = stored.get("modality"), stored.get("model", {}).get("arch")
+    return {k: v for k, v in stored.items() if k in ("modality", name, "model", arch) and v is not None}
+
+
+def start_from(model: Family, config: RunConfig, label_names: list[str], describe: dict) -> Path:
+    """Load the weights of ``config.init`` (a model file or ``@MODALITY``) into ``model``, built from
+    ``config`` for data with classes ``label_names``; ``describe`` is the modality's description of the
+    run's options (what a model file records under ``decode``). Returns the file read."""
+    path = model_path(config.init)
+    mf = read_model(path)
+    meta, decode = mf.meta, mf.meta.get("decode", {})
+    where = f"init {path}"
+    if meta.get("modality") != config.modality:
+        raise UsageError(f"{where}: its modality is {meta.get('modality')}; this run's is {config.modality}")
+    if meta.get("family") != model.name:
+        raise UsageError(f"{where}: its family is {meta.get('family')}; this run's model.arch is {model.name}")
+    for key, value in describe.items():
+        if decode.get(key) != value:
+            raise UsageError(f"{where}: made for {config.modality}.{key} = {decode.get(key)!r}; this run "
+                             f"uses {value!r} (set it to match)")
+    if model.conditional and (decode.get("label_names") or []) != label_names:
+        raise UsageError(f"{where}: its classes ({', '.join(decode.get('label_names') or [])}) differ from "
+                         f"the class folders of the data ({', '.join(label_names)})")
+    try:
+        model.load_state_dict(mf.section("model"), strict=True)
+    except RuntimeError:
+        stored = meta.get("config", {}).get("model", {})
+        differ = [f"{k} = {stored.get(k)!r} there, {v!r} here" for k, v in dataclasses.asdict(config.model).items()
+                  if stored.get(k) != v]
+        raise UsageError(f"{where}: its weights do not fit this run's model ([model] "
+                         f"{'; '.join(differ) or 'settings agree, the weights do not'}); use the same "
+                         "[model] settings as the model you start from") from None
+    return path
