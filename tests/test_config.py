@@ -200,6 +200,15 @@ def test_validation_rejects_impossible_values():
         run(overrides=["model.ema_decay=1"])
 
 
+def test_the_adversarial_loss_is_off_unless_asked_for_and_checked():
+    assert not run().adversarial.enabled
+    assert run(overrides=["adversarial.feature_weight=2"]).adversarial.enabled
+    with pytest.raises(UsageError, match="must not be negative"):
+        run(overrides=["adversarial.weight=-1"])
+    with pytest.raises(UsageError, match="unknown key adversarial.wieght"):
+        run(overrides=["adversarial.wieght=1"])
+
+
 def test_data_must_be_a_string():
     with pytest.raises(UsageError, match="data"):
         run({"data": 5})

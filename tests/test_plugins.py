@@ -64,6 +64,10 @@ def test_third_party_modality_trains_encodes_and_decodes_without_core_changes(tm
     model = tmp_path / "sensor.safetensors"
     run_cli("train", "--modality", "sensor", "--data", data, "-o", model, "--steps", 150, "train.batch_size=8",
             "train.lr=3e-3", env=env)
+    no_critic = run_cli("train", "--modality", "sensor", "--data", data, "-o", tmp_path / "gan.safetensors",
+                        "adversarial.weight=1", env=env, check=False)  # the plugin offers no discriminator
+    assert no_critic.returncode == 2 and "sensor modality has no discriminator" in no_critic.stderr
+    assert not (tmp_path / "gan.safetensors").exists()
     codes = run_cli("encode", "--model", model, data / "rec1.csv", env=env).stdout
     np_codes = np.load(__import__("io").BytesIO(codes), allow_pickle=False)
     assert np_codes.shape == (1, 600 // 4) and np_codes.dtype == np.int16

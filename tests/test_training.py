@@ -17,9 +17,12 @@ def _losses(path):
     return {r["step"]: r["loss"] for r in map(json.loads, path.read_text().splitlines())}
 
 
-def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
+# with a discriminator, the checkpoint must also hold its weights and its optimizer's state
+@pytest.mark.parametrize("extra", [[], ["adversarial.weight=0.1", "adversarial.feature_weight=1",
+                                        "adversarial.channels=8"]], ids=["plain", "adversarial"])
+def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path, extra):
     args = ["train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 40, "--seed", 3, *TINY_IMAGE,
-            "train.log_every=1", "train.checkpoint_every=1000"]
+            "train.log_every=1", "train.checkpoint_every=1000", *extra]
     straight = tmp_path / "straight.safetensors"
     run_cli(*args, "-o", straight)
 

@@ -19,18 +19,33 @@ from .formats import read_safetensors
 KIND = "vqtok-checkpoint"
 
 
+def optimizer_tensors(optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], str]:
+    """An optimizer's per-parameter state as tensors ``<prefix>.<param index>.<name>``, and its param
+    groups as JSON: what :func:`load_optimizer` takes back."""
+    state = optimizer.state_dict()
+    tensors = {f"{prefix}.{idx}.{name}": torch.as_tensor(value).detach().cpu().contiguous()
+               for idx, st in state["state"].items() for name, value in st.items()}
+    return tensors, json.dumps(state["param_groups"])
+
+
+def load_optimizer(optimizer, tensors: dict[str, torch.Tensor], prefix: str, param_groups: str) -> None:
+    state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(param_groups)})
+
+
 def save_checkpoint(path: Path, model, optimizer, step: int, extra: dict,
                     kept: dict[str, torch.Tensor] | None = None) -> None:
     """``kept``: further tensors a run needs back on resume (e.g. its best weights so far)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"kept.{k}": v.detach().cpu().contiguous() for k, v in (kept or {}).items()})
-    state = optimizer.state_dict()
-    for idx, st in state["state"].items():
-        for name, value in st.items():
-            tensors[f"optim.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    optim, param_groups = optimizer_tensors(optimizer, "optim")
+    tensors.update(optim)
     tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"format": KIND, "step": str(step), "param_groups": json.dumps(state["param_groups"]),
-            "extra": json.dumps(extra)}
+    meta = {"format": KIND, "step": str(step), "param_groups": param_groups, "extra": json.dumps(extra)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -41,12 +56,7 @@ def load_checkpoint(path: Path, model, optimizer) -> tuple[int, dict, dict[str, 
     if meta.get("format") != KIND:
         raise VqtokError(f"{path}: not a vqtok training checkpoint")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, idx, name = key.split(".", 2)
-            state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    load_optimizer(optimizer, tensors, "optim", meta["param_groups"])
     torch.set_rng_state(tensors["rng.torch"])
     kept = {k[len("kept."):]: v for k, v in tensors.items() if k.startswith("kept.")}
     return int(meta["step"]), json.loads(meta["extra"]), kept

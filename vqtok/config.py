@@ -75,6 +75,22 @@ class TrainConfig:
 
 
 @dataclass
+class AdversarialConfig:
+    """An optional adversarial loss (:mod:`vqtok.adversarial`): a discriminator from the modality learns
+    to tell originals from reconstructions, and the autoencoder learns to fool it. Off by default."""
+
+    weight: float = 0.0  # weight of the generator's hinge loss; 0 with feature_weight 0: no discriminator
+    feature_weight: float = 0.0  # weight of feature matching (relative L1 between the discriminator's features)
+    start_step: int = 0  # steps of the reconstruction loss alone before the discriminator joins
+    lr: float = 3e-4  # the discriminator's Adam rate (with train.lr's warm-up and decay)
+    channels: int = 32  # the discriminator's width
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0 or self.feature_weight > 0
+
+
+@dataclass
 class RunConfig:
     """Everything a training run needs; stored, resolved, in the model file."""
 
@@ -86,6 +102,7 @@ class RunConfig:
     family_options: Any = None  # the family's config_class instance (table [<model.arch>]), if it has one
     about: str = ""  # what the model is and what it was trained on, in words; `vqtok info` shows it
     init: str = ""  # a trained model file (or @MODALITY) whose weights the run starts from: fine-tuning
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
     def to_dict(self) -> dict:
         d = {
@@ -96,6 +113,7 @@ class RunConfig:
             self.modality: dataclasses.asdict(self.options),
             "model": dataclasses.asdict(self.model),
             "train": dataclasses.asdict(self.train),
+            "adversarial": dataclasses.asdict(self.adversarial),
         }
         if self.family_options is not None:
             d[self.model.arch] = dataclasses.asdict(self.family_options)
@@ -255,7 +273,8 @@ def resolve(
     if not isinstance(arch, str):
         raise UsageError(f"model.arch must be a family name, got {arch!r}")
     family = (get_family or _installed_family)(arch)
-    sections = {"model": ModelConfig, "train": TrainConfig, name: modality.config_class}
+    sections = {"model": ModelConfig, "train": TrainConfig, "adversarial": AdversarialConfig,
+                name: modality.config_class}
     if family.config_class is not None:
         sections[arch] = family.config_class
     unknown = sorted(set(user) - set(sections))
@@ -269,7 +288,8 @@ def resolve(
         section: build_section(cls, _merge(defaults.get(section, {}), user.get(section, {})), section)
         for section, cls in sections.items()
     }
-    config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch), about, init)
+    config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch), about, init,
+                       built["adversarial"])
     validate(config)
     return config
 
@@ -307,11 +327,12 @@ def from_dict(d: dict, get_modality, get_family=None) -> RunConfig:
         options,
         d.get("about", ""),
         d.get("init", ""),
+        build_section(AdversarialConfig, d.get("adversarial", {}), "adversarial"),
     )
 
 
 def validate(c: RunConfig) -> None:
-    m, t = c.model, c.train
+    m, t, a = c.model, c.train, c.adversarial
     checks = [
         (m.codebook_update in ("ema", "loss"), "model.codebook_update must be 'ema' or 'loss'"),
         (2 <= m.codebook_size <= 2**31 - 1, "model.codebook_size must be at least 2"),
@@ -325,6 +346,9 @@ def validate(c: RunConfig) -> None:
         (t.lr > 0, "train.lr must be positive"),
         (t.lr_decay in ("none", "cosine"), "train.lr_decay must be 'none' or 'cosine'"),
         (t.checkpoint_every >= 1 and t.log_every >= 1, "train.checkpoint_every and log_every must be >= 1"),
+        (min(a.weight, a.feature_weight, a.start_step) >= 0, "adversarial.weight, feature_weight and start_step "
+                                                             "must not be negative"),
+        (a.lr > 0 and a.channels >= 1, "adversarial.lr and adversarial.channels must be positive"),
         (t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
          f"train.device {t.device!r}: use auto, cpu, cuda or cuda:N"),
     ]

@@ -194,6 +194,16 @@ class TrainingLoop:
         """Facts about the run added to the training summary (e.g. the data it read)."""
         return {}
 
+    def extra_loss(self, x, out: TrainStep) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
+        """A further term of the loss, computed with the forward pass (e.g. the adversarial one), and its
+        metrics; default none."""
+        return 0.0, {}
+
+    def after_update(self, x, out: TrainStep) -> dict[str, float]:
+        """Called right after the optimizer step, with the step's batch and forward pass (e.g. to update
+        a discriminator); returns metrics to log."""
+        return {}
+
     def after_step(self) -> dict[str, float]:
         """Called after each step (``self.step`` counts it): further metrics to log, e.g. a held-out score."""
         return {}
@@ -210,10 +220,10 @@ class TrainingLoop:
         x, labels = batch
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.train_cfg)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
-        with autocast:
+        with self.autocast():
             out = self.forward(x, labels)
-        loss = out.loss.float()
+            extra, extra_metrics = self.extra_loss(x, out)
+        loss = out.loss.float() + extra
         if not torch.isfinite(loss):
             raise VqtokError(f"training diverged at step {self.step} (loss {loss.item()}); lower train.lr")
         self.optimizer.zero_grad(set_to_none=True)
@@ -222,10 +232,15 @@ class TrainingLoop:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
         self.optimizer.step()
         metrics: dict[str, float | list[float]] = {"loss": loss.item()}
-        for k, v in out.metrics.items():
+        for k, v in {**out.metrics, **extra_metrics}.items():
             v = v.detach().float()
             metrics[k] = v.item() if v.ndim == 0 else v.tolist()
+        metrics.update(self.after_update(x, out))
         return metrics
+
+    def autocast(self):
+        """bf16 autocast on CUDA when ``train.amp``; otherwise nothing."""
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
 
     # ---- the loop ----
     def run(self, resume: bool = False) -> TrainResult:

@@ -60,6 +60,12 @@ class Modality(abc.ABC):
         minimised; further entries are logged. Default: mean squared error."""
         return {"recon": torch.nn.functional.mse_loss(x_hat, x)}
 
+    def discriminator(self, options, channels: int) -> torch.nn.Module | None:
+        """A discriminator for the optional adversarial loss (``[adversarial]``, :mod:`vqtok.adversarial`),
+        ``channels`` wide: it maps a batch ``(B, C, *S)`` to a list, one per sub-discriminator, of its
+        feature maps, the last being its logits (any shape). Default None: no adversarial training."""
+        return None
+
     def describe(self, options) -> dict:
         """What decoding needs to know, stored in the model file's metadata (e.g. the sample rate)."""
         return {}

@@ -2,8 +2,9 @@
 
 It reads the training folder (:mod:`vqtok.data`), builds the family's model (from a trained model's
 weights when the config names one to start from, :mod:`vqtok.finetune`), trains it with the
-modality's reconstruction loss, and saves the model file with a preview picture and the family's
-diagnostics.
+modality's reconstruction loss (plus, when ``[adversarial]`` asks for it, the modality's
+discriminator: :mod:`vqtok.adversarial`), and saves the model file with a preview picture and the
+family's diagnostics.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from . import distributed
 from .config import RunConfig, resolve_data_path
 from .data import TrainingSet
 from .errors import UsageError
+from .adversarial import Adversary
 from .families import build_model
 from .finetune import start_from
 from .formats import write_model
@@ -42,13 +44,39 @@ class Trainer(TrainingLoop):
         self.init = start_from(self.model, config, self.data.label_names, modality.describe(config.options)) \
             if config.init else None
         self.conditional = self.model.conditional
+        self.adversary = self._adversary(device) if config.adversarial.enabled else None
         super().__init__(config.train, RunPaths.for_model(Path(out)), device, console)
+
+    def _adversary(self, device: torch.device) -> Adversary:
+        net = self.modality.discriminator(self.config.options, self.config.adversarial.channels)
+        if net is None:
+            raise UsageError(f"[adversarial]: the {self.modality.name} modality has no discriminator; set "
+                             "adversarial.weight and adversarial.feature_weight to 0")
+        return Adversary(net, self.config.adversarial, self.config.train, device)
 
     def recon_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.modality.loss(x_hat, x, self.config.options)
 
     def forward(self, x, labels) -> TrainStep:
         return self.net(x, labels, step=self.step, recon=self.recon_loss)
+
+    def _adversarial_step(self) -> bool:
+        return self.adversary is not None and self.adversary.active(self.step)
+
+    def extra_loss(self, x, out: TrainStep):
+        return self.adversary.generator_loss(x, out.x_hat) if self._adversarial_step() else (0.0, {})
+
+    def after_update(self, x, out: TrainStep) -> dict[str, float]:
+        if not self._adversarial_step():
+            return {}
+        return self.adversary.critic_step(x, out.x_hat, self.step, self.autocast)
+
+    def kept_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        return self.adversary.state() if self.adversary is not None else ({}, {})
+
+    def restore_kept(self, facts: dict, tensors: dict[str, torch.Tensor]) -> None:
+        if self.adversary is not None:
+            self.adversary.restore(facts, tensors)
 
     def batch(self, step: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Examples ``(B, C, *S)`` on the device, and their labels ``(B,)`` for a conditional family
@@ -63,7 +91,7 @@ class Trainer(TrainingLoop):
         return self.config.to_dict()
 
     def must_match(self) -> list[str]:
-        return ["model", self.config.modality, self.config.model.arch]
+        return ["model", self.config.modality, self.config.model.arch, "adversarial"]
 
     def summary_facts(self) -> dict:
         return {"data": str(self.data_root), "files": len(self.data)}

@@ -1,4 +1,5 @@
-"""``AudioModality``: soundfile I/O, exact block resampling, random segments, STFT loss, spectrograms."""
+"""``AudioModality``: soundfile I/O, exact block resampling, random segments, STFT loss, an STFT
+discriminator, spectrograms."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from vqtok.modality import Modality
 
 from . import reading, streaming
 from .formats import SUFFIXES
+from .discriminator import MultiResolutionSTFTDiscriminator
 from .figures import comparison_figures
 from .loss import multi_resolution_stft_distance, waveform_loss
 from .preview import save_preview
@@ -87,6 +89,9 @@ class AudioModality(Modality):
 
     def loss(self, x_hat: torch.Tensor, x: torch.Tensor, options: AudioOptions) -> dict[str, torch.Tensor]:
         return waveform_loss(x_hat, x, options.sample_rate)
+
+    def discriminator(self, options: AudioOptions, channels: int) -> MultiResolutionSTFTDiscriminator:
+        return MultiResolutionSTFTDiscriminator(options.sample_rate, channels)
 
     def preview(self, originals: torch.Tensor, reconstructions: torch.Tensor, path: Path, options) -> bool:
         save_preview(originals, reconstructions, path, options.sample_rate)

@@ -12,6 +12,7 @@ from vqtok.errors import VqtokError
 from vqtok.modality import Modality
 
 from .convert import to_8bit, to_pil, to_tensor
+from .discriminator import PatchDiscriminator
 from .grid import image_grid
 
 
@@ -49,6 +50,9 @@ class ImageModality(Modality):
 
     def default_overrides(self) -> dict:
         return {"model": {"strides": [2, 2], "channels": 64, "codebook_size": 512}}
+
+    def discriminator(self, options: ImageOptions, channels: int) -> PatchDiscriminator:
+        return PatchDiscriminator(options.channels, channels)
 
     def describe(self, options: ImageOptions) -> dict:
         return {"image_size": options.size, "channels": options.channels}
