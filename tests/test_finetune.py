@@ -64,7 +64,7 @@ def test_a_shipped_default_can_be_fine_tuned_by_name(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("model.strides=[2,2,8]", "strides = [2, 4, 8] there, [2, 2, 8] here"),
     ("model.codebook_size=32", "codebook_size = 64 there, 32 here"),
-    ("audio.sample_rate=16000", "audio.sample_rate = 8000; this run uses 16000"),
+    ("audio.sample_rate=16000", "sample_rate = 8000, but this run's [audio] options give 16000"),
 ])
 def test_a_model_whose_weights_cannot_fit_is_refused_naming_the_setting(audio_model, tmp_path, override, message):
     with pytest.raises(UsageError) as e:

@@ -44,8 +44,8 @@ def start_from(model: Family, config: RunConfig, label_names: list[str], describ
         raise UsageError(f"{where}: its family is {meta.get('family')}; this run's model.arch is {model.name}")
     for key, value in describe.items():
         if decode.get(key) != value:
-            raise UsageError(f"{where}: made for {config.modality}.{key} = {decode.get(key)!r}; this run "
-                             f"uses {value!r} (set it to match)")
+            raise UsageError(f"{where}: made for {key} = {decode.get(key)!r}, but this run's [{config.modality}] "
+                             f"options give {value!r} (set them to match)")
     if model.conditional and (decode.get("label_names") or []) != label_names:
         raise UsageError(f"{where}: its classes ({', '.join(decode.get('label_names') or [])}) differ from "
                          f"the class folders of the data ({', '.join(label_names)})")
