@@ -69,6 +69,13 @@ def test_model_round_trip(tmp_path):
     assert set(mf.section("model")) == {"encoder.weight", "quantizer.codebook", "quantizer.initialized", "counts"}
 
 
+def test_metadata_alone_can_be_read_without_the_tensors(tmp_path):
+    path = tmp_path / "m.safetensors"
+    write_model(path, some_tensors(), META)
+    full, bare = read_model(path), read_model(path, tensors=False)
+    assert bare.tensors == {} and bare.meta == full.meta
+
+
 def test_metadata_is_plain_strings_on_disk(tmp_path):
     path = tmp_path / "m.safetensors"
     write_model(path, some_tensors(), META)
@@ -122,9 +129,10 @@ def test_truncated_model_file_is_refused(tmp_path):
     for cut in (len(data) // 2, len(data) - 1, 12, 0):
         bad = tmp_path / f"cut{cut}.safetensors"
         bad.write_bytes(data[:cut])
-        with pytest.raises(VqtokError) as info:
-            read_model(bad)
-        assert str(bad) in str(info.value)
+        for tensors in (True, False):  # the metadata-only read refuses a truncated file too
+            with pytest.raises(VqtokError) as info:
+                read_model(bad, tensors=tensors)
+            assert str(bad) in str(info.value)
 
 
 def test_random_bytes_are_refused(tmp_path):

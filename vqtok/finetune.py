@@ -25,7 +25,7 @@ from .models.base import Family
 def inherited_settings(init: str) -> dict:
     """The settings a run starting from model ``init`` inherits, as a recipe would give them:
     ``{"modality": .., <modality>: {..}, "model": {..}, <family>: {..}}``."""
-    stored = read_model(model_path(init)).meta.get("config", {})
+    stored = read_model(model_path(init), tensors=False).meta.get("config", {})
     name, arch = stored.get("modality"), stored.get("model", {}).get("arch")
     return {k: v for k, v in stored.items() if k in ("modality", name, "model", arch) and v is not None}
 

@@ -84,22 +84,24 @@ def write_model(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> str
     return model_hash
 
 
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and raw metadata of any safetensors file; clear errors for missing or broken files."""
+def read_safetensors(path: Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors (none when ``tensors`` is False: the metadata alone, without reading the weights) and raw
+    metadata of any safetensors file; clear errors for missing or broken files."""
     path = Path(path)
     if not path.is_file():
         raise VqtokError(f"{path}: no such file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise VqtokError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
-    return tensors, meta
+    return loaded, meta
 
 
-def read_model(path: Path) -> ModelFile:
-    tensors, meta = read_safetensors(path)
+def read_model(path: Path, tensors: bool = True) -> ModelFile:
+    """A vqtok model file; with ``tensors=False`` its metadata only (``ModelFile.tensors`` empty)."""
+    loaded, meta = read_safetensors(path, tensors)
     if meta.get("format") != FORMAT:
         raise VqtokError(f"{path}: a safetensors file, but not a vqtok model (no vqtok metadata)")
     if meta.get("format_version") != FORMAT_VERSION:
@@ -114,7 +116,7 @@ def read_model(path: Path) -> ModelFile:
             parsed[k] = json.loads(meta.get(k, "{}"))
     except json.JSONDecodeError:
         raise VqtokError(f"{path}: damaged vqtok metadata (invalid JSON)") from None
-    return ModelFile(tensors, parsed)
+    return ModelFile(loaded, parsed)
 
 
 # ---- code files -----------------------------------------------------------------------------------
