@@ -1,6 +1,6 @@
 """Audio encode/decode speed on CPU against EnCodec (24 kHz, 6 kbit/s), and peak memory on long files.
 
-    python bench/bench_codec.py [--minutes 10 60] [--repeats 5] [--seconds 30] [--model PATH] [--no-peer]
+    python bench/bench_codec.py [--minutes 10 60] [--repeats 5] [--seconds 30] [--model PATH] [--no-peer] [--system-allocator]
 
 The model is the default audio configuration (16 kHz, hop 320; one training step, since speed does not
 depend on the weights), or the trained audio model ``--model PATH`` (e.g. an 8 kHz speech model). The
@@ -18,7 +18,8 @@ API does at 24 kHz), and EnCodec in segments of as many samples as our chunks (2
 ``segment`` overlap-add, as its 48 kHz model uses; not bit-exact for the causal 24 kHz model, but the
 like-for-like cost of bounded working memory). Ratios are ours / EnCodec, file against segments and
 tensor against tensor (above 1: ours is faster); one long call runs about half as fast per second of
-audio as cache-sized chunks, for both models.
+audio as cache-sized chunks, for both models. Every row runs with the allocator settings the vqtok CLI
+applies (:mod:`vqtok.allocator`), unless ``--system-allocator``.
 
 GFLOP per second of audio: convolutions and matmuls counted by ``torch.utils.flop_counter``, plus LSTM
 gate matmuls counted from their shapes (EnCodec's two-layer 512-unit LSTMs, one in the encoder and one
@@ -48,7 +49,7 @@ import soundfile as sf
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import default_model, speech_clip, speech_recording
+from common import allocator_option, apply_allocator, default_model, speech_clip, speech_recording
 
 import vqtok
 from vqtok.tokenizer import CHUNK_SAMPLES
@@ -145,8 +146,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the speech the speed is measured on")
     ap.add_argument("--model", type=Path, help="a trained vqtok audio model (default: the default configuration)")
     ap.add_argument("--no-peer", action="store_true", help="skip EnCodec")
+    allocator_option(ap)
     args = ap.parse_args()
     started = time.perf_counter()
+    print(apply_allocator(args))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs, load average {load}")

@@ -1,12 +1,13 @@
 """Training speed of the default image and audio configurations and of every recipe: median steps per second.
 
-    python bench/bench_train.py [--device cpu|cuda] [--steps 8] [--warmup 2] [--recipes NAME ...] [--no-defaults]
+    python bench/bench_train.py [--device cpu|cuda] [--steps 8] [--warmup 2] [--recipes NAME ...] [--no-defaults] [--system-allocator]
 
 Each row builds the run as ``vqtok train`` does (``vqtok.train.Trainer`` on the resolved configuration:
 defaults, the modality's defaults, the recipe) and drives its own loop: ``--warmup`` untimed steps
 (k-means initialisation happens in the first), then ``--steps`` timed ones. A timed step is what the
 training loop does per step: draw the batch (read and crop the examples) and take the optimisation step;
-the step alone is timed too. Figures are medians over the timed steps; examples/s is the batch size times
+the step alone is timed too. The allocator settings ``vqtok train`` applies (:mod:`vqtok.allocator`) hold,
+unless ``--system-allocator``. Figures are medians over the timed steps; examples/s is the batch size times
 steps/s. On CUDA the loop runs under bf16 autocast, as ``vqtok train`` does.
 
 ``--recipes`` picks recipes by name (``audio-rvq``) or path; default: every ``recipes/*.toml``. A recipe
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, SAMPLES
+from common import ROOT, SAMPLES, allocator_option, apply_allocator
 from vqtok import config as cfg
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
@@ -79,8 +80,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (k-means init in the first)")
     ap.add_argument("--recipes", nargs="*", help="recipe names or paths (default: every recipes/*.toml)")
     ap.add_argument("--no-defaults", action="store_true", help="skip the default image and audio configurations")
+    allocator_option(ap)
     args = ap.parse_args()
     started = time.perf_counter()
+    print(apply_allocator(args))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, device {args.device}, "
           f"{os.cpu_count()} CPUs, load average {load}; median of {args.steps} timed steps after {args.warmup} "

@@ -15,6 +15,20 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "vqtok" / "samples"
 
 
+def allocator_option(ap) -> None:
+    """``--system-allocator``: measure without the allocator settings the vqtok CLI applies."""
+    ap.add_argument("--system-allocator", action="store_true",
+                    help="leave glibc's malloc settings alone (the vqtok CLI applies vqtok.allocator's)")
+
+
+def apply_allocator(args) -> str:
+    """Apply :mod:`vqtok.allocator`'s settings unless ``--system-allocator``; a line saying which hold."""
+    from vqtok.allocator import keep_freed_memory
+
+    tuned = not args.system_allocator and keep_freed_memory()
+    return f"allocator: {'vqtok.allocator settings, as the vqtok CLI' if tuned else 'the system defaults'}"
+
+
 def median_time(fn, repeats: int = 5, warmup: int = 1) -> float:
     for _ in range(warmup):
         fn()

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .defaults import MODEL_ENV
 from .errors import UsageError, VqtokError
 
@@ -424,6 +425,7 @@ def quickstart(
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); vqtok's own errors become one line."""
     debug = os.environ.get("VQTOK_DEBUG") == "1" or "--debug" in sys.argv
+    keep_freed_memory()
     try:
         app()
     except VqtokError as e:
