@@ -8,6 +8,8 @@ import sys
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import vqtok
 from conftest import ROOT, SAMPLES, TINY_AUDIO, TINY_IMAGE, cli_env, interrupt_after, run_cli
@@ -175,3 +177,22 @@ def test_learning_rate_warms_up_then_stays_or_follows_a_cosine_to_zero():
     assert lr_at(110, cosine) == pytest.approx(0.0, abs=1e-12)
     rates = [lr_at(s, cosine) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_resume_refuses_changed_settings_and_takes_an_older_checkpoint(tmp_path):
+    args = ["train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 40, *TINY_IMAGE,
+            "train.log_every=1", "train.checkpoint_every=1000"]
+    out = tmp_path / "m.safetensors"
+    assert interrupt_after([*args, "-o", out], tmp_path / "m.metrics.jsonl").returncode == 130
+    changed = run_cli(*args, "model.codebook_size=32", "-o", out, "--resume", check=False)
+    assert changed.returncode == 2 and "[model] settings differ" in changed.stderr
+
+    # a checkpoint written before [adversarial] existed stores no such section: it resumes as the default
+    ckpt = tmp_path / "m.ckpt.safetensors"
+    with safe_open(str(ckpt), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    extra = json.loads(meta["extra"])
+    del extra["config"]["adversarial"]
+    save_file(tensors, str(ckpt), metadata={**meta, "extra": json.dumps(extra)})
+    run_cli(*args, "-o", out, "--resume")
+    assert vqtok.load(out).meta["training"]["steps"] == 40

@@ -50,6 +50,14 @@ def save_checkpoint(path: Path, model, optimizer, step: int, extra: dict,
         save_file(tensors, str(tmp), metadata=meta)
 
 
+def checkpoint_extra(path: Path) -> dict:
+    """The ``extra`` a checkpoint was saved with (its run's settings among them), read without its tensors."""
+    _, meta = read_safetensors(path, tensors=False)
+    if meta.get("format") != KIND:
+        raise VqtokError(f"{path}: not a vqtok training checkpoint")
+    return json.loads(meta["extra"])
+
+
 def load_checkpoint(path: Path, model, optimizer) -> tuple[int, dict, dict[str, torch.Tensor]]:
     """Restore model, optimizer and RNG from ``path``; returns ``(step, extra, kept)``."""
     tensors, meta = read_safetensors(path)

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import distributed
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_extra, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .errors import UsageError, VqtokError
 from .formats import model_stem
@@ -187,6 +187,11 @@ class TrainingLoop:
     def must_match(self) -> list[str]:
         return list(self.settings())
 
+    def current_form(self, stored: dict) -> dict:
+        """A checkpoint's stored :meth:`settings` in this version's form (e.g. a section added since then
+        with its defaults), so that ``--resume`` compares like with like."""
+        return stored
+
     def save(self, summary: dict) -> None:
         raise NotImplementedError
 
@@ -315,12 +320,12 @@ class TrainingLoop:
         ckpt = self.paths.checkpoint
         if not ckpt.exists():
             raise UsageError(f"nothing to resume: {ckpt} does not exist (it is removed when a run completes)")
-        self.step, extra, kept = load_checkpoint(ckpt, self.model, self.optimizer)
-        stored, current = extra["config"], self.settings()
-        for section in self.must_match():
+        stored, current = self.current_form(checkpoint_extra(ckpt)["config"]), self.settings()
+        for section in self.must_match():  # before loading: changed settings may not fit its weights
             if stored.get(section) != current.get(section):
                 raise UsageError(f"--resume: the [{section}] settings differ from the checkpoint's; "
                                  "resume with the same recipe and overrides")
+        self.step, extra, kept = load_checkpoint(ckpt, self.model, self.optimizer)
         self.elapsed, self.last = extra.get("elapsed", 0.0), extra.get("last", {})
         self.restore_kept(extra.get("kept", {}), kept)
         _truncate_log(self.paths.metrics, self.step)

@@ -16,7 +16,7 @@ import torch
 from rich.console import Console
 
 from . import distributed
-from .config import RunConfig, resolve_data_path
+from .config import RunConfig, from_dict, resolve_data_path
 from .data import TrainingSet
 from .errors import UsageError
 from .adversarial import Adversary
@@ -26,7 +26,7 @@ from .formats import write_model
 from .loop import RunPaths, TrainingLoop, pick_device, setup_distributed
 from .modality import Modality
 from .models.base import TrainStep
-from .plugins import get_family
+from .plugins import get_family, get_modality
 
 
 class Trainer(TrainingLoop):
@@ -92,6 +92,10 @@ class Trainer(TrainingLoop):
 
     def must_match(self) -> list[str]:
         return ["model", self.config.modality, self.config.model.arch, "adversarial"]
+
+    def current_form(self, stored: dict) -> dict:
+        # a checkpoint from before [adversarial] existed has none: it trained without one, the default
+        return from_dict(stored, get_modality).to_dict()
 
     def summary_facts(self) -> dict:
         return {"data": str(self.data_root), "files": len(self.data)}
