@@ -81,3 +81,16 @@ def test_another_modalitys_model_or_a_missing_file_is_a_clear_error(image_model,
                    check=False)
     assert proc.returncode == 2 and "@video: no default model" in proc.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_an_image_model_fine_tunes_at_another_size_but_not_with_other_channels(image_model, tmp_path):
+    def run(override):
+        return config.resolve({"init": str(image_model), "data": str(SAMPLES / "images")}, [override], {},
+                              get_modality)
+
+    stored = read_model(image_model).meta["decode"]
+    assert stored["image_size"] == 32 and stored["channels"] == 3
+    bigger = Trainer(run("image.size=48"), get_modality("image"), tmp_path / "big.safetensors")
+    assert bigger.init == image_model and bigger.config.options.size == 48  # fully convolutional: any size
+    with pytest.raises(UsageError, match=r"channels = 3, but this run's \[image\] options give 1"):
+        Trainer(run("image.channels=1"), get_modality("image"), tmp_path / "grey.safetensors")

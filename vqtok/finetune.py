@@ -5,7 +5,7 @@
 and family options as its defaults (:func:`inherited_settings`; a recipe or override still wins), builds
 the model, then loads the trained weights, codebooks included, so no k-means restart
 (:func:`start_from`). The two must agree on what the weights mean: the modality, its signal settings
-(e.g. the sample rate), the family, the class labels of a conditional family, and every ``[model]``
+(e.g. the sample rate, not the image size: ``Modality.bound_to_weights``), the family, the class labels of a conditional family, and every ``[model]``
 setting that shapes a weight. The data, the ``[train]`` settings (learning rate, steps) and a prior
 are the new run's own: a prior trained on the old codes is not carried over.
 """
@@ -30,10 +30,11 @@ def inherited_settings(init: str) -> dict:
     return {k: v for k, v in stored.items() if k in ("modality", name, "model", arch) and v is not None}
 
 
-def start_from(model: Family, config: RunConfig, label_names: list[str], describe: dict) -> Path:
+def start_from(model: Family, config: RunConfig, label_names: list[str], bound: dict) -> Path:
     """Load the weights of ``config.init`` (a model file or ``@MODALITY``) into ``model``, built from
-    ``config`` for data with classes ``label_names``; ``describe`` is the modality's description of the
-    run's options (what a model file records under ``decode``). Returns the file read."""
+    ``config`` for data with classes ``label_names``; ``bound`` holds the run's signal settings that
+    weights are bound to (``Modality.bound_to_weights``, entries of what a model file records under
+    ``decode``), which must equal the init model's. Returns the file read."""
     path = model_path(config.init)
     mf = read_model(path)
     meta, decode = mf.meta, mf.meta.get("decode", {})
@@ -42,7 +43,7 @@ def start_from(model: Family, config: RunConfig, label_names: list[str], describ
         raise UsageError(f"{where}: its modality is {meta.get('modality')}; this run's is {config.modality}")
     if meta.get("family") != model.name:
         raise UsageError(f"{where}: its family is {meta.get('family')}; this run's model.arch is {model.name}")
-    for key, value in describe.items():
+    for key, value in bound.items():
         if decode.get(key) != value:
             raise UsageError(f"{where}: made for {key} = {decode.get(key)!r}, but this run's [{config.modality}] "
                              f"options give {value!r} (set them to match)")

@@ -70,6 +70,12 @@ class Modality(abc.ABC):
         """What decoding needs to know, stored in the model file's metadata (e.g. the sample rate)."""
         return {}
 
+    def bound_to_weights(self, options) -> dict:
+        """The entries of :meth:`describe` that trained weights are bound to: fine-tuning (``--init``)
+        refuses a run whose options give another value for one. Default: all of them. A setting the
+        networks do not depend on (the image size, for fully convolutional ones) can be left out."""
+        return self.describe(options)
+
     def example_size(self, options) -> list[int] | None:
         """The size per axis of a training example (what ``vqtok sample`` makes unless told); None:
         the user must say."""

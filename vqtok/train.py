@@ -41,7 +41,8 @@ class Trainer(TrainingLoop):
         if get_family(config.model.arch).conditional:  # before building: say what the data lacks
             self.data.require_labels()
         self.model = build_model(config, modality, self.data.label_names).to(device)
-        self.init = start_from(self.model, config, self.data.label_names, modality.describe(config.options)) \
+        self.init = start_from(self.model, config, self.data.label_names,
+                               modality.bound_to_weights(config.options)) \
             if config.init else None
         self.conditional = self.model.conditional
         self.adversary = self._adversary(device) if config.adversarial.enabled else None

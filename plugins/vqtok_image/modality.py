@@ -57,6 +57,9 @@ class ImageModality(Modality):
     def describe(self, options: ImageOptions) -> dict:
         return {"image_size": options.size, "channels": options.channels}
 
+    def bound_to_weights(self, options: ImageOptions) -> dict:
+        return {"channels": options.channels}  # the networks are fully convolutional: any size fine-tunes
+
     def open(self, path: Path, options: ImageOptions, at_least: int | None = None) -> Image.Image:
         """Decode ``path`` and convert it to the configured mode. With ``at_least``, a JPEG may be
         decoded at a reduced scale whose sides stay at least that large (much faster for photos)."""
