@@ -15,6 +15,8 @@ from PIL import Image
 from vqtok.config import SAMPLES_DIR, resolve
 from vqtok.errors import UsageError, VqtokError
 from vqtok_audio import AudioModality, AudioOptions, multi_resolution_stft_distance, vqtok_modalities
+from vqtok_audio.loss import log_spectral_l1
+from vqtok_audio.spectral import magnitudes
 
 SPEECH = SAMPLES_DIR / "speech"
 OGG = SAMPLES_DIR / "speech-ogg" / "demo-thanks.ogg"
@@ -279,6 +281,29 @@ def test_stft_distance_to_itself_is_zero_and_to_silence_large(speech_batch):
     assert 1.0 < distance < math.inf
     distance.backward()
     assert torch.isfinite(silence.grad).all()
+
+
+def test_loss_range_ignores_what_lies_below_it_and_only_that():
+    """A reconstruction that differs from its reference only 100 dB under the reference's peak (a
+    sine without the faint hiss beside it) costs nothing in the log term within a 60 dB range, and a
+    lot when every bin counts; one that lacks hiss 20 dB under the peak costs within the range too."""
+    t = torch.arange(8000) / 8000
+    sine = 0.5 * torch.sin(2 * math.pi * 440 * t)[None, None]
+    noise = torch.randn(sine.shape, generator=torch.Generator().manual_seed(0))
+    spectrum = lambda x: magnitudes(x, 256, 64)
+    faint, audible = sine + 1e-5 * noise, sine + 0.05 * noise
+    assert log_spectral_l1(spectrum(sine), spectrum(faint), 60.0) < 1e-3
+    assert log_spectral_l1(spectrum(sine), spectrum(faint), None) > 0.3
+    assert log_spectral_l1(spectrum(sine), spectrum(audible), 60.0) > 1.0
+    silent = torch.zeros_like(sine, requires_grad=True)
+    loss = AUDIO.loss(silent, faint, AudioOptions(sample_rate=8000))["recon"]
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(silent.grad).all() and silent.grad.abs().sum() > 0
+
+
+def test_loss_range_must_not_be_negative():
+    with pytest.raises(UsageError, match="loss_range_db"):
+        AudioOptions(loss_range_db=-1.0)
 
 
 def test_loss_adds_l1_and_stft(speech_batch):

@@ -26,12 +26,17 @@ from .writer import AudioWriter
 class AudioOptions:
     sample_rate: int = 16000  # every file is resampled to this rate; the model works at it
     segment_seconds: float = 1.0  # length of the random training segments
+    # The loss's log-spectral term sees each segment's spectrum down to this many dB under its loudest
+    # bin; quieter bins (silence, the noise floor) count as that level. 0: every bin, down to 1e-5.
+    loss_range_db: float = 70.0
 
     def __post_init__(self):
         if self.sample_rate <= 0:
             raise UsageError(f"audio.sample_rate must be positive, got {self.sample_rate}")
         if self.segment_length() < 1:
             raise UsageError(f"audio.segment_seconds must be positive, got {self.segment_seconds}")
+        if self.loss_range_db < 0:
+            raise UsageError(f"audio.loss_range_db must be 0 (every bin) or positive, got {self.loss_range_db}")
 
     def segment_length(self) -> int:
         """Samples per training segment."""
@@ -88,7 +93,7 @@ class AudioModality(Modality):
         return torch.nn.functional.pad(x, (0, wanted - x.shape[-1]))
 
     def loss(self, x_hat: torch.Tensor, x: torch.Tensor, options: AudioOptions) -> dict[str, torch.Tensor]:
-        return waveform_loss(x_hat, x, options.sample_rate)
+        return waveform_loss(x_hat, x, options.sample_rate, options.loss_range_db or None)
 
     def discriminator(self, options: AudioOptions, channels: int) -> MultiResolutionSTFTDiscriminator:
         return MultiResolutionSTFTDiscriminator(options.sample_rate, channels)
