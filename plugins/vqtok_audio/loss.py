@@ -18,7 +18,7 @@ def log_spectral_l1(s_hat: torch.Tensor, s: torch.Tensor, range_db: float | None
     bin, down to the magnitude floor ``EPS`` (what a metric wants).
     """
     if range_db is not None:
-        floor = s.flatten(1).amax(1).view(-1, *[1] * (s.dim() - 1)) * 10 ** (-range_db / 20)
+        floor = s.amax(dim=tuple(range(1, s.dim())), keepdim=True) * 10 ** (-range_db / 20)
         s_hat, s = torch.maximum(s_hat, floor), torch.maximum(s, floor)
     return (s_hat.log() - s.log()).abs().mean()
 
