@@ -322,3 +322,31 @@ def test_atomic_path_when_nothing_was_written_before_the_error(tmp_path):
         with atomic_path(tmp_path / "x.bin"):
             raise ValueError("before any write")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    yield 0o027
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
+def test_written_model_has_the_permissions_of_a_plain_new_file(tmp_path, umask_027):
+    """safetensors 0.8 creates its files 0600 (safetensors#782); a model file must be as readable as any
+    file the user creates."""
+    path = tmp_path / "m.safetensors"
+    write_model(path, some_tensors(), META)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask_027 == 0o640
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permission bits are POSIX")
+def test_overwritten_file_keeps_its_permissions(tmp_path, umask_027):
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o604)
+    write_model(path, some_tensors(), META)
+    assert path.stat().st_mode & 0o777 == 0o604
+    with atomic_path(path) as tmp:
+        save_file({"x": torch.zeros(2)}, str(tmp))
+    assert path.stat().st_mode & 0o777 == 0o604
