@@ -144,7 +144,16 @@ def test_cvae_samples_show_the_asked_for_digit(tmp_path):
 
 
 def test_residual_codebooks_improve_speech_one_by_one(tmp_path):
-    from vqtok_audio import multi_resolution_stft_distance
+    """Each further codebook of a residual quantizer trained with quantizer dropout removes a large share
+    of what the ones before it left of the encoder's output, on held-out speech; and ``--n-q k`` codes are
+    the first ``k`` rows of the full codes (greedy RVQ), decoded from those rows alone.
+
+    The quantity asserted is the latent residual, the error RVQ itself minimises: the decoded signal's
+    distance of this tiny model moves by under 2 % from 1 to 4 codebooks and with the machine's floating
+    point, which made an earlier form of this test pass on one CPU and fail on another. Over five seeds
+    and 1 or 2 threads each codebook cut the residual to 0.50-0.76 of the one before; the test asks 0.9.
+    """
+    from vqtok.models.layout import flatten_grid
 
     train_dir = tmp_path / "speech"
     train_dir.mkdir()
@@ -156,11 +165,18 @@ def test_residual_codebooks_improve_speech_one_by_one(tmp_path):
             "audio.segment_seconds=0.512", "train.lr=2e-3", "train.batch_size=8", "model.n_q=4",
             "model.quantizer_dropout=1.0")
     tok = vqtok.load(model)
+    quantizer = tok.model.quantizer
     for f in files[:2]:
-        x = tok.modality.load(f, tok.config.options)
-        distances = [multi_resolution_stft_distance(tok.decode(tok.encode(f, n_q=k))[None, :, : x.shape[-1]],
-                                                    x[None], 8000).item() for k in range(1, 5)]
-        assert all(b < a for a, b in zip(distances, distances[1:])), (f.name, distances)
+        full = tok.encode(f)  # (4, T') codes
+        for k in range(1, 4):
+            assert (tok.encode(f, n_q=k) == full[:k]).all(), (f.name, k)
+        x = tok.pad_to_hop(tok.modality.load(f, tok.config.options)[None])
+        with torch.no_grad():
+            z = flatten_grid(tok.model.encoder(x))  # (T', D): the encoder's output, before quantizing
+            codes = quantizer(z).codes  # (T', 4)
+            residual = [((z - quantizer.decode(codes[:, :k])) ** 2).sum().item() for k in range(5)]
+        shares = [b / a for a, b in zip(residual, residual[1:])]
+        assert all(s < 0.9 for s in shares), (f.name, residual, shares)
 
 
 def test_learning_rate_warms_up_then_stays_or_follows_a_cosine_to_zero():
