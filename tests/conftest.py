@@ -33,6 +33,11 @@ TINY_IMAGE = ["image.size=32", "model.strides=[2,2]", "model.channels=8", "model
 # call. A private bytecode cache (outside the repo and site-packages) keeps the calls fast.
 PYCACHE = Path(tempfile.gettempdir()) / "vqtok-test-pycache"
 
+# How long any one subprocess of the suite may run. It only stops a hung call: a fixture that trains for a
+# minute on a quiet machine took over ten on a loaded one with slower CPU kernels, and a limit near the
+# typical time turns load into failures. CI's own limit (90 minutes) bounds the whole run.
+SUBPROCESS_TIMEOUT = float(os.environ.get("VQTOK_TEST_TIMEOUT", 2400))
+
 
 def cli_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
@@ -44,7 +49,7 @@ def cli_env(extra: dict | None = None) -> dict:
 
 
 def run_cli(*args, env=None, input: bytes | None = None, check: bool = True, cwd=None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
+            timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess:
     """Run ``vqtok ARGS`` in a real subprocess; stdout stays bytes, stderr is text."""
     proc = subprocess.run([sys.executable, "-m", "vqtok", *map(str, args)], input=input, capture_output=True,
                           env=env or cli_env(), cwd=cwd, timeout=timeout)
@@ -160,11 +165,16 @@ def interrupt_after(args: list, metrics: Path, lines: int = 5) -> subprocess.Com
     """Run ``vqtok ARGS`` and press Ctrl-C (SIGINT) once its metrics log has ``lines`` lines."""
     proc = subprocess.Popen([sys.executable, "-m", "vqtok", *map(str, args)], env=cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while (not metrics.exists() or len(metrics.read_text().splitlines()) < lines) and time.time() < deadline:
+    deadline = time.time() + SUBPROCESS_TIMEOUT
+    while not metrics.exists() or len(metrics.read_text().splitlines()) < lines:
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"{metrics.name} never reached {lines} lines before the run ended or "
+                                 f"{SUBPROCESS_TIMEOUT:.0f} s passed:\n{err.decode(errors='replace')}")
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=300)
+    out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err.decode(errors="replace"))
 
 

@@ -26,7 +26,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from conftest import SAMPLES, TINY_AUDIO, TINY_IMAGE, cli_env, files_under, ok, run_parallel
+from conftest import SAMPLES, SUBPROCESS_TIMEOUT, TINY_AUDIO, TINY_IMAGE, cli_env, files_under, ok, run_parallel
 
 
 def _tiny(settings: list[str], key: str):
@@ -319,8 +319,8 @@ def _encode_to_pty(env, model, *flags) -> tuple[subprocess.Popen, bytearray, thr
 def test_binary_to_a_terminal_is_refused_unless_forced(env, audio_model, audio):
     refused, refused_out, r1 = _encode_to_pty(env, audio_model)
     forced, forced_out, r2 = _encode_to_pty(env, audio_model, "-f")
-    refused_err = refused.communicate(timeout=120)[1].decode()
-    forced_err = forced.communicate(timeout=120)[1].decode()
+    refused_err = refused.communicate(timeout=SUBPROCESS_TIMEOUT)[1].decode()
+    forced_err = forced.communicate(timeout=SUBPROCESS_TIMEOUT)[1].decode()
     r1.join(10)
     r2.join(10)
     assert refused.returncode == 2, refused_err

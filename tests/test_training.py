@@ -12,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import vqtok
-from conftest import ROOT, SAMPLES, TINY_AUDIO, TINY_IMAGE, cli_env, interrupt_after, run_cli
+from conftest import ROOT, SAMPLES, SUBPROCESS_TIMEOUT, TINY_AUDIO, TINY_IMAGE, cli_env, interrupt_after, run_cli
 
 
 def _losses(path):
@@ -99,7 +99,8 @@ def test_torchrun_two_processes_train_one_model(tmp_path):
     out = tmp_path / "ddp.safetensors"
     proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "vqtok", "train", "--modality",
                            "image", "--data", str(SAMPLES / "images"), "-o", str(out), "--steps", "20",
-                           *TINY_IMAGE], env=cli_env(), capture_output=True, text=True, timeout=600)
+                           *TINY_IMAGE], env=cli_env(), capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("training vqvae") == 1  # only rank 0 reports
     steps = [r["step"] for r in map(json.loads, (tmp_path / "ddp.metrics.jsonl").read_text().splitlines())]
