@@ -1,8 +1,9 @@
 """Speech quality at 8 kHz: vqtok models against the peer codecs codec2 and Opus, on the held-out speech.
 
     python bench/data.py speech        # once: bench/data/speech-en/{train,test} (Debian asterisk prompts)
-    python bench/bench_speech.py [--model FILE.safetensors ...] [--limit N] [--modes 3200,2400,1600,1300,700C]
-                                 [--opus-kbps 6,8]
+    python bench/bench_speech.py [--model FILE.safetensors ...] [--n-q all,1] [--limit N]
+                                 [--modes 3200,2400,1600,1300,700C] [--opus-kbps 6,8] [--test DIR]
+    python bench/data.py voices; python bench/bench_speech.py --test bench/data/speech-voices/test ...
 
 Needs ``apt-get install codec2 opus-tools`` and ``pip install pesq pystoi``. Every file of
 ``bench/data/speech-en/test`` (57 recorded English prompts, 8 kHz mono; ``--limit N``: the first N,
@@ -12,6 +13,11 @@ cut or zero-padded to the original's length and scored against it at 8 kHz: PESQ
 P.862, PyPI ``pesq``), STOI (PyPI ``pystoi``), and vqtok's own log-mel distance and SI-SDR (the
 functions ``vqtok eval`` reports). Each cell is the mean over the files the metric is defined on; the
 files a metric fails on are listed under the table.
+
+``--test DIR`` scores another folder of 8 kHz mono WAVs (recursive). Where its files lie in sub-folders,
+one per voice (``bench/data/speech-voices/test``: the voices held out whole from training), a table per
+voice follows, and one of the means over the voices, so that a voice with many files does not outweigh
+the others. ``--n-q all,1`` scores each residual model with all its codebooks and with the first one.
 
 A vqtok model whose sample rate is not 8 kHz encodes the file resampled to its rate (vqtok does it
 on loading) and its output is resampled back to 8 kHz (``torchaudio.functional.resample``) for scoring.
@@ -67,10 +73,10 @@ class Codec:
         self.coded_seconds += coded.coded_seconds
 
 
-def load_test(limit: int | None) -> tuple[list[Path], list[np.ndarray]]:
-    if not TEST.is_dir():
-        raise SystemExit(f"{TEST} is missing: run `python bench/data.py speech` first")
-    files = sorted(TEST.glob("*.wav"))[:limit]
+def load_test(test: Path, limit: int | None) -> tuple[list[Path], list[np.ndarray]]:
+    if not test.is_dir():
+        raise SystemExit(f"{test} is missing: run `python bench/data.py speech` (or `voices`) first")
+    files = sorted(test.rglob("*.wav"), key=lambda p: p.relative_to(test).as_posix())[:limit]
     signals = []
     for f in files:
         x, sr = sf.read(f, dtype="float32")
@@ -97,7 +103,7 @@ def run_opus(kbps: float, signals: list[np.ndarray], folder: Path) -> Codec:
     return c
 
 
-def run_vqtok(path: Path, files: list[Path], lengths: list[int]) -> Codec:
+def run_vqtok(path: Path, files: list[Path], lengths: list[int], n_q: int | None = None) -> Codec:
     import torchaudio
 
     import vqtok
@@ -109,16 +115,23 @@ def run_vqtok(path: Path, files: list[Path], lengths: list[int]) -> Codec:
     if report.get("modality") != "audio" or not model_sr:
         raise SystemExit(f"{path}: not an audio model")
     raw = report.get("bitrate_bps")
+    rates = report["latents"]
+    if n_q is not None:
+        spec = next(iter(tok.specs.values()))
+        if len(tok.specs) != 1 or not spec.discrete or n_q > spec.channels:
+            raise SystemExit(f"--n-q {n_q}: {path} is not a residual VQ model with that many codebooks")
+        raw = report["decode"]["sample_rate"] / spec.hop * sum(np.log2(spec.codebook_sizes[:n_q]))
     entropy = ((report.get("prior") or {}).get("entropy") or {}).get("bitrate", {}).get("prior")
     nominal = "continuous latents" if raw is None else f"{raw:g}"
-    if entropy is not None:
+    if entropy is not None and n_q is None:
         nominal += f" (prior: {entropy:.0f})"
-    c = Codec(f"vqtok {path.name}" + ("" if model_sr == SR else f" ({model_sr} Hz)"), nominal)
-    rates = report["latents"]
+    name = f"vqtok {path.name}" + ("" if n_q is None else f" --n-q {n_q}")
+    c = Codec(name + ("" if model_sr == SR else f" ({model_sr} Hz)"), nominal)
     for f, n in zip(files, lengths):
-        cf = tok.encode_file(f)
-        if raw is not None:  # one position per array column; bits_per_position sums log2 K over its codebooks
-            c.stream_bits += sum(a.shape[-1] * rates[k]["bits_per_position"] for k, a in cf.arrays.items())
+        cf = tok.encode_file(f, n_q)
+        if raw is not None:  # one position per array column; each code costs log2 K of its codebook
+            c.stream_bits += sum(a.shape[-1] * sum(np.log2(tok.specs[k].codebook_sizes[: a.shape[0]]))
+                                 for k, a in cf.arrays.items())
         y = tok.decode(cf).float()  # (1, T) at the model's rate
         if model_sr != SR:
             y = torchaudio.functional.resample(y, model_sr, SR)
@@ -139,7 +152,7 @@ def measure_lag(c: Codec, signals: list[np.ndarray]) -> None:
     c.lag = int(round(statistics.median(c.lags)))
 
 
-def score(c: Codec, files: list[Path], signals: list[np.ndarray]) -> None:
+def score(c: Codec, names: list[str], signals: list[np.ndarray]) -> None:
     from pesq import PesqError, pesq
     from pystoi import stoi
 
@@ -147,55 +160,87 @@ def score(c: Codec, files: list[Path], signals: list[np.ndarray]) -> None:
 
     for name in ("pesq", "stoi", "log_mel", "si_sdr"):
         c.scores[name], c.failures[name] = {}, []
-    for f, x, y in zip(files, signals, c.decoded):
+    for name, x, y in zip(names, signals, c.decoded):
         y = peers.align(y, c.lag, len(x))
         try:
-            c.scores["pesq"][f.name] = float(pesq(SR, x, y, "nb"))
+            c.scores["pesq"][name] = float(pesq(SR, x, y, "nb"))
         except PesqError as e:
-            c.failures["pesq"].append(f"{f.name} ({type(e).__name__})")
+            c.failures["pesq"].append(f"{name} ({type(e).__name__})")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             value = float(stoi(x, y, SR, extended=False))
         if caught:  # pystoi warns and returns 1e-5 when too few non-silent frames remain
-            c.failures["stoi"].append(f"{f.name} ({str(caught[0].message).split('.')[0]})")
+            c.failures["stoi"].append(f"{name} ({str(caught[0].message).split('.')[0]})")
         else:
-            c.scores["stoi"][f.name] = value
+            c.scores["stoi"][name] = value
         est, ref = torch.from_numpy(y)[None, None], torch.from_numpy(x)[None, None]
-        c.scores["log_mel"][f.name] = float(log_mel_distance(est, ref, SR)[0])
-        c.scores["si_sdr"][f.name] = float(si_sdr(est, ref)[0])
+        c.scores["log_mel"][name] = float(log_mel_distance(est, ref, SR)[0])
+        c.scores["si_sdr"][name] = float(si_sdr(est, ref)[0])
 
 
 METRICS = {"pesq": ("PESQ NB", 2), "stoi": ("STOI", 3), "log_mel": ("log-mel dist. (dB)", 2),
            "si_sdr": ("SI-SDR (dB)", 2)}
 
 
+def mean_value(c: Codec, metric: str, keep=lambda name: True) -> float | None:
+    values = [v for name, v in c.scores[metric].items() if keep(name)]
+    return statistics.fmean(values) if values else None
+
+
+def cell(value: float | None, metric: str) -> str:
+    return "-" if value is None else f"{value:.{METRICS[metric][1]}f}"
+
+
 def mean(c: Codec, metric: str, leave_out: set[str] = frozenset()) -> str:
-    values = [v for name, v in c.scores[metric].items() if name not in leave_out]
-    return f"{statistics.fmean(values):.{METRICS[metric][1]}f}" if values else "-"
+    return cell(mean_value(c, metric, lambda name: name not in leave_out), metric)
 
 
-def table(codecs: list[Codec]) -> str:
+def voice_of(name: str) -> str | None:
+    """The voice of a file named ``VOICE/...`` relative to the test folder (None for a flat folder)."""
+    return name.split("/")[0] if "/" in name else None
+
+
+def table(codecs: list[Codec], per_codec=lambda c, metric: mean(c, metric)) -> str:
     head = ["codec", "bitrate (bit/s)", "measured (bit/s)", *(label for label, _ in METRICS.values())]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]
     for c in codecs:
         measured = c.stream_bits / c.coded_seconds
         cells = [c.name, c.nominal, "-" if np.isnan(measured) else f"{measured:.0f}",
-                 *(mean(c, metric) for metric in METRICS)]
+                 *(per_codec(c, metric) for metric in METRICS)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def quiet_note(codecs: list[Codec], files: list[Path], signals: list[np.ndarray]) -> None:
+def voice_tables(codecs: list[Codec], names: list[str]) -> None:
+    """A table per voice (sub-folder), then the unweighted mean over the voices."""
+    voices = sorted({voice_of(n) for n in names} - {None})
+    if not voices:
+        return
+    for voice in voices:
+        count = sum(voice_of(n) == voice for n in names)
+        print(f"\nVoice {voice} ({count} files):\n")
+        print(table(codecs, lambda c, metric: mean(c, metric, {n for n in names if voice_of(n) != voice})))
+
+    def over_voices(c: Codec, metric: str) -> str:
+        means = [mean_value(c, metric, lambda n, v=v: voice_of(n) == v) for v in voices]
+        means = [m for m in means if m is not None]
+        return cell(statistics.fmean(means) if means else None, metric)
+
+    print(f"\nMean over the {len(voices)} voices (each voice's mean counts once):\n")
+    print(table(codecs, over_voices))
+
+
+def quiet_note(codecs: list[Codec], names: list[str], signals: list[np.ndarray]) -> None:
     """Name the near-silent references, which stay in the table's means, and give the means without them."""
-    level = {f.name: 10 * np.log10(max(float(np.mean(np.square(x, dtype=np.float64))), 1e-20))
-             for f, x in zip(files, signals)}
+    level = {name: 10 * np.log10(max(float(np.mean(np.square(x, dtype=np.float64))), 1e-20))
+             for name, x in zip(names, signals)}
     quiet = {name for name, db in level.items() if db < QUIET_DBFS}
     if not quiet:
         return
     names = ", ".join(f"{name} ({level[name]:.0f} dBFS RMS)" for name in sorted(quiet))
     print(f"\nNear-silent reference(s), below {QUIET_DBFS:.0f} dBFS: {names}. They count in the means above "
           "(as in `vqtok eval`) although no metric means anything on them; the means without them "
-          f"({len(files) - len(quiet)} files; PESQ, STOI, log-mel, SI-SDR):")
+          f"({len(names) - len(quiet)} files; PESQ, STOI, log-mel, SI-SDR):")
     for c in codecs:
         print(f"- {c.name}: " + ", ".join(mean(c, metric, quiet) for metric in METRICS))
 
@@ -224,7 +269,10 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N test files (sorted)")
     parser.add_argument("--modes", default="3200,2400,1600,1300,700C", help="codec2 modes, comma-separated ('' for none)")
     parser.add_argument("--opus-kbps", default="6,8", help="Opus bitrates in kbit/s, comma-separated ('' for none)")
+    parser.add_argument("--n-q", default="all", help="codebooks of each residual model: 'all' and/or numbers, comma-separated")
+    parser.add_argument("--test", type=Path, default=TEST, help="folder of 8 kHz mono WAVs (voices in sub-folders)")
     args = parser.parse_args()
+    n_qs = [None if k == "all" else int(k) for k in args.n_q.split(",") if k]
     modes = [m for m in args.modes.split(",") if m]
     kbps = [float(k) for k in args.opus_kbps.split(",") if k]
     for m in modes:
@@ -246,9 +294,10 @@ def main() -> None:
     print("$ python " + " ".join(shlex.quote(a) for a in sys.argv))
     print(f"{time.strftime('%Y-%m-%d %H:%M')}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{tool_versions()}")
-    files, signals = load_test(args.limit)
+    files, signals = load_test(args.test, args.limit)
+    names = [f.relative_to(args.test).as_posix() for f in files]
     seconds = sum(len(x) for x in signals) / SR
-    print(f"{len(files)} files of {TEST.relative_to(ROOT)}, {seconds:.1f} s of audio at {SR} Hz\n", flush=True)
+    print(f"{len(files)} files of {args.test}, {seconds:.1f} s of audio at {SR} Hz\n", flush=True)
 
     codecs = []
     t = time.perf_counter()
@@ -256,12 +305,13 @@ def main() -> None:
         folder = Path(tmp)
         codecs += [run_codec2(m, signals, folder) for m in modes]
         codecs += [run_opus(k, signals, folder) for k in kbps]
-    codecs += [run_vqtok(m, files, [len(x) for x in signals]) for m in args.model]
+    codecs += [run_vqtok(m, files, [len(x) for x in signals], n_q) for m in args.model for n_q in n_qs]
     for c in codecs:
         measure_lag(c, signals)
-        score(c, files, signals)
+        score(c, names, signals)
         c.decoded = []
     print(table(codecs))
+    voice_tables(codecs, names)
     print(f"\nMeans over the {len(files)} files (PESQ and STOI: over the files they are defined on, below). "
           "bitrate: nominal (vqtok: raw, log2 K per code; with a prior, its entropy-coded rate in brackets); "
           "measured: total bits written over total seconds of audio:")
@@ -283,7 +333,7 @@ def main() -> None:
         for (metric, fs), names in failed.items():
             which = "every codec" if len(names) == len(codecs) else ", ".join(names)
             print(f"- {metric.upper()}, {which}: {len(fs)} file(s): {'; '.join(fs)}")
-    quiet_note(codecs, files, signals)
+    quiet_note(codecs, names, signals)
     if any(c.name.startswith("vqtok") and "Hz)" in c.name for c in codecs):
         print("\nModels marked (N Hz) work at N Hz: their output was resampled to 8 kHz "
               "(torchaudio.functional.resample) before scoring.")
