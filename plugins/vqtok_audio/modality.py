@@ -4,7 +4,8 @@ discriminator, spectrograms."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from vqtok.errors import UsageError
 from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.modality import Modality
 
-from . import reading, streaming
+from . import augment, reading, streaming
 from .formats import SUFFIXES
 from .discriminator import MultiResolutionSTFTDiscriminator
 from .figures import comparison_figures
@@ -29,6 +30,12 @@ class AudioOptions:
     # The loss's log-spectral term sees each segment's spectrum down to this many dB under its loudest
     # bin; quieter bins (silence, the noise floor) count as that level. 0: every bin, down to 1e-5.
     loss_range_db: float = 70.0
+    # Augmentation of the training segments (augment.py); each is off by default.
+    speed: list[float] = field(default_factory=lambda: [1.0, 1.0])  # speed factors, drawn log-uniformly
+    gain_db: list[float] = field(default_factory=lambda: [0.0, 0.0])  # level change in dB, drawn uniformly
+    band_limit: float = 0.0  # probability of a random high-pass and low-pass (telephone-like channels)
+    noise: float = 0.0  # probability of added white noise ...
+    noise_snr_db: list[float] = field(default_factory=lambda: [20.0, 50.0])  # ... at an SNR drawn from this
 
     def __post_init__(self):
         if self.sample_rate <= 0:
@@ -37,10 +44,23 @@ class AudioOptions:
             raise UsageError(f"audio.segment_seconds must be positive, got {self.segment_seconds}")
         if self.loss_range_db < 0:
             raise UsageError(f"audio.loss_range_db must be 0 (every bin) or positive, got {self.loss_range_db}")
+        for name in ("speed", "gain_db", "noise_snr_db"):
+            low_high = getattr(self, name)
+            if len(low_high) != 2 or low_high[0] > low_high[1]:
+                raise UsageError(f"audio.{name} must be [low, high] with low <= high, got {low_high}")
+        if not (0.25 <= self.speed[0] and self.speed[1] <= 4):
+            raise UsageError(f"audio.speed must lie within [0.25, 4], got {self.speed}")
+        for name in ("band_limit", "noise"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(f"audio.{name} is a probability in [0, 1], got {getattr(self, name)}")
 
     def segment_length(self) -> int:
         """Samples per training segment."""
         return round(self.segment_seconds * self.sample_rate)
+
+    def perturbs(self) -> bool:
+        """Whether any augmentation besides speed is on."""
+        return self.gain_db != [0.0, 0.0] or self.band_limit > 0 or self.noise > 0
 
 
 class AudioModality(Modality):
@@ -84,12 +104,19 @@ class AudioModality(Modality):
             w.write(x)
 
     def training_example(self, path: Path, options: AudioOptions, generator: torch.Generator) -> torch.Tensor:
-        """A random ``(1, segment_length)`` segment; a shorter file is zero-padded at the end."""
+        """A random ``(1, segment_length)`` segment, augmented as the options say; a shorter file is
+        zero-padded at the end."""
         wanted = options.segment_length()
+        speed = augment.speed_factor(options.speed, generator)
+        read = math.ceil(wanted * speed)  # played `speed` times faster, these fill the segment
         with reading.open_audio(path) as f:
             total = reading.model_length(f, options.sample_rate)
-            start = int(torch.randint(max(total - wanted, 0) + 1, (1,), generator=generator))
-            x = streaming.read_segment(f, options.sample_rate, start, min(start + wanted, total))
+            start = int(torch.randint(max(total - read, 0) + 1, (1,), generator=generator))
+            x = streaming.read_segment(f, options.sample_rate, start, min(start + read, total))
+        x = augment.change_speed(x, speed)[:, :wanted]
+        if options.perturbs():
+            x = augment.perturb(x, options.sample_rate, options.gain_db, options.band_limit, options.noise,
+                                options.noise_snr_db, generator)
         return torch.nn.functional.pad(x, (0, wanted - x.shape[-1]))
 
     def loss(self, x_hat: torch.Tensor, x: torch.Tensor, options: AudioOptions) -> dict[str, torch.Tensor]:
