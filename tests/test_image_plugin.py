@@ -171,6 +171,76 @@ def test_training_example_of_a_real_photo(mod):
     assert x.shape == (3, 32, 32) and float(x.std()) > 0.05
 
 
+def ramp(h: int, w: int) -> np.ndarray:
+    """``(h, w, 3)``: red rises by one level per column, green per row, blue is 128."""
+    a = np.zeros((h, w, 3), dtype=np.uint8)
+    a[..., 0] = np.arange(w)[None, :]
+    a[..., 1] = np.arange(h)[:, None]
+    a[..., 2] = 128
+    return a
+
+
+def random_crop_of(mod, path, seed: int = 0, **options) -> torch.Tensor:
+    opts = ImageOptions(**{"size": 16, "crop": "random", **options})
+    return mod.training_example(path, opts, torch.Generator().manual_seed(seed))
+
+
+def test_random_crop_at_scale_one_is_an_exact_window(mod, tmp_path):
+    a = rgb_array(60, 90, seed=3)
+    Image.fromarray(a).save(tmp_path / "p.png")
+    crop = random_crop_of(mod, tmp_path / "p.png", 0, scale=[1.0, 1.0])
+    windows = {(y, x) for y in range(60 - 15) for x in range(90 - 15)
+               if torch.allclose(crop, expected_tensor(a[y:y + 16, x:x + 16]), atol=1e-6)}
+    assert len(windows) == 1
+    crops = [random_crop_of(mod, tmp_path / "p.png", seed, scale=[1.0, 1.0]) for seed in range(6)]
+    assert len({c.sum().item() for c in crops}) > 1  # the place is drawn
+
+
+def test_random_crop_scale_shrinks_the_photo(mod, tmp_path):
+    Image.fromarray(ramp(200, 250)).save(tmp_path / "r.png")
+    for factor in (1.0, 0.5, 0.25):
+        x = random_crop_of(mod, tmp_path / "r.png", 1, scale=[factor, factor])
+        inner = x[:, 4:12, 4:12] * 127.5  # in 8-bit levels, away from the edges
+        per_column = float((inner[0, :, 1:] - inner[0, :, :-1]).mean())
+        per_row = float((inner[1, 1:, :] - inner[1, :-1, :]).mean())
+        assert per_column == pytest.approx(1 / factor, rel=0.05) and per_row == pytest.approx(1 / factor, rel=0.05)
+
+
+def test_random_crop_never_goes_below_the_shorter_side(mod, tmp_path):
+    Image.fromarray(ramp(40, 250)).save(tmp_path / "r.png")
+    x = random_crop_of(mod, tmp_path / "r.png", 2, scale=[0.01, 0.01])  # at most 40 / 16 smaller
+    assert float((x[1, 1:, 4:12] - x[1, :-1, 4:12]).mean()) * 127.5 == pytest.approx(40 / 16, rel=0.1)
+
+
+def test_random_crops_flip_half_of_the_time_when_asked(mod, tmp_path):
+    Image.fromarray(ramp(64, 128)).save(tmp_path / "r.png")
+
+    def rising(seed: int, flip: bool) -> bool:
+        x = random_crop_of(mod, tmp_path / "r.png", seed, scale=[1.0, 1.0], flip=flip)
+        return float(x[0, :, -1].mean()) > float(x[0, :, 0].mean())
+
+    assert all(rising(seed, False) for seed in range(20))
+    assert 4 <= sum(rising(seed, True) for seed in range(20)) <= 16
+
+
+@pytest.mark.parametrize("h, w", [(20, 200), (5, 3), (1, 1), (300, 400)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_random_crop_size_and_reproducibility(mod, tmp_path, h, w, channels):
+    Image.fromarray(rgb_array(h, w, seed=h * w)).save(tmp_path / "i.png")
+    x = random_crop_of(mod, tmp_path / "i.png", 4, size=24, channels=channels, flip=True)
+    assert x.shape == (channels, 24, 24) and float(x.min()) >= -1 and float(x.max()) <= 1
+    assert torch.equal(x, random_crop_of(mod, tmp_path / "i.png", 4, size=24, channels=channels, flip=True))
+
+
+@pytest.mark.parametrize("values", [{"crop": "centre"}, {"scale": [0.5]}, {"scale": [1.0, 0.5]}, {"scale": [0.0, 1.0]},
+                                    {"channels": 4}, {"size": 0}])
+def test_bad_image_options_are_usage_errors(values):
+    from vqtok.errors import UsageError
+
+    with pytest.raises(UsageError, match="image."):
+        ImageOptions(**values)
+
+
 # ---- saving -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("channels", [1, 3])

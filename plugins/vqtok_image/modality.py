@@ -1,17 +1,18 @@
-"""``ImageModality``: Pillow I/O, resize + center crop for training, reconstruction grids."""
+"""``ImageModality``: Pillow I/O, resize + center crop or random crops for training, reconstruction grids."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vqtok.errors import VqtokError
+from vqtok.errors import UsageError, VqtokError
 from vqtok.modality import Modality
 
 from .convert import to_8bit, to_pil, to_tensor
+from .crops import random_crop
 from .discriminator import PatchDiscriminator
 from .grid import image_grid
 
@@ -20,6 +21,20 @@ from .grid import image_grid
 class ImageOptions:
     size: int = 64  # training images are size x size
     channels: int = 3  # 3: RGB, 1: grayscale (every input is converted)
+    # How a training example is cut: "fit" resizes the whole image and centre-crops it to size x size
+    # (small images, digits); "random" takes a size x size window at a random scale and place (photos).
+    crop: str = "fit"
+    scale: list[float] = field(default_factory=lambda: [0.25, 1.0])  # "random": scale factors, log-uniform
+    flip: bool = False  # "random": mirror half the crops left-right
+
+    def __post_init__(self):
+        if self.size < 1 or self.channels not in (1, 3):
+            raise UsageError(f"image.size must be positive and image.channels 1 or 3, got {self.size}, "
+                             f"{self.channels}")
+        if self.crop not in ("fit", "random"):
+            raise UsageError(f"image.crop must be 'fit' or 'random', got {self.crop!r}")
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+            raise UsageError(f"image.scale must be [low, high] with 0 < low <= high, got {self.scale}")
 
 
 def _suffixes() -> tuple[str, ...]:
@@ -85,7 +100,10 @@ class ImageModality(Modality):
         return to_tensor(ImageOps.fit(img, (options.size, options.size), Image.Resampling.BICUBIC))
 
     def training_example(self, path: Path, options: ImageOptions, generator: torch.Generator) -> torch.Tensor:
-        return self.evaluation_example(path, options)
+        """``(C, size, size)``: the whole image fitted (``crop = "fit"``) or a random crop."""
+        if options.crop == "fit":
+            return self.evaluation_example(path, options)
+        return to_tensor(random_crop(self.open(path, options), options.size, options.scale, options.flip, generator))
 
     def save(self, x: torch.Tensor, path: Path, options: ImageOptions) -> None:
         to_pil(x).save(path, format=_writable_format(path))
