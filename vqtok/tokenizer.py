@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from . import config as config_mod
 from .atomic import atomic_path
 from .chunking import decode_stream, encode_stream
+from .tiling import decode_tiled, encode_tiled
 from .errors import UsageError, VqtokError
 from .families import build_model
 from .formats import BARE, CodeFile, code_dtype, read_model
@@ -25,6 +26,7 @@ from .prior.model import Prior
 from .prior.store import build_prior, read_prior_file
 
 CHUNK_SAMPLES = 2**17  # samples per chunk when streaming 1-D signals (~8 s at 16 kHz)
+TILE_PIXELS = 512  # side of the tiles large 2-D inputs are encoded and decoded in (plus context)
 
 Latents = dict[str, torch.Tensor]  # name -> (channels, *grid), no batch axis
 
@@ -209,6 +211,20 @@ class Tokenizer:
         labels = labels[:1].to(self.device) if labels is not None else None
         return self.model.decode(batch, labels)[0].float().cpu()
 
+    def encode_image(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
+        """``(C, H, W)`` -> latents ``{name: (channels, *ceil((H, W) / hop_name))}``, encoded in tiles of
+        about TILE_PIXELS (:mod:`vqtok.tiling`): the same latents as a whole encode, in bounded memory."""
+        _, context, _ = self._context()
+        tile = max(1, TILE_PIXELS // self.hop)
+        encode = lambda window: self.encode_tensor(window, n_q, labels)  # noqa: E731
+        return encode_tiled(self.pad_to_hop(x[None])[0], encode, self.hop, context, tile)
+
+    def decode_image(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents on a grid ``G`` -> ``(C, *G * hop)``, decoded in tiles (see :meth:`encode_image`)."""
+        _, _, context = self._context()
+        tile = max(1, TILE_PIXELS // self.hop)
+        return decode_tiled(latents, lambda part: self.decode_tensor(part, labels), self.hop, context, tile)
+
     # ---- the public API ----
     def encode(self, x, n_q: int | None = None, label: str | None = None):
         """A tensor ``(C, *S)`` or a file path -> the file arrays: one array when the family has a
@@ -216,7 +232,8 @@ class Tokenizer:
         if isinstance(x, (str, Path)):
             arrays = self.encode_file(Path(x), n_q, label).arrays
         else:
-            arrays = self.to_file_arrays(self.encode_tensor(x, self._n_q(n_q), self.labels(label)))
+            encode = self.encode_image if self.dims == 2 else self.encode_tensor
+            arrays = self.to_file_arrays(encode(x, self._n_q(n_q), self.labels(label)))
         return next(iter(arrays.values())) if len(arrays) == 1 else arrays
 
     def decode(self, codes, label: str | None = None) -> torch.Tensor:
@@ -228,7 +245,8 @@ class Tokenizer:
         else:
             cf = CodeFile.bare(np.asarray(codes))
         latents = self.check(cf, "codes")
-        return self._crop(self.decode_tensor(latents, self._decode_labels(cf, label)), cf.meta)
+        decode = self.decode_image if self.dims == 2 else self.decode_tensor
+        return self._crop(decode(latents, self._decode_labels(cf, label)), cf.meta)
 
     def check(self, cf: CodeFile, name: str) -> Latents:
         """Refuse latents from another model or modality; return them as ``{name: (channels, *G)}``."""
@@ -254,7 +272,7 @@ class Tokenizer:
         return chunk, self.model.encoder_context, self.model.decoder_context
 
     def encode_file(self, path: Path, n_q: int | None = None, label: str | None = None) -> CodeFile:
-        """Encode one file; 1-D signals stream in chunks with bounded memory."""
+        """Encode one file; 1-D signals stream in chunks, images go in tiles, with bounded memory."""
         n_q = self._n_q(n_q)
         labels = self.labels(label)
         opts = self.config.options
@@ -266,7 +284,7 @@ class Tokenizer:
             size = [length]
         else:
             x = self.modality.load(path, opts)
-            latents, size = self.encode_tensor(x, n_q, labels), list(x.shape[1:])
+            latents, size = self.encode_image(x, n_q, labels), list(x.shape[1:])
         meta = {"model_hash": self.model_hash, "modality": self.modality.name, "family": self.family,
                 "size": size, **self.modality.describe(opts)}
         if n_q is not None:
@@ -276,7 +294,7 @@ class Tokenizer:
         return CodeFile(self.to_file_arrays(latents), meta)
 
     def decode_to_file(self, cf: CodeFile, out: Path, name: str = "codes", label: str | None = None) -> None:
-        """Decode to ``out`` (written atomically); 1-D signals stream in chunks."""
+        """Decode to ``out`` (written atomically); 1-D signals stream in chunks, images go in tiles."""
         latents = self.check(cf, name)
         labels = self._decode_labels(cf, label)
         opts = self.config.options
@@ -289,7 +307,7 @@ class Tokenizer:
                     for piece in decode_stream(latents, decode, self.hop, dec_ctx, chunk, length):
                         w.write(piece)
             else:
-                self.modality.save(self._crop(self.decode_tensor(latents, labels), cf.meta), tmp, opts)
+                self.modality.save(self._crop(self.decode_image(latents, labels), cf.meta), tmp, opts)
 
     def sample_labels(self, label: str | None, n: int) -> tuple[torch.Tensor | None, list[str]]:
         """The labels ``(n,)`` of ``n`` samples and their names: a conditional model's or a class-conditional
