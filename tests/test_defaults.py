@@ -92,10 +92,10 @@ def test_digit_without_a_model_uses_the_default_and_looks_like_the_input(tmp_pat
     assert np.mean((y - x) ** 2) < 0.2 * np.mean((x - x.mean()) ** 2)  # baseline: the digit's mean grey
 
 
-def test_the_default_image_model_samples_the_asked_for_digit(tmp_path):
+def test_the_shipped_digit_model_samples_the_asked_for_digit(tmp_path):
     from test_training import _digits, _fit_classifier
 
-    tok = vqtok.load(get_modality("image").default_model)
+    tok = vqtok.load(get_modality("image").named_models["digits"])
     clf = _fit_classifier(*_digits("train", tok))  # judged by an MLP fitted on the 600 shipped digits
     recognized = []
     for digit in range(10):
@@ -103,7 +103,7 @@ def test_the_default_image_model_samples_the_asked_for_digit(tmp_path):
         with torch.no_grad():
             recognized.append((clf(x).argmax(1) == digit).float().mean().item())
     assert sum(recognized) / 10 >= 0.7 and min(recognized) >= 0.4, recognized  # chance: 0.1
-    run_cli("sample", "--model", "@image", "--label", "7", "-n", 3, "-o", tmp_path / "sevens")
+    run_cli("sample", "--model", "@digits", "--label", "7", "-n", 3, "-o", tmp_path / "sevens")
     assert sorted(p.name for p in (tmp_path / "sevens").iterdir()) == [f"sample-00{i}-7.png" for i in range(3)]
 
 
@@ -115,7 +115,8 @@ def test_without_a_model_files_no_default_reads_are_a_usage_error_naming_the_def
     mixed = run_cli("encode", SPEECH, DIGIT, "-o", tmp_path, check=False)
     assert mixed.returncode == 2 and "several modalities" in mixed.stderr
     unknown = run_cli("info", "@video", check=False)
-    assert unknown.returncode == 2 and "no default model for modality 'video'" in unknown.stderr
+    assert unknown.returncode == 2 and "@video: no shipped model of that name" in unknown.stderr
+    assert "@digits" in unknown.stderr
 
 
 def test_an_explicit_model_or_the_environment_wins_over_the_default(tmp_path):

@@ -77,7 +77,7 @@ def plugins():
     """List installed plugins: modalities and model families they add, version, origin and status."""
     from rich.table import Table
 
-    from .defaults import installed_defaults
+    from .defaults import installed_defaults, installed_models
     from .plugins import registry
 
     reg = registry()
@@ -94,9 +94,11 @@ def plugins():
     for kind, conflicts in (("modality", reg.conflicts), ("model family", reg.family_conflicts)):
         for name, who in conflicts.items():
             err.print(f"[red]conflict:[/] {kind} {name!r} is claimed by {', '.join(who)}; it is disabled")
-    for name, path in installed_defaults().items():
+    defaults = installed_defaults()
+    for name, path in installed_models().items():
         state = "" if path.is_file() else " [red](missing)[/]"
-        err.print(f"default model @{name}: {path}{state}", highlight=False)
+        kind = "default model" if name in defaults else "shipped model"
+        err.print(f"{kind} @{name}: {path}{state}", highlight=False)
 
 
 # ---- train --------------------------------------------------------------------------------------------

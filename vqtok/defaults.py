@@ -1,9 +1,10 @@
 """Which model a command uses: ``--model``, then ``$VQTOK_MODEL``, then a modality's shipped default.
 
 A modality plugin may ship a trained model with its package (``Modality.default_model``). ``@NAME``
-names the default of modality ``NAME`` (``--model @audio``, ``vqtok info @image``). When no model is
-given at all, the files a command reads or writes pick it: ``vqtok encode talk.wav`` uses the audio
-modality's default, ``vqtok decode codes.npy -o digit.png`` the image one's.
+names the default of modality ``NAME`` (``--model @audio``, ``vqtok info @image``), or one of the other
+models a plugin ships by name (``Modality.named_models``: ``@digits``). When no model is given at all,
+the files a command reads or writes pick it: ``vqtok encode talk.wav`` uses the audio modality's
+default, ``vqtok decode codes.npy -o photo.png`` the image one's.
 """
 
 from __future__ import annotations
@@ -26,16 +27,28 @@ def installed_defaults() -> dict[str, Path]:
             if m.default_model is not None}
 
 
+def installed_models() -> dict[str, Path]:
+    """Every shipped model by its ``@`` name: the modalities' defaults, then the plugins' named models
+    (a named model that takes a modality's name, or another's name, is left out)."""
+    from .plugins import registry
+
+    models = installed_defaults()
+    for _, m in sorted(registry().modalities.items()):
+        for name, path in sorted(m.named_models.items()):
+            models.setdefault(name, path)
+    return models
+
+
 def _named(text: str) -> Path:
-    """The default model of modality ``text[1:]`` (``@audio``)."""
+    """The shipped model ``text[1:]``: a modality's default (``@audio``) or a named one (``@digits``)."""
     name = text[len(PREFIX):]
-    defaults = installed_defaults()
-    if name not in defaults:
-        known = ", ".join(PREFIX + n for n in defaults) or "none installed"
-        raise UsageError(f"{text}: no default model for modality {name!r} (defaults: {known})")
-    if not defaults[name].is_file():
-        raise VqtokError(f"{text}: the default {name} model {defaults[name]} is missing from the installation")
-    return defaults[name]
+    models = installed_models()
+    if name not in models:
+        known = ", ".join(PREFIX + n for n in models) or "none installed"
+        raise UsageError(f"{text}: no shipped model of that name (shipped: {known})")
+    if not models[name].is_file():
+        raise VqtokError(f"{text}: the shipped model {models[name]} is missing from the installation")
+    return models[name]
 
 
 def model_path(model: Path | str | None, files: Iterable[Path] = ()) -> Path:

@@ -31,6 +31,9 @@ class Modality(abc.ABC):
     config_class: type = NoOptions  # dataclass of this modality's options (the recipe's [name] table)
     default_suffix: str = ""  # what vqtok names the files it writes for you (sample-000.png); "": suffixes[0]
     default_model: Path | None = None  # a trained model shipped with the plugin: used when no --model is given
+    # Other trained models the plugin ships, by name: `--model @NAME` (e.g. {"digits": ...}). A name may
+    # not be a modality's: `@image` always means the image modality's default.
+    named_models: dict[str, Path] = {}
 
     # ---- required -------------------------------------------------------------------------------
     @abc.abstractmethod

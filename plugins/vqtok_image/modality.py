@@ -59,6 +59,7 @@ class ImageModality(Modality):
     config_class = ImageOptions
     default_suffix = ".png"
     default_model = Path(__file__).parent / "default" / "mnist-vqvae.safetensors"  # recipes/mnist-vqvae.toml
+    named_models = {"digits": Path(__file__).parent / "default" / "mnist-vqvae.safetensors"}
 
     def channels(self, options: ImageOptions) -> int:
         return options.channels
