@@ -232,6 +232,16 @@ def test_random_crop_size_and_reproducibility(mod, tmp_path, h, w, channels):
     assert torch.equal(x, random_crop_of(mod, tmp_path / "i.png", 4, size=24, channels=channels, flip=True))
 
 
+def test_random_crops_of_any_size_and_scale_stay_inside_the_photo(mod, tmp_path):
+    rng = np.random.default_rng(5)
+    for i in range(60):  # small photos: the window often touches the far edge, where rounding could overshoot
+        h, w = (int(v) for v in rng.integers(17, 60, 2))
+        Image.fromarray(rgb_array(h, w, seed=i)).save(tmp_path / "i.png")
+        low = float(rng.uniform(0.05, 1.0))
+        x = random_crop_of(mod, tmp_path / "i.png", i, size=16, scale=[low, float(rng.uniform(low, 1.5))])
+        assert x.shape == (3, 16, 16)
+
+
 @pytest.mark.parametrize("values", [{"crop": "centre"}, {"scale": [0.5]}, {"scale": [1.0, 0.5]}, {"scale": [0.0, 1.0]},
                                     {"channels": 4}, {"size": 0}])
 def test_bad_image_options_are_usage_errors(values):

@@ -30,9 +30,10 @@ def random_crop(img: Image.Image, size: int, scale: list[float], flip: bool,
     factor = math.exp(_uniform(math.log(low), math.log(high), generator))
     span = size / factor  # the window's side in the file's pixels
     # The window starts on a whole pixel of the scaled photo, so that at scale 1 the crop is exact.
-    left, top = (int(torch.randint(max(round(side * factor) - size, 0) + 1, (), generator=generator)) / factor
+    left, top = (int(torch.randint(max(math.floor(side * factor) - size, 0) + 1, (), generator=generator)) / factor
                  for side in (width, height))
-    crop = img.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + span, top + span))
+    box = (left, top, min(left + span, width), min(top + span, height))  # rounding must not leave the photo
+    crop = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
     if flip and float(torch.rand((), generator=generator)) < 0.5:
         crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return crop
