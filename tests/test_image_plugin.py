@@ -242,6 +242,36 @@ def test_random_crops_of_any_size_and_scale_stay_inside_the_photo(mod, tmp_path)
         assert x.shape == (3, 16, 16)
 
 
+def test_decoded_photos_are_kept_within_the_byte_limit_and_renewed_when_the_file_changes(tmp_path):
+    from vqtok_image.cache import DecodedPhotos
+
+    cache, decoded = DecodedPhotos(limit=3 * 10 * 10 * 3), []
+
+    def get(name: str) -> Image.Image:
+        path = tmp_path / f"{name}.png"
+        return cache.get(path, "RGB", lambda: decoded.append(name) or Image.open(path).convert("RGB"))
+
+    for i, name in enumerate("abcd"):
+        Image.fromarray(rgb_array(10, 10, seed=i)).save(tmp_path / f"{name}.png")
+    get("a"), get("b"), get("a"), get("c")
+    assert decoded == ["a", "b", "c"]  # three 10 x 10 RGB photos fit
+    get("d")  # the least recently used, b, makes room
+    get("a"), get("b")
+    assert decoded == ["a", "b", "c", "d", "b"] and cache.used <= cache.limit
+    Image.fromarray(rgb_array(12, 10, seed=9)).save(tmp_path / "a.png")
+    assert get("a").size == (10, 12) and decoded[-1] == "a"
+
+
+def test_random_crops_decode_each_photo_once(tmp_path, monkeypatch):
+    fresh = ImageModality()
+    Image.fromarray(rgb_array(80, 90)).save(tmp_path / "p.png")
+    opened = []
+    original = ImageModality.open
+    monkeypatch.setattr(ImageModality, "open", lambda self, *a, **k: opened.append(1) or original(self, *a, **k))
+    crops = [random_crop_of(fresh, tmp_path / "p.png", seed) for seed in range(5)]
+    assert len(opened) == 1 and len({float(c.sum()) for c in crops}) > 1
+
+
 @pytest.mark.parametrize("values", [{"crop": "centre"}, {"scale": [0.5]}, {"scale": [1.0, 0.5]}, {"scale": [0.0, 1.0]},
                                     {"channels": 4}, {"size": 0}])
 def test_bad_image_options_are_usage_errors(values):

@@ -11,6 +11,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from vqtok.errors import UsageError, VqtokError
 from vqtok.modality import Modality
 
+from .cache import DecodedPhotos
 from .convert import to_8bit, to_pil, to_tensor
 from .crops import random_crop
 from .discriminator import PatchDiscriminator
@@ -61,6 +62,9 @@ class ImageModality(Modality):
     default_model = Path(__file__).parent / "default" / "mnist-vqvae.safetensors"  # recipes/mnist-vqvae.toml
     named_models = {"digits": Path(__file__).parent / "default" / "mnist-vqvae.safetensors"}
 
+    def __init__(self):
+        self.decoded = DecodedPhotos()  # random crops come from photos decoded once
+
     def channels(self, options: ImageOptions) -> int:
         return options.channels
 
@@ -104,7 +108,8 @@ class ImageModality(Modality):
         """``(C, size, size)``: the whole image fitted (``crop = "fit"``) or a random crop."""
         if options.crop == "fit":
             return self.evaluation_example(path, options)
-        return to_tensor(random_crop(self.open(path, options), options.size, options.scale, options.flip, generator))
+        img = self.decoded.get(path, "L" if options.channels == 1 else "RGB", lambda: self.open(path, options))
+        return to_tensor(random_crop(img, options.size, options.scale, options.flip, generator))
 
     def save(self, x: torch.Tensor, path: Path, options: ImageOptions) -> None:
         to_pil(x).save(path, format=_writable_format(path))
