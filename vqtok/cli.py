@@ -117,7 +117,8 @@ def train(
         None, "--arch", help="Model family (model.arch): vqvae (default), vqvae2, vae, cvae, or a plugin's."),
     init: Optional[str] = typer.Option(
         None, "--init", help="Fine-tune: start from this trained model (a model file, or @audio / @image for a "
-                             "shipped default), taking its modality, signal and [model] settings."),
+                             "shipped default), taking its modality, signal and [model] settings; or from "
+                             "what a recipe (FILE.toml) trains, which is trained first."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that writes --out."),
 ):
     """Train a model and save it as one .safetensors file.
@@ -130,19 +131,40 @@ def train(
     NAME.preview.png (originals above reconstructions) and, while running, NAME.ckpt.safetensors.
     Ctrl-C saves and exits; --resume continues. --init MODEL fine-tunes a trained model (or a shipped
     default: --init @audio) on --data: the run takes its modality, signal and [model] settings, and its
-    weights, codebooks included.
+    weights, codebooks included. A recipe whose init names another recipe (init = "first.toml") is a
+    chain: the first recipe's model is trained beside --out (first.safetensors) unless a finished one
+    made by it is there, then this one starts from it; --resume continues whichever stage stopped.
     """
     from . import config as cfg
+    from .chain import build_stages, names_recipe
+    from .loop import RunPaths
+    from .plugins import get_modality
+
+    overrides = _overrides(ctx)
+    recipe_dict = cfg.read_recipe(recipe) if recipe else {}
+    if names_recipe(init):  # --init other.toml: a chain, as in a recipe
+        recipe_dict, init = {**recipe_dict, "init": str(Path(init).resolve())}, None
+
+    def train_stage(config, model: Path) -> None:
+        _train_run(config, model, resume and RunPaths.for_model(model).checkpoint.exists())
+
+    chain = names_recipe(recipe_dict.get("init"))
+    recipe_dict = build_stages(recipe_dict, out, train_stage, lambda text: err.print(text, highlight=False),
+                               get_modality, device, resume)
+    flags = {"modality": modality, "data": str(data) if data else None, "train.steps": steps,
+             "train.batch_size": batch_size, "train.seed": seed, "train.device": device, "model.arch": arch,
+             "init": init}
+    if chain:  # --resume continues the chain: this last stage may not have started yet
+        resume = resume and RunPaths.for_model(out).checkpoint.exists()
+    _train_run(cfg.resolve(recipe_dict or None, overrides, flags, get_modality), out, resume)
+
+
+def _train_run(config, out: Path, resume: bool) -> None:
+    """Train ``config`` into ``out``, reporting on rank 0; an interrupted run exits 130."""
     from . import distributed
     from .plugins import get_modality
     from .train import Trainer
 
-    overrides = _overrides(ctx)
-    recipe_dict = cfg.read_recipe(recipe) if recipe else None
-    flags = {"modality": modality, "data": str(data) if data else None, "train.steps": steps,
-             "train.batch_size": batch_size, "train.seed": seed, "train.device": device, "model.arch": arch,
-             "init": init}
-    config = cfg.resolve(recipe_dict, overrides, flags, get_modality)
     mod = get_modality(config.modality)
     trainer = Trainer(config, mod, out, err)
     if not distributed.is_main():  # under torchrun only rank 0 reports

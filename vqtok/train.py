@@ -22,6 +22,7 @@ from .errors import UsageError
 from .adversarial import Adversary
 from .families import build_model
 from .finetune import start_from
+from .chain import lineage
 from .formats import write_model
 from .loop import RunPaths, TrainingLoop, pick_device, setup_distributed
 from .modality import Modality
@@ -99,7 +100,8 @@ class Trainer(TrainingLoop):
         return from_dict(stored, get_modality).to_dict()
 
     def summary_facts(self) -> dict:
-        return {"data": str(self.data_root), "files": len(self.data)}
+        started = {"started_from": lineage(self.init)} if self.init else {}
+        return {"data": str(self.data_root), "files": len(self.data), **started}
 
     def save(self, summary: dict) -> None:
         model = self.model
