@@ -479,3 +479,31 @@ def test_quantizer_dropout_trains_with_fewer_codebooks():
     x = torch.randn(2, 1, 32)
     used = {len([k for k in model(x, step=s, recon=mse).metrics if k.startswith("perplexity")]) for s in range(12)}
     assert used == {1, 2, 3}
+
+
+# ---- model files leave the EMA sums out -------------------------------------------------------------
+
+def test_a_state_without_ema_sums_restores_them_and_training_goes_on_alike():
+    g = gen(11)
+    trained = VectorQuantizer(16, 4, beta=0.25)
+    for _ in range(5):
+        trained(clustered(torch.randn(16, 4, generator=g), 8, 0.1, g))
+    state = {k: v for k, v in trained.state_dict().items() if k not in quantize.TRAINING_ONLY}
+    assert "ema_sum" not in state
+    restored = VectorQuantizer(16, 4, beta=0.25)
+    restored.load_state_dict(state, strict=True)
+    assert torch.allclose(restored.ema_sum, trained.ema_sum, rtol=1e-5, atol=1e-6)
+    z = clustered(torch.randn(16, 4, generator=g), 8, 0.1, g)
+    trained(z), restored(z)
+    assert torch.allclose(restored.codebook, trained.codebook, rtol=1e-5, atol=1e-6)
+
+
+def test_a_trained_model_file_holds_no_ema_sums_and_loads(image_model):
+    from safetensors import safe_open
+
+    import vqtok
+
+    with safe_open(str(image_model), "pt") as f:
+        keys = list(f.keys())
+    assert any(k.endswith(".codebook") for k in keys) and not any(k.endswith(".ema_sum") for k in keys)
+    assert vqtok.load(image_model).model.quantizer is not None

@@ -24,6 +24,7 @@ from .families import build_model
 from .finetune import start_from
 from .chain import lineage
 from .formats import write_model
+from .models.quantize import TRAINING_ONLY
 from .loop import RunPaths, TrainingLoop, pick_device, setup_distributed
 from .modality import Modality
 from .models.base import TrainStep
@@ -109,7 +110,8 @@ class Trainer(TrainingLoop):
                   "label_names": self.data.label_names if self.conditional else [],
                   **model.describe(), **self.modality.describe(self.config.options)}
         summary["diagnostics"] = self._diagnose()
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()  # the checkpoint keeps the rest
+                   if k.rsplit(".", 1)[-1] not in TRAINING_ONLY}
         meta = {"modality": self.modality.name, "family": model.name, "config": self.config.to_dict(),
                 "decode": decode, "training": summary}
         write_model(self.paths.model, tensors, meta)

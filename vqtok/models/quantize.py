@@ -101,6 +101,9 @@ def kmeans(z: torch.Tensor, k: int, iters: int) -> tuple[torch.Tensor, torch.Ten
     return centroids, counts
 
 
+TRAINING_ONLY = ("ema_sum",)  # quantizer state a training checkpoint keeps and a model file leaves out
+
+
 class VectorQuantizer(nn.Module):
     """One codebook of ``K`` vectors of dimension ``D``.
 
@@ -128,6 +131,19 @@ class VectorQuantizer(nn.Module):
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``(...)`` -> vectors ``(..., D)``."""
         return F.embedding(codes, self.codebook)
+
+    def _smoothed_count(self, count: torch.Tensor) -> torch.Tensor:
+        """The EMA counts ``(K,)`` the codebook divides the EMA sums by (Laplace-smoothed)."""
+        n = count.sum()
+        return (count + self.eps) / (n + self.size * self.eps) * n
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A shipped model file leaves the EMA sums out (TRAINING_ONLY): they follow from the codebook
+        # and the counts, as codebook = sums / smoothed counts.
+        if prefix + "ema_sum" not in state_dict and prefix + "codebook" in state_dict and prefix + "ema_count" in state_dict:
+            count = state_dict[prefix + "ema_count"]
+            state_dict[prefix + "ema_sum"] = state_dict[prefix + "codebook"] * self._smoothed_count(count)[:, None]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, z: torch.Tensor) -> Quantized:
         with torch.autocast(z.device.type, enabled=False):  # distances and codebook stay float32
@@ -184,9 +200,7 @@ class VectorQuantizer(nn.Module):
         if self.update == "ema":
             sums = distributed.all_reduce_sum(code_sums(z, codes, histogram))
             self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
-            n = self.ema_count.sum()
-            smoothed = (self.ema_count + self.eps) / (n + self.size * self.eps) * n  # Laplace
-            self.codebook.copy_(self.ema_sum / smoothed[:, None])
+            self.codebook.copy_(self.ema_sum / self._smoothed_count(self.ema_count)[:, None])
         self._restart_dead(z, float(counts.sum()))
 
     @torch.no_grad()
