@@ -135,6 +135,29 @@ def test_truncated_model_file_is_refused(tmp_path):
             assert str(bad) in str(info.value)
 
 
+def test_a_flipped_bit_inside_any_tensor_is_refused(tmp_path):
+    good = tmp_path / "good.safetensors"
+    write_model(good, some_tensors(), META)
+    data = good.read_bytes()
+    start = 8 + int.from_bytes(data[:8], "little")  # the tensors' bytes follow the JSON header
+    rng = np.random.default_rng(0)
+    for i, at in enumerate(sorted(rng.choice(np.arange(start, len(data)), 12, replace=False))):
+        flipped = bytearray(data)
+        flipped[at] ^= 1 << int(rng.integers(8))
+        bad = tmp_path / f"flip{i}.safetensors"
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(VqtokError, match="damaged: its tensors differ from the content hash"):
+            read_model(bad)
+    assert read_model(good).meta["model_hash"]
+
+
+def test_files_written_before_the_content_hash_still_load(tmp_path):
+    old = tmp_path / "old.safetensors"
+    strings = {"format": "vqtok-model", "format_version": "1", "model_hash": "0" * 16, "config": "{}"}
+    save_file({"model.w": torch.ones(2)}, str(old), metadata=strings)  # no content_hash, as files of before
+    assert torch.equal(read_model(old).tensors["model.w"], torch.ones(2))
+
+
 def test_random_bytes_are_refused(tmp_path):
     bad = tmp_path / "noise.safetensors"
     bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())

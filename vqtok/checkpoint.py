@@ -10,11 +10,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from .atomic import atomic_path
 from .errors import VqtokError
-from .formats import read_safetensors
+from .formats import read_safetensors, write_tensors
 
 KIND = "vqtok-checkpoint"
 
@@ -46,8 +44,7 @@ def save_checkpoint(path: Path, model, optimizer, step: int, extra: dict,
     tensors.update(optim)
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"format": KIND, "step": str(step), "param_groups": param_groups, "extra": json.dumps(extra)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    write_tensors(path, tensors, meta)
 
 
 def checkpoint_extra(path: Path) -> dict:

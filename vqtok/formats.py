@@ -43,6 +43,7 @@ from .errors import UsageError, VqtokError
 FORMAT = "vqtok-model"
 FORMAT_VERSION = "1"
 JSON_KEYS = ("config", "decode", "training", "prior")
+CONTENT_HASH = "content_hash"  # metadata: tensor_hash of every tensor in the file (files before it have none)
 
 
 def tensor_hash(tensors: dict[str, torch.Tensor]) -> str:
@@ -71,16 +72,23 @@ def model_stem(path: Path) -> str:
     return name[: -len(".safetensors")] if name.endswith(".safetensors") else name
 
 
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], strings: dict[str, str]) -> None:
+    """Write a safetensors file atomically, with the hash of all its tensors in the metadata
+    (``content_hash``), which :func:`read_safetensors` checks: a flipped bit or a bad copy is caught."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    strings = {**strings, CONTENT_HASH: tensor_hash(tensors)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=strings)
+
+
 def write_model(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> str:
     """Write tensors and metadata atomically; returns the model hash."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     model_hash = tensor_hash({k: v for k, v in tensors.items() if k.startswith("model.")})
     strings = {"format": FORMAT, "format_version": FORMAT_VERSION, "vqtok_version": __version__,
                "model_hash": model_hash}
     for k, v in meta.items():
         strings[k] = json.dumps(v, sort_keys=True) if k in JSON_KEYS else str(v)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=strings)
+    write_tensors(path, tensors, strings)
     return model_hash
 
 
@@ -96,6 +104,9 @@ def read_safetensors(path: Path, tensors: bool = True) -> tuple[dict[str, torch.
             loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise VqtokError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+    if tensors and CONTENT_HASH in meta and tensor_hash(loaded) != meta[CONTENT_HASH]:
+        raise VqtokError(f"{path}: damaged: its tensors differ from the content hash recorded when it was written "
+                         "(a flipped bit or a bad copy)")
     return loaded, meta
 
 

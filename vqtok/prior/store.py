@@ -13,17 +13,15 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from ..atomic import atomic_path
 from ..errors import VqtokError
-from ..formats import model_stem, read_model, read_safetensors, write_model
+from ..formats import CONTENT_HASH, model_stem, read_model, read_safetensors, write_model, write_tensors
 from ..models.base import LatentSpec
 from .model import Prior, PriorOptions
 
 PRIOR_FORMAT = "vqtok-prior"
 PREFIX = "prior."
-RESERVED = ("format", "format_version", "vqtok_version", "model_hash")  # write_model sets these
+RESERVED = ("format", "format_version", "vqtok_version", "model_hash", CONTENT_HASH)  # write_model sets these
 
 
 def save_prior(prior: Prior, info: dict, model_path: Path, model_hash: str, out: Path | None = None) -> Path:
@@ -41,8 +39,7 @@ def save_prior(prior: Prior, info: dict, model_path: Path, model_hash: str, out:
             return Path(model_path)
         out = model_path.with_name(model_stem(model_path) + ".prior.safetensors")
     strings = {"format": PRIOR_FORMAT, "model_hash": model_hash, "prior": json.dumps(info, sort_keys=True)}
-    with atomic_path(Path(out)) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=strings)
+    write_tensors(Path(out), tensors, strings)
     return Path(out)
 
 
