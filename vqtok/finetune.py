@@ -20,6 +20,7 @@ from .defaults import model_path
 from .errors import UsageError
 from .formats import read_model
 from .models.base import Family
+from .weights import check_weights
 
 
 def inherited_settings(init: str) -> dict:
@@ -50,6 +51,7 @@ def start_from(model: Family, config: RunConfig, label_names: list[str], bound: 
     if model.conditional and (decode.get("label_names") or []) != label_names:
         raise UsageError(f"{where}: its classes ({', '.join(decode.get('label_names') or [])}) differ from "
                          f"the class folders of the data ({', '.join(label_names)})")
+    check_weights(model, mf.section("model"), where)
     try:
         model.load_state_dict(mf.section("model"), strict=True)
     except RuntimeError:

@@ -17,6 +17,7 @@ from . import config as config_mod
 from .atomic import atomic_path
 from .chunking import decode_stream, encode_stream
 from .tiling import decode_tiled, encode_tiled
+from .weights import check_weights
 from .errors import UsageError, VqtokError
 from .families import build_model
 from .formats import BARE, CodeFile, code_dtype, read_model
@@ -52,6 +53,7 @@ class Tokenizer:
         except VqtokError as e:
             raise VqtokError(f"{path}: needs {e}") from None
         model = build_model(cfg, modality, mf.meta["decode"].get("label_names") or [])
+        check_weights(model, mf.section("model"), str(path))
         try:
             model.load_state_dict(mf.section("model"), strict=True)
         except RuntimeError as e:
