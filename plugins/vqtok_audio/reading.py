@@ -43,9 +43,13 @@ def _reason(error: Exception) -> str:
 
 def read_mono(f: sf.SoundFile, count: int) -> torch.Tensor:
     """The next ``count`` frames of ``f``, channels averaged: ``(1, count)`` float32."""
+    at = f.tell()
     data = f.read(count, dtype="float32", always_2d=True)
     if len(data) < count:
         raise VqtokError(f"{f.name}: truncated: it ends {count - len(data)} samples before its header says")
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():  # a float file can hold them; codes computed from them would be garbage
+        raise VqtokError(f"{f.name}: holds NaN or Inf samples (the first at frame {at + int(np.argmin(finite))})")
     return torch.from_numpy(data.mean(axis=1, dtype=np.float32))[None]
 
 
