@@ -200,6 +200,29 @@ def test_validation_rejects_impossible_values():
         run(overrides=["model.ema_decay=1"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("model.res_blocks=-1", "model.res_blocks and kmeans_iters must not be negative"),
+    ("model.kmeans_iters=-1", "model.res_blocks and kmeans_iters must not be negative"),
+    ("train.warmup_steps=-5", "train.warmup_steps and grad_clip must not be negative"),
+    ("train.device=\"tpu\"", "train.device 'tpu'"),
+    ("train.device=\"cudaX\"", "train.device 'cudaX'"),
+    ("model.codebook_size=100000000", "model.codebook_size must lie in [2, 1048576]"),
+    ("model.n_q=0", "model.n_q must lie in [1, 64]"),
+    ("model.max_channels=0", "max_channels must be positive"),
+])
+def test_every_setting_is_checked_for_range_before_training(override, message):
+    with pytest.raises(UsageError) as info:
+        run(overrides=[override])
+    assert message in str(info.value)
+
+
+def test_a_prior_run_checks_its_train_settings_too():
+    from vqtok.prior.train import resolve_prior_run
+
+    with pytest.raises(UsageError, match="train.steps must be at least 1"):
+        resolve_prior_run(None, [], {"data": "x", "train.steps": 0})
+
+
 def test_the_adversarial_loss_is_off_unless_asked_for_and_checked():
     assert not run().adversarial.enabled
     assert run(overrides=["adversarial.feature_weight=2"]).adversarial.enabled

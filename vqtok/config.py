@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 import types
 import typing
@@ -34,6 +35,7 @@ from typing import Any
 from .errors import UsageError, VqtokError
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
+MAX_CODEBOOK = 2**20  # entries per codebook: beyond this its tables would not fit a machine's memory
 
 
 @dataclass
@@ -56,6 +58,20 @@ class ModelConfig:
     kmeans_iters: int = 10
     dead_code_threshold: float = 0.1  # a code used less than this share of a uniform code's use is restarted
 
+    def __post_init__(self):
+        _check([
+            (self.codebook_update in ("ema", "loss"), "model.codebook_update must be 'ema' or 'loss'"),
+            (2 <= self.codebook_size <= MAX_CODEBOOK, f"model.codebook_size must lie in [2, {MAX_CODEBOOK}]"),
+            (1 <= self.n_q <= 64, "model.n_q must lie in [1, 64]"),
+            (0.0 <= self.quantizer_dropout <= 1.0, "model.quantizer_dropout must lie in [0, 1]"),
+            (min(self.latent_dim, self.channels, self.max_channels) >= 1,
+             "model.latent_dim, channels and max_channels must be positive"),
+            (self.res_blocks >= 0 and self.kmeans_iters >= 0, "model.res_blocks and kmeans_iters must not be negative"),
+            (self.beta >= 0 and self.dead_code_threshold >= 0, "model.beta and dead_code_threshold must not be negative"),
+            (0.0 < self.ema_decay < 1.0, "model.ema_decay must lie in (0, 1)"),
+            (all(s >= 1 for s in self.strides), "model.strides must be positive"),
+        ])
+
 
 @dataclass
 class TrainConfig:
@@ -73,6 +89,18 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
 
+    def __post_init__(self):
+        _check([
+            (self.steps >= 1, "train.steps must be at least 1"),
+            (self.batch_size >= 1, "train.batch_size must be at least 1"),
+            (self.lr > 0, "train.lr must be positive"),
+            (self.warmup_steps >= 0 and self.grad_clip >= 0, "train.warmup_steps and grad_clip must not be negative"),
+            (self.lr_decay in ("none", "cosine"), "train.lr_decay must be 'none' or 'cosine'"),
+            (self.checkpoint_every >= 1 and self.log_every >= 1, "train.checkpoint_every and log_every must be >= 1"),
+            (re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+             f"train.device {self.device!r}: use auto, cpu, cuda or cuda:N"),
+        ])
+
 
 @dataclass
 class AdversarialConfig:
@@ -84,6 +112,13 @@ class AdversarialConfig:
     start_step: int = 0  # steps of the reconstruction loss alone before the discriminator joins
     lr: float = 3e-4  # the discriminator's Adam rate (with train.lr's warm-up and decay)
     channels: int = 32  # the discriminator's width
+
+    def __post_init__(self):
+        _check([
+            (min(self.weight, self.feature_weight, self.start_step) >= 0,
+             "adversarial.weight, feature_weight and start_step must not be negative"),
+            (self.lr > 0 and self.channels >= 1, "adversarial.lr and adversarial.channels must be positive"),
+        ])
 
     @property
     def enabled(self) -> bool:
@@ -332,26 +367,12 @@ def from_dict(d: dict, get_modality, get_family=None) -> RunConfig:
 
 
 def validate(c: RunConfig) -> None:
-    m, t, a = c.model, c.train, c.adversarial
-    checks = [
-        (m.codebook_update in ("ema", "loss"), "model.codebook_update must be 'ema' or 'loss'"),
-        (2 <= m.codebook_size <= 2**31 - 1, "model.codebook_size must be at least 2"),
-        (m.n_q >= 1, "model.n_q must be at least 1"),
-        (0.0 <= m.quantizer_dropout <= 1.0, "model.quantizer_dropout must lie in [0, 1]"),
-        (m.latent_dim >= 1 and m.channels >= 1, "model.latent_dim and model.channels must be positive"),
-        (all(s >= 1 for s in m.strides) and len(m.strides) >= 1, "model.strides must be positive"),
-        (0.0 < m.ema_decay < 1.0, "model.ema_decay must lie in (0, 1)"),
-        (t.steps >= 1, "train.steps must be at least 1"),
-        (t.batch_size >= 1, "train.batch_size must be at least 1"),
-        (t.lr > 0, "train.lr must be positive"),
-        (t.lr_decay in ("none", "cosine"), "train.lr_decay must be 'none' or 'cosine'"),
-        (t.checkpoint_every >= 1 and t.log_every >= 1, "train.checkpoint_every and log_every must be >= 1"),
-        (min(a.weight, a.feature_weight, a.start_step) >= 0, "adversarial.weight, feature_weight and start_step "
-                                                             "must not be negative"),
-        (a.lr > 0 and a.channels >= 1, "adversarial.lr and adversarial.channels must be positive"),
-        (t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"),
-         f"train.device {t.device!r}: use auto, cpu, cuda or cuda:N"),
-    ]
+    """What the sections cannot check alone (each checks its own values when built)."""
+    if not c.model.strides:
+        raise UsageError("model.strides must be a non-empty list of positive integers")
+
+
+def _check(checks: list[tuple[bool, str]]) -> None:
     for ok, message in checks:
         if not ok:
             raise UsageError(message)
