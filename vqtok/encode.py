@@ -14,6 +14,8 @@ from .formats import CodeFile, code_bytes, parse_codes
 from .modality import find_files
 from .tokenizer import Tokenizer
 
+CODE_SUFFIXES = (".npy", ".npz")
+
 
 def read_code_input(path: Path) -> tuple[CodeFile, str]:
     """A code file from a path or from stdin (``-``); ``np.load`` cannot read pipes, so read bytes."""
@@ -40,6 +42,8 @@ def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str) -> lis
     single = len(inputs) == 1 and not inputs[0].is_dir()  # a file, or - for stdin
     to_stdout = out is None or str(out) == "-"
     if single and (to_stdout or not out.is_dir()):
+        if not to_stdout and out.suffix.lower() not in CODE_SUFFIXES:  # e.g. -o x.wav: never over a recording
+            raise UsageError(f"-o {out}: codes are written to .npy or .npz files")
         return [(inputs[0], None if to_stdout else out)]
     if single and str(inputs[0]) == "-":
         raise UsageError(f"-o {out} is a folder; name the code file to write from stdin, e.g. -o codes.npy")
