@@ -18,6 +18,7 @@ from .atomic import atomic_path
 from .chunking import decode_stream, encode_stream
 from .tiling import decode_tiled, encode_tiled
 from .weights import check_weights
+from .device import pick_device
 from .errors import UsageError, VqtokError
 from .families import build_model
 from .formats import BARE, CodeFile, code_dtype, read_model
@@ -34,8 +35,9 @@ Latents = dict[str, torch.Tensor]  # name -> (channels, *grid), no batch axis
 
 class Tokenizer:
     def __init__(self, model: Family, config, modality, meta: dict, device: str = "cpu"):
-        self.model = model.to(device).eval()
-        self.config, self.modality, self.meta, self.device = config, modality, meta, torch.device(device)
+        self.device = pick_device(str(device))  # a clear error, not a driver traceback, for CUDA without one
+        self.model = model.to(self.device).eval()
+        self.config, self.modality, self.meta = config, modality, meta
         self.specs: dict[str, LatentSpec] = model.latents()
         self.prior: Prior | None = None  # the learned prior over the codes, when one was trained
         self.prior_info: dict = {}

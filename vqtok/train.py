@@ -25,7 +25,8 @@ from .finetune import start_from
 from .chain import lineage
 from .formats import write_model
 from .models.quantize import TRAINING_ONLY
-from .loop import RunPaths, TrainingLoop, pick_device, setup_distributed
+from .device import pick_device
+from .loop import RunPaths, TrainingLoop, setup_distributed
 from .modality import Modality
 from .models.base import TrainStep
 from .plugins import get_family, get_modality

@@ -19,3 +19,16 @@ def test_encode_never_writes_codes_over_the_recording_or_into_a_media_name(audio
         assert "Traceback" not in proc.stderr
     assert take.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["take.wav"]
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_usage_error(audio_model, tmp_path):
+    from conftest import cli_env
+
+    no_gpu = cli_env({"CUDA_VISIBLE_DEVICES": ""})  # as on a machine without one, GPU or not
+    for args in (["encode", "--model", audio_model, WAV, "-o", tmp_path / "c.npy"],
+                 ["decode", "--model", audio_model, tmp_path / "c.npy", "-o", tmp_path / "back.wav"]):
+        if args[0] == "decode":
+            run_cli("encode", "--model", audio_model, WAV, "-o", tmp_path / "c.npy")
+        proc = run_cli(*args, "--device", "cuda", env=no_gpu, check=False)
+        assert proc.returncode == 2 and "--device cuda: CUDA is not available" in proc.stderr, proc.stderr
+    assert not (tmp_path / "back.wav").exists()

@@ -22,7 +22,8 @@ from ..config import TrainConfig, build_section, layered, read_recipe, resolve_d
 from ..data import TrainingSet
 from ..errors import UsageError
 from ..info import latent_rates
-from ..loop import RunPaths, TrainingLoop, pick_device, setup_distributed
+from ..device import pick_device
+from ..loop import RunPaths, TrainingLoop, setup_distributed
 from ..modality import Modality
 from ..tokenizer import Tokenizer
 from .data import CodeSet
