@@ -1,7 +1,7 @@
 """The ``vqtok`` command line: thin commands over the library.
 
 stdout carries data only (code files, ``--json``); tables, progress and messages go to stderr. Exit
-codes: 0 ok, 1 runtime error (bad file, bad model), 2 usage error, 130 interrupted. Expected errors are
+codes: 0 ok, 1 runtime error (bad file, bad model), 2 usage error, 130 interrupted (143: SIGTERM). Expected errors are
 one line; ``--debug`` (or ``VQTOK_DEBUG=1``) shows the traceback. torch is imported only by commands
 that need it, so ``--help`` and ``--version`` stay fast.
 """
@@ -178,7 +178,7 @@ def _train_run(config, out: Path, resume: bool) -> None:
     if result.interrupted:
         err.print(f"[yellow]interrupted[/] at step {result.step}: model saved to {p.model}, checkpoint "
                   f"{p.checkpoint}; continue with the same command plus --resume")
-        raise typer.Exit(130)
+        raise typer.Exit(result.exit_code)
     final = result.summary["final"]
     err.print(f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s, "
               f"loss {final.get('loss', float('nan')):.4f}; model {p.model}, metrics {p.metrics}"
@@ -245,7 +245,7 @@ def train_prior(
     if result.interrupted:
         err.print(f"[yellow]interrupted[/] at step {result.step}: prior saved to {trainer.saved_to}; continue "
                   "with the same command plus --resume")
-        raise typer.Exit(130)
+        raise typer.Exit(result.exit_code)
     preview = f", preview {result.paths.preview}" if result.paths.preview.exists() else ""
     kept = result.summary["kept"]["step"]
     best = f" (kept step {kept}'s weights: the lowest held-out bits per code)" if kept != result.step else ""

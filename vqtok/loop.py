@@ -26,9 +26,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import distributed
+from .atomic import atomic_path
 from .checkpoint import checkpoint_extra, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .errors import UsageError, VqtokError
+from .runlock import exclusive
 from .formats import model_stem
 from .models.base import TrainStep
 
@@ -50,6 +52,11 @@ class RunPaths:
         return cls(out, out.with_name(stem + ".ckpt.safetensors"), out.with_name(stem + ".metrics.jsonl"),
                    out.with_name(stem + ".preview.png"))
 
+    @property
+    def lock(self) -> Path:
+        """x.lock (x.prior.lock, ...): held while a run writes these files (:mod:`vqtok.runlock`)."""
+        return self.checkpoint.with_name(self.checkpoint.name[: -len(".ckpt.safetensors")] + ".lock")
+
 
 @dataclass
 class TrainResult:
@@ -57,6 +64,12 @@ class TrainResult:
     step: int  # steps completed
     interrupted: bool
     summary: dict
+    signal: int = 0  # the signal that stopped it (SIGINT, SIGTERM), if one did
+
+    @property
+    def exit_code(self) -> int:
+        """What the command exits with: 0, or 128 + the signal (130 for Ctrl-C, 143 for SIGTERM)."""
+        return 128 + (self.signal or signal.SIGINT) if self.interrupted else 0
 
 
 class StopOnInterrupt:
@@ -64,13 +77,13 @@ class StopOnInterrupt:
     checkpoint holds a whole number of steps; a second Ctrl-C interrupts at once."""
 
     def __init__(self):
-        self.requested = False
+        self.requested, self.signum = False, 0
         self.previous = {}
 
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -136,11 +149,20 @@ def _rounded(value):
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past ``step`` (written after the checkpoint a resumed run starts from)."""
+    """Drop log lines past ``step`` (written after the checkpoint a resumed run starts from), and a line a
+    killed run left half-written."""
     if not path.exists():
         return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    path.write_text("".join(ln + "\n" for ln in lines))
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # torn by a kill in mid-write
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(ln + "\n" for ln in kept))
 
 
 class TrainingLoop:
@@ -221,7 +243,10 @@ class TrainingLoop:
             extra, extra_metrics = self.extra_loss(x, out)
         loss = out.loss.float() + extra
         if not torch.isfinite(loss):
-            raise VqtokError(f"training diverged at step {self.step} (loss {loss.item()}); lower train.lr")
+            kept = (f"; the last checkpoint, {self.paths.checkpoint}, is kept" if self.paths.checkpoint.exists()
+                    else "")
+            raise VqtokError(f"training diverged at step {self.step} (loss {loss.item()}): nothing was saved from "
+                             f"it{kept}; lower train.lr")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.train_cfg.grad_clip > 0:
@@ -240,6 +265,12 @@ class TrainingLoop:
 
     # ---- the loop ----
     def run(self, resume: bool = False) -> TrainResult:
+        if not distributed.is_main():
+            return self._run(resume)
+        with exclusive(self.paths.lock, str(self.paths.model)):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> TrainResult:
         main = distributed.is_main()
         if resume:
             self._resume()
@@ -284,7 +315,7 @@ class TrainingLoop:
         if distributed.is_distributed():
             torch.distributed.barrier()  # the others wait until rank 0 has saved
             torch.distributed.destroy_process_group()
-        return TrainResult(self.paths, self.step, interrupted, summary)
+        return TrainResult(self.paths, self.step, interrupted, summary, stop.signum)
 
     @staticmethod
     def status(m: dict) -> str:

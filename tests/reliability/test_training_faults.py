@@ -1,0 +1,84 @@
+"""Faults during training, with real subprocesses: kill -9, SIGTERM, a torn log line, two runs into one
+output, a diverging loss."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+import vqtok
+from conftest import SAMPLES, SUBPROCESS_TIMEOUT, TINY_IMAGE, cli_env, interrupt_after, run_cli
+
+ARGS = ["train", "--modality", "image", "--data", SAMPLES / "images", "--seed", 5, *TINY_IMAGE,
+        "train.log_every=1", "train.checkpoint_every=4"]
+
+
+def start(args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vqtok", *map(str, args)], env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_lines(metrics, lines: int, proc: subprocess.Popen) -> None:
+    deadline = time.time() + SUBPROCESS_TIMEOUT
+    while not metrics.exists() or len(metrics.read_text().splitlines()) < lines:
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1].decode()
+        time.sleep(0.02)
+
+
+def weights(path):
+    return vqtok.load(path).model.state_dict()
+
+
+def test_kill_9_then_resume_loses_at_most_one_interval_and_ends_as_an_uninterrupted_run(tmp_path):
+    straight = tmp_path / "straight.safetensors"
+    run_cli(*ARGS, "--steps", 30, "-o", straight)
+    out, metrics = tmp_path / "killed.safetensors", tmp_path / "killed.metrics.jsonl"
+    proc = start([*ARGS, "--steps", 30, "-o", out])
+    wait_for_lines(metrics, 10, proc)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.communicate()
+    with metrics.open("a") as f:
+        f.write('{"step": 11, "loss": 0.1')  # a line torn by the kill
+    checkpoint = tmp_path / "killed.ckpt.safetensors"
+    assert checkpoint.exists() and not out.exists()
+    run_cli(*ARGS, "--steps", 30, "-o", out, "--resume")
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == list(range(1, 31))
+    a, b = weights(straight), weights(out)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+    assert not checkpoint.exists()
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143_saying_how_to_resume(tmp_path):
+    out, metrics = tmp_path / "m.safetensors", tmp_path / "m.metrics.jsonl"
+    proc = start([*ARGS, "--steps", 2000, "-o", out])
+    wait_for_lines(metrics, 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
+    assert proc.returncode == 143 and "--resume" in err.decode()
+    assert (tmp_path / "m.ckpt.safetensors").exists() and not vqtok.load(out).meta["training"]["completed"]
+
+
+def test_a_second_run_into_the_same_output_is_refused_until_the_first_is_gone(tmp_path):
+    out, metrics = tmp_path / "m.safetensors", tmp_path / "m.metrics.jsonl"
+    first = start([*ARGS, "--steps", 2000, "-o", out])
+    wait_for_lines(metrics, 5, first)
+    second = run_cli(*ARGS, "--steps", 5, "-o", out, check=False)
+    assert second.returncode == 2 and "is being written by another run (pid" in second.stderr
+    first.kill()  # a dead process holds no lock, even though its lock file may remain
+    first.communicate()
+    run_cli(*ARGS, "--steps", 3, "-o", out)  # a new run may write there now
+    assert vqtok.load(out).meta["training"]["completed"]
+
+
+def test_a_diverging_loss_stops_with_a_clear_line_and_writes_no_model(tmp_path):
+    out = tmp_path / "m.safetensors"
+    proc = run_cli(*ARGS, "--steps", 200, "-o", out, "train.lr=1e30", "train.warmup_steps=0", "train.grad_clip=0",
+                   check=False)
+    assert proc.returncode == 1 and "training diverged at step" in proc.stderr and "lower train.lr" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
