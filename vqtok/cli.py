@@ -283,7 +283,8 @@ def encode(
     model = _model_path(model, inputs)  # before the imports below, which take seconds (torch)
     from .encode import encode_inputs
 
-    encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal)
+    if encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal):
+        raise typer.Exit(1)  # some files failed: each was named above, the rest were written
 
 
 @app.command()

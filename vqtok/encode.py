@@ -70,39 +70,54 @@ def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str) -> lis
     return jobs
 
 
-def encode_inputs(inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal) -> None:
+def encode_inputs(inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal) -> int:
+    """Encode every input; returns how many files failed. With several files, one that cannot be read is
+    reported and skipped and the others are all written; a single file's error is raised."""
     tok = Tokenizer.load(model_path, device=device)
     several = len(tok.specs) > 1  # e.g. VQ-VAE-2's top and bottom: only .npz holds them
     jobs = _jobs(inputs, tok, out, fmt or ("npz" if several else "npy"))
+    failed = 0
     with Progress(console=console, transient=True, disable=len(jobs) < 2) as progress:
         task = progress.add_task("encode", total=len(jobs))
         for src, dst in jobs:
-            as_npz = (fmt == "npz") if fmt else (dst.suffix.lower() == ".npz" if dst is not None else several)
-            if several and not as_npz:
-                raise UsageError(f"a {tok.family} model's codes have {len(tok.specs)} levels "
-                                 f"({', '.join(tok.specs)}), which only .npz holds: use -o FILE.npz")
-            if dst is None:
-                refuse_terminal(force)
-            if str(src) == "-":
-                tmp = _stdin_to_file(tok.modality.suffixes[0] if tok.modality.suffixes else "")
-                try:
-                    cf = tok.encode_file(tmp, n_q, label)
-                except VqtokError as e:  # name the input as the user gave it, not the temporary file
-                    raise type(e)(str(e).replace(str(tmp), "<stdin>")) from None
-                finally:
-                    tmp.unlink(missing_ok=True)
-            else:
-                if not tok.modality.is_supported(src):
-                    raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads "
-                                     f"({', '.join(tok.modality.suffixes)})")
-                cf = tok.encode_file(src, n_q, label)
-            data = code_bytes(cf, as_npz)
-            if dst is None:
-                sys.stdout.buffer.write(data)
-                sys.stdout.buffer.flush()
-            else:
-                with atomic_path(dst) as tmp_out:
-                    tmp_out.write_bytes(data)
+            try:
+                _encode_one(tok, src, dst, fmt, several, n_q, label, force, refuse_terminal)
+            except VqtokError as e:
+                if len(jobs) == 1 or isinstance(e, UsageError):
+                    raise
+                failed += 1
+                console.print(f"skipped: {e}", highlight=False, markup=False)
             progress.advance(task)
     if out is not None and str(out) != "-":
-        console.print(f"wrote {len(jobs)} code file(s) to {out}")
+        console.print(f"wrote {len(jobs) - failed} code file(s) to {out}" + (f"; {failed} failed" if failed else ""))
+    return failed
+
+
+def _encode_one(tok: Tokenizer, src: Path, dst: Path | None, fmt, several: bool, n_q, label, force,
+                refuse_terminal) -> None:
+    as_npz = (fmt == "npz") if fmt else (dst.suffix.lower() == ".npz" if dst is not None else several)
+    if several and not as_npz:
+        raise UsageError(f"a {tok.family} model's codes have {len(tok.specs)} levels "
+                         f"({', '.join(tok.specs)}), which only .npz holds: use -o FILE.npz")
+    if dst is None:
+        refuse_terminal(force)
+    if str(src) == "-":
+        tmp = _stdin_to_file(tok.modality.suffixes[0] if tok.modality.suffixes else "")
+        try:
+            cf = tok.encode_file(tmp, n_q, label)
+        except VqtokError as e:  # name the input as the user gave it, not the temporary file
+            raise type(e)(str(e).replace(str(tmp), "<stdin>")) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        if not tok.modality.is_supported(src):
+            raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads "
+                             f"({', '.join(tok.modality.suffixes)})")
+        cf = tok.encode_file(src, n_q, label)
+    data = code_bytes(cf, as_npz)
+    if dst is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        with atomic_path(dst) as tmp_out:
+            tmp_out.write_bytes(data)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +25,22 @@ def open_audio(path: Path) -> Iterator[sf.SoundFile]:
     path = Path(path)
     try:
         check_complete(path)
-        with sf.SoundFile(path) as f:
+        with sf.SoundFile(_native(path)) as f:
             if f.frames == 0:
                 raise VqtokError(f"{path}: holds no audio samples")
             yield f
     except (sf.SoundFileError, OSError) as e:
         raise VqtokError(f"{path}: {_reason(e)}") from None
+
+
+def _native(path: Path) -> str | bytes:
+    """``path`` as libsndfile can open it: a name that is not valid in the file system's encoding (Python
+    holds its bytes as surrogates) goes as bytes, which soundfile would fail to encode."""
+    try:
+        str(path).encode(sys.getfilesystemencoding())
+        return str(path)
+    except UnicodeEncodeError:
+        return os.fsencode(path)
 
 
 def _reason(error: Exception) -> str:
@@ -46,10 +58,10 @@ def read_mono(f: sf.SoundFile, count: int) -> torch.Tensor:
     at = f.tell()
     data = f.read(count, dtype="float32", always_2d=True)
     if len(data) < count:
-        raise VqtokError(f"{f.name}: truncated: it ends {count - len(data)} samples before its header says")
+        raise VqtokError(f"{os.fsdecode(f.name)}: truncated: it ends {count - len(data)} samples before its header says")
     finite = np.isfinite(data).all(axis=1)
     if not finite.all():  # a float file can hold them; codes computed from them would be garbage
-        raise VqtokError(f"{f.name}: holds NaN or Inf samples (the first at frame {at + int(np.argmin(finite))})")
+        raise VqtokError(f"{os.fsdecode(f.name)}: holds NaN or Inf samples (the first at frame {at + int(np.argmin(finite))})")
     return torch.from_numpy(data.mean(axis=1, dtype=np.float32))[None]
 
 
