@@ -32,7 +32,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-MODEL_HELP = (f"Model file, or @audio / @image for a shipped default (default: ${MODEL_ENV}, else the "
+MODEL_HELP = (f"Model file, or @audio / @image / @digits for a shipped model (default: ${MODEL_ENV}, else the "
               "default model of the files' modality).")
 
 
