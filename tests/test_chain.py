@@ -48,7 +48,7 @@ def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_one_command_builds_the_chain_and_records_it(tmp_path):
+def test_one_command_builds_the_chain_records_it_and_never_overwrites_a_stage_it_did_not_make(tmp_path):
     recipe = write_chain(tmp_path / "recipes")
     out = tmp_path / "models" / "final.safetensors"
     out.parent.mkdir()
@@ -69,16 +69,10 @@ def test_one_command_builds_the_chain_and_records_it(tmp_path):
     again = run_cli("train", "--recipe", recipe, "-o", out)
     assert "built by it already" in again.stderr and digest(first) == before  # the stage is reused
 
-
-def test_a_stage_file_the_recipe_did_not_make_is_never_overwritten(tmp_path):
-    recipe = write_chain(tmp_path / "recipes")
-    out = tmp_path / "final.safetensors"
-    run_cli("train", "--recipe", recipe, "-o", out)
-    before = digest(tmp_path / "first.safetensors")
-    write_chain(tmp_path / "recipes", first_steps=9)  # the first recipe changed
-    proc = run_cli("train", "--recipe", recipe, "-o", out, check=False)
-    assert proc.returncode == 2 and "not a finished model of that recipe" in proc.stderr
-    assert digest(tmp_path / "first.safetensors") == before
+    write_chain(recipe.parent, first_steps=9)  # the first recipe changed: its model is not overwritten
+    refused = run_cli("train", "--recipe", recipe, "-o", out, check=False)
+    assert refused.returncode == 2 and "not a finished model of that recipe" in refused.stderr
+    assert digest(first) == before
 
 
 def test_an_interrupted_stage_resumes_and_the_chain_goes_on(tmp_path):

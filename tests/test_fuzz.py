@@ -21,7 +21,7 @@ def test_a_reader_refuses_bad_bytes_with_a_clear_error_only(target):
     for seed in seeds:  # the seeds themselves are read
         targets.TARGETS[target](seed) if target != "override" else targets.check(target, seed)
 
-    @settings(max_examples=120, derandomize=True, deadline=None, database=None,
+    @settings(max_examples=80, derandomize=True, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(near(seeds))
     def fuzz(data):

@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from conftest import SAMPLES, run_cli
+from conftest import SAMPLES, run_cli, run_parallel
 from vqtok.formats import read_model, write_model
 
 PHOTO = SAMPLES / "images" / "chelsea.png"
@@ -64,16 +64,25 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def bad_weight_runs(image_model, tmp_path_factory):
+    """Each case's model file, and ``vqtok encode`` run with it (all at once)."""
+    folder = tmp_path_factory.mktemp("bad-weights")
+    calls = {}
+    for i, (case, (change, _)) in enumerate(CASES.items()):
+        bad = folder / f"bad{i}.safetensors"
+        rewritten(image_model, bad, change)
+        calls[case] = (["encode", "--model", bad, PHOTO, "-o", folder / f"codes{i}.npz"], {})
+    return folder, run_parallel(None, calls)
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_a_model_file_with_bad_weights_is_refused_and_nothing_is_written(image_model, tmp_path, case):
-    change, message = CASES[case]
-    bad = tmp_path / "bad.safetensors"
-    rewritten(image_model, bad, change)
-    out = tmp_path / "codes.npz"
-    proc = run_cli("encode", "--model", bad, PHOTO, "-o", out, check=False)
-    assert proc.returncode == 1 and message in proc.stderr and str(bad) in proc.stderr, proc.stderr
+def test_a_model_file_with_bad_weights_is_refused_and_nothing_is_written(bad_weight_runs, case):
+    folder, runs = bad_weight_runs
+    proc, (_, message), i = runs[case], CASES[case], list(CASES).index(case)
+    assert proc.returncode == 1 and message in proc.stderr and f"bad{i}.safetensors" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert not out.exists()
+    assert not (folder / f"codes{i}.npz").exists()
 
 
 def test_a_pickle_named_like_a_model_is_never_unpickled(tmp_path):
