@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from PIL import Image
 
 import vqtok
 from conftest import ROOT, SAMPLES, cli_env, run_cli
-from vqtok import config
+from vqtok import chain, config, finetune
 from vqtok.formats import read_model
 from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.plugins import get_modality
@@ -27,18 +28,32 @@ SPEECH = SAMPLES / "speech" / "agent-alreadyon.wav"
 DIGIT = SAMPLES / "digits" / "test" / "3" / "00030.png"
 
 
+def comparable(settings: dict) -> dict:
+    """A run's settings without where it ran: the data folder's location, the device, the init file's path."""
+    settings = chain.comparable(settings)
+    for key in ("data", "init"):
+        settings.pop(key)
+    return settings
+
+
 @pytest.mark.parametrize("modality", RECIPES)
-def test_shipped_default_is_what_its_committed_recipe_trains(modality):
+def test_shipped_default_is_what_its_committed_recipes_train(modality):
     path = get_modality(modality).default_model
     # a few MB: the speech model is 12.5 MB, 8.3 of them its weights, 4.2 its 2 x 4096 codes and their EMA state
     assert path.is_file() and path.stat().st_size < 16 * 2**20, f"{path}: missing or not a few MB"
-    stored = config.from_dict(read_model(path).meta["config"], get_modality).to_dict()  # later keys: defaults
-    expected = config.resolve(config.read_recipe(RECIPES[modality]), get_modality=get_modality).to_dict()
+    meta = read_model(path).meta
+    stored = config.from_dict(meta["config"], get_modality).to_dict()  # later keys: defaults
     assert stored["data"].endswith(TRAINED_ON[modality])
-    for c in (stored, expected):
-        c.pop("data")
-        c["train"].pop("device")  # where it ran does not change the model
-    assert stored == expected
+    recipe, training = config.read_recipe(RECIPES[modality]), meta["training"]
+    while chain.names_recipe(recipe.get("init")):  # the last recipe, then each one of the chain before it
+        before = training["started_from"]  # what the stage before trained, as the model recorded it
+        inherited = finetune.inheritable(before["config"])
+        expected = config.resolve(config.layered({**recipe, "init": ""}, defaults=inherited), get_modality=get_modality)
+        assert comparable(stored) == comparable(expected.to_dict())
+        assert before["completed"]
+        recipe, training = config.read_recipe(Path(recipe["init"])), before
+        stored = config.from_dict(before["config"], get_modality).to_dict()
+    assert comparable(stored) == comparable(config.resolve(recipe, get_modality=get_modality).to_dict())
 
 
 def test_the_default_image_models_prior_is_what_its_committed_recipe_trains():

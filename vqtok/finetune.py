@@ -24,9 +24,13 @@ from .weights import check_weights
 
 
 def inherited_settings(init: str) -> dict:
-    """The settings a run starting from model ``init`` inherits, as a recipe would give them:
+    """The settings a run starting from model ``init`` inherits (see :func:`inheritable`)."""
+    return inheritable(read_model(model_path(init), tensors=False).meta.get("config", {}))
+
+
+def inheritable(stored: dict) -> dict:
+    """What a run inherits from a model's stored settings ``stored``, as a recipe would give them:
     ``{"modality": .., <modality>: {..}, "model": {..}, <family>: {..}}``."""
-    stored = read_model(model_path(init), tensors=False).meta.get("config", {})
     name, arch = stored.get("modality"), stored.get("model", {}).get("arch")
     return {k: v for k, v in stored.items() if k in ("modality", name, "model", arch) and v is not None}
 
