@@ -56,9 +56,11 @@ def windows(shape: tuple[int, int], tile: int, context: int) -> Iterator[tuple[S
 
 def encode_tiled(x: torch.Tensor, encode: Callable[[torch.Tensor], Latents], hop: int, context: int,
                  tile: int) -> Latents:
-    """``(C, H, W)`` with ``H`` and ``W`` multiples of ``hop`` -> latents on the ``(H / hop, W / hop)``
-    grid. ``encode`` maps a ``(C, h, w)`` window (multiples of ``hop``) to its latents."""
-    shape = (x.shape[-2] // hop, x.shape[-1] // hop)
+    """``(C, H, W)`` -> latents on the ``(ceil(H / hop), ceil(W / hop))`` grid. ``encode`` maps a ``(C, h, w)``
+    window to the latents of its ``(ceil(h / hop), ceil(w / hop))`` grid, padding its end as a whole-image
+    encode pads the image's (only windows at the image's end are not whole hops), so no padded copy of
+    the whole image is made."""
+    shape = (-(-x.shape[-2] // hop), -(-x.shape[-1] // hop))
     out: Latents | None = None
     for (y0, ya, yb, y1), (x0, xa, xb, x1) in windows(shape, tile, context):
         part = encode(x[:, y0 * hop: y1 * hop, x0 * hop: x1 * hop])

@@ -221,7 +221,7 @@ class Tokenizer:
         _, context, _ = self._context()
         tile = max(1, TILE_PIXELS // self.hop)
         encode = lambda window: self.encode_tensor(window, n_q, labels)  # noqa: E731
-        return encode_tiled(self.pad_to_hop(x[None])[0], encode, self.hop, context, tile)
+        return encode_tiled(x, encode, self.hop, context, tile)  # encode_tensor pads the windows at the end
 
     def decode_image(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Latents on a grid ``G`` -> ``(C, *G * hop)``, decoded in tiles (see :meth:`encode_image`)."""
