@@ -28,3 +28,21 @@ def test_a_reader_refuses_bad_bytes_with_a_clear_error_only(target):
         targets.check(target, data)
 
     fuzz()
+
+
+def test_a_code_file_whose_reader_fails_without_a_message_is_still_a_clear_error():
+    """Found by the atheris run: a mutated .npz on which zipfile raises an EOFError with no message; the
+    error line took the message's first line, which did not exist (an IndexError escaped)."""
+    import base64
+    import zlib
+
+    from vqtok.errors import VqtokError
+    from vqtok.formats import parse_codes
+
+    found = zlib.decompress(base64.b64decode(
+        "eNoL8GZm0WWAAEUGsyar0P9QwMkgwpCcn5JarJdXUMnIIMAwA6oMRk/2C/UNiGRkKGOoVgcqSy5St1JQt8k0UtdRUE/LLyopSsyLzy9KSQWJuyXm"
+        "FKcCxYszEgtSgXwNIx0FM00dhVoFsgEXAwMjAxMDMwMLAysDGwM7AwcDJwMXAzdDAIqXni07wwjzEgeDSENuakkizEcCjBBVMBq7j0KNzYjyEmXe"
+        "AfmoGugGJSDOBeJ8IE4B4kQgzgHiTCAuAeJKqBorIFaAskFqSqHqM6F6QeI6SGqKoXJVQJyKZkY0EJsAsQUQGwBxLBDXAnGANyOTLjNq8pgBTQGc"
+        "DAjQAA4/eGJB1waKAlAQgzAHirbLIM9CIyTAm5UNJMoEhKAAkGUC8QBTCHGZ"))
+    with pytest.raises(VqtokError, match="fuzz.npz: not a vqtok code file"):
+        parse_codes(found, "fuzz.npz")

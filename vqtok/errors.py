@@ -15,3 +15,10 @@ class UsageError(VqtokError):
 
 class PluginError(VqtokError):
     """Plugins disagree (two claim one modality) or a plugin breaks the contract."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when the message is empty."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+

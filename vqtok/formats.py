@@ -38,7 +38,7 @@ from safetensors.torch import save_file
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import UsageError, VqtokError
+from .errors import UsageError, VqtokError, first_line
 
 FORMAT = "vqtok-model"
 FORMAT_VERSION = "1"
@@ -103,7 +103,7 @@ def read_safetensors(path: Path, tensors: bool = True) -> tuple[dict[str, torch.
             meta = f.metadata() or {}
             loaded = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise VqtokError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
+        raise VqtokError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
     if tensors and CONTENT_HASH in meta and tensor_hash(loaded) != meta[CONTENT_HASH]:
         raise VqtokError(f"{path}: damaged: its tensors differ from the content hash recorded when it was written "
                          "(a flipped bit or a bad copy)")
@@ -181,4 +181,4 @@ def parse_codes(data: bytes, name: str) -> CodeFile:
     except VqtokError:
         raise
     except Exception as e:  # numpy raises ValueError, OSError, EOFError, zipfile errors ...
-        raise VqtokError(f"{name}: not a vqtok code file (.npy/.npz): {str(e).splitlines()[0]}") from None
+        raise VqtokError(f"{name}: not a vqtok code file (.npy/.npz): {first_line(e)}") from None

@@ -19,7 +19,7 @@ from .chunking import decode_stream, encode_stream
 from .tiling import decode_tiled, encode_tiled
 from .weights import check_weights
 from .device import pick_device
-from .errors import UsageError, VqtokError
+from .errors import UsageError, VqtokError, first_line
 from .families import build_model
 from .formats import BARE, CodeFile, code_dtype, read_model
 from .models.base import Family, LatentSpec
@@ -59,7 +59,7 @@ class Tokenizer:
         try:
             model.load_state_dict(mf.section("model"), strict=True)
         except RuntimeError as e:
-            raise VqtokError(f"{path}: weights do not match the stored config ({str(e).splitlines()[0]})") from None
+            raise VqtokError(f"{path}: weights do not match the stored config ({first_line(e)})") from None
         tok = cls(model, cfg, modality, mf.meta, device)
         if prior is not None:
             tok.attach_prior(*read_prior_file(prior, tok.model_hash), str(prior))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import VqtokError
+from ..errors import VqtokError, first_line
 from ..formats import CONTENT_HASH, model_stem, read_model, read_safetensors, write_model, write_tensors
 from ..models.base import LatentSpec
 from .model import Prior, PriorOptions
@@ -65,5 +65,5 @@ def build_prior(info: dict, tensors: dict[str, torch.Tensor], dims: int, specs: 
         prior = Prior(dims, specs, options, len(info.get("label_names") or []))
         prior.load_state_dict({k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX)}, strict=True)
     except (KeyError, TypeError, RuntimeError) as e:
-        raise VqtokError(f"{where}: the stored prior does not fit this model ({str(e).splitlines()[0]})") from None
+        raise VqtokError(f"{where}: the stored prior does not fit this model ({first_line(e)})") from None
     return prior.eval()
