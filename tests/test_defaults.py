@@ -21,9 +21,9 @@ from vqtok.formats import read_model
 from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.plugins import get_modality
 
-RECIPES = {"audio": ROOT / "recipes" / "speech-8k.toml", "image": ROOT / "recipes" / "mnist-vqvae.toml"}
+RECIPES = {"audio": ROOT / "recipes" / "speech-8k-voices-more.toml", "image": ROOT / "recipes" / "mnist-vqvae.toml"}
 PRIOR_RECIPE = ROOT / "recipes" / "priors" / "mnist-vqvae.toml"  # the image default's prior
-TRAINED_ON = {"audio": "bench/data/speech-en/train", "image": "bench/data/mnist/train"}
+TRAINED_ON = {"audio": "bench/data/speech-voices/train", "image": "bench/data/mnist/train"}
 SPEECH = SAMPLES / "speech" / "agent-alreadyon.wav"
 DIGIT = SAMPLES / "digits" / "test" / "3" / "00030.png"
 
@@ -39,7 +39,7 @@ def comparable(settings: dict) -> dict:
 @pytest.mark.parametrize("modality", RECIPES)
 def test_shipped_default_is_what_its_committed_recipes_train(modality):
     path = get_modality(modality).default_model
-    # a few MB: the speech model is 12.5 MB, 8.3 of them its weights, 4.2 its 2 x 4096 codes and their EMA state
+    # a few MB: the speech model is 9.9 MB, 8.3 of them its weights, 1.6 its 2 x 4096 codebooks and counts
     assert path.is_file() and path.stat().st_size < 16 * 2**20, f"{path}: missing or not a few MB"
     meta = read_model(path).meta
     stored = config.from_dict(meta["config"], get_modality).to_dict()  # later keys: defaults
@@ -110,7 +110,7 @@ def test_digit_without_a_model_uses_the_default_and_looks_like_the_input(tmp_pat
 def test_the_shipped_digit_model_samples_the_asked_for_digit(tmp_path):
     from test_training import _digits, _fit_classifier
 
-    tok = vqtok.load(get_modality("image").named_models["digits"])
+    tok = vqtok.load("@digits")  # the library takes a shipped model's name as the CLI does
     clf = _fit_classifier(*_digits("train", tok))  # judged by an MLP fitted on the 600 shipped digits
     recognized = []
     for digit in range(10):

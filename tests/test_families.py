@@ -22,7 +22,17 @@ TINY_VAE = ["image.size=28", "image.channels=1", "model.strides=[2,2,7]", "model
 
 
 def _recipe(path: Path) -> dict:
-    return tomllib.loads(path.read_text())
+    """The recipe, with the modality of the chain it starts from when it names none itself."""
+    recipe = tomllib.loads(path.read_text())
+    if "modality" not in recipe and str(recipe.get("init", "")).endswith(".toml"):
+        recipe["modality"] = _recipe(path.parent / recipe["init"])["modality"]
+    return recipe
+
+
+def _stage(path: Path) -> Path | None:
+    """The recipe a chain recipe starts from (None for a recipe that starts from nothing)."""
+    init = str(tomllib.loads(path.read_text()).get("init", ""))
+    return path.parent / init if init.endswith(".toml") else None
 
 
 def _input_for(recipe: dict) -> Path:
@@ -45,8 +55,14 @@ def _data_args(path: Path) -> list:
 # ---- every recipe, a few steps, then encode, decode and info ------------------------------------------
 
 def _run_recipes(root: Path) -> None:
-    trained = run_parallel(None, {p.stem: (["train", "--recipe", p, "-o", root / f"{p.stem}.safetensors", *FAST,
-                                            *_data_args(p)], {}) for p in RECIPES})
+    def train(recipes: list[Path]) -> dict:
+        # a chain starts from the few steps its first stage got here (its own data is not in a checkout)
+        return run_parallel(None, {p.stem: (["train", "--recipe", p, "-o", root / f"{p.stem}.safetensors", *FAST,
+                                             *_data_args(p), *(["--init", root / f"{_stage(p).stem}.safetensors"]
+                                                               if _stage(p) else [])], {}) for p in recipes})
+
+    trained = train([p for p in RECIPES if not _stage(p)])
+    trained.update(train([p for p in RECIPES if _stage(p)]))
     calls = {}
     for p in RECIPES:
         recipe, model = _recipe(p), root / f"{p.stem}.safetensors"

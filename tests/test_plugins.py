@@ -15,7 +15,7 @@ def test_builtin_plugins_are_listed_with_origin_and_status():
     for name in ("image", "audio"):
         line = next(ln for ln in err.splitlines() if f" {name} " in ln and "vqtok_" in ln)
         assert "vqtok" in line and "0.1.0" in line and "ok" in line, line
-    assert "default model @audio:" in err and "speech-8k.safetensors" in err and "(missing)" not in err
+    assert "default model @audio:" in err and "speech-8k-voices.safetensors" in err and "(missing)" not in err
     assert "shipped model @digits:" in err and "mnist-vqvae.safetensors" in err
 
 

@@ -16,10 +16,12 @@ from .hookspecs import hookimpl  # noqa: E402  (plugins write @vqtok.hookimpl)
 
 def load(path, device: str = "cpu", prior=None):
     """Load a model file as a :class:`vqtok.tokenizer.Tokenizer`, with the prior stored in it or the
-    separate prior file ``prior`` (``vqtok train-prior -o``)."""
+    separate prior file ``prior`` (``vqtok train-prior -o``). ``path`` may name a shipped model:
+    ``vqtok.load("@audio")``."""
+    from .defaults import model_path
     from .tokenizer import Tokenizer
 
-    return Tokenizer.load(path, device=device, prior=prior)
+    return Tokenizer.load(model_path(path), device=device, prior=prior)
 
 
 __all__ = ["__version__", "hookimpl", "load"]

@@ -142,8 +142,8 @@ def train(
 
     overrides = _overrides(ctx)
     recipe_dict = cfg.read_recipe(recipe) if recipe else {}
-    if names_recipe(init):  # --init other.toml: a chain, as in a recipe
-        recipe_dict, init = {**recipe_dict, "init": str(Path(init).resolve())}, None
+    if init is not None:  # --init wins over the recipe's init: a model file, or other.toml (a chain)
+        recipe_dict, init = {**recipe_dict, "init": str(Path(init).resolve()) if names_recipe(init) else init}, None
 
     def train_stage(config, model: Path) -> None:
         _train_run(config, model, resume and RunPaths.for_model(model).checkpoint.exists())

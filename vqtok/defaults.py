@@ -47,7 +47,8 @@ def _named(text: str) -> Path:
         known = ", ".join(PREFIX + n for n in models) or "none installed"
         raise UsageError(f"{text}: no shipped model of that name (shipped: {known})")
     if not models[name].is_file():
-        raise VqtokError(f"{text}: the shipped model {models[name]} is missing from the installation")
+        kind = f"default {name}" if name in installed_defaults() else "shipped"
+        raise VqtokError(f"{text}: the {kind} model {models[name]} is missing from the installation")
     return models[name]
 
 

@@ -70,7 +70,7 @@ class AudioModality(Modality):
     dims = 1
     config_class = AudioOptions
     default_suffix = ".wav"
-    default_model = Path(__file__).parent / "default" / "speech-8k.safetensors"  # recipes/speech-8k.toml
+    default_model = Path(__file__).parent / "default" / "speech-8k-voices.safetensors"  # recipes/speech-8k-voices-more.toml
 
     def channels(self, options: AudioOptions) -> int:
         return 1
