@@ -20,6 +20,10 @@ sys.path.insert(0, str(HERE))
 import targets  # noqa: E402
 
 
+INSTRUMENTED = ["vqtok", "vqtok_audio", "vqtok_image", "PIL", "numpy", "zipfile", "tomllib", "soundfile",
+                "safetensors", "json"]
+
+
 def run_atheris(target: str, seconds: int) -> int:
     corpus = HERE / "corpus" / target
     corpus.mkdir(parents=True, exist_ok=True)
@@ -27,9 +31,14 @@ def run_atheris(target: str, seconds: int) -> int:
         (corpus / f"seed-{i}").write_bytes(seed)
     crashes = HERE / "crashes"
     crashes.mkdir(exist_ok=True)
+    # the readers are imported inside instrument_imports (the plugins, lazily imported ones included, and the
+    # Python parts of PIL, numpy's .npy reader, zipfile, tomllib and soundfile): coverage guides the fuzzer
+    # through them too. torch itself is not instrumented (its size makes that take many minutes).
     child = (f"import sys, atheris; sys.path.insert(0, {str(HERE)!r})\n"
-             "with atheris.instrument_imports(include=['vqtok', 'vqtok_audio', 'vqtok_image']):\n"
+             f"with atheris.instrument_imports(include={INSTRUMENTED!r}):\n"
+             "    import torch, numpy, zipfile, tomllib, json\n"
              "    import targets\n"
+             f"    targets.load_readers({target!r})\n"
              f"atheris.Setup(sys.argv, lambda data: targets.check({target!r}, data))\n"
              "atheris.Fuzz()\n")
     args = [sys.executable, "-c", child, str(corpus), f"-max_total_time={seconds}",

@@ -71,6 +71,16 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
 }
 
 
+def load_readers(target: str) -> None:
+    """Import everything ``target`` reads with, by reading one of its seeds (lazy imports and PIL's format
+    plugins included), so that a coverage-instrumenting engine sees all of it."""
+    from PIL import Image
+
+    Image.init()  # every format plugin PIL has
+    for seed in seeds(target):
+        check(target, seed)
+
+
 def check(target: str, data: bytes) -> None:
     """Run ``target`` on ``data``: returns, or raises the VqtokError's absence as the bug it is."""
     try:

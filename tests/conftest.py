@@ -49,10 +49,10 @@ def cli_env(extra: dict | None = None) -> dict:
 
 
 def run_cli(*args, env=None, input: bytes | None = None, check: bool = True, cwd=None,
-            timeout: float = SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess:
+            timeout: float = SUBPROCESS_TIMEOUT, preexec_fn=None) -> subprocess.CompletedProcess:
     """Run ``vqtok ARGS`` in a real subprocess; stdout stays bytes, stderr is text."""
     proc = subprocess.run([sys.executable, "-m", "vqtok", *map(str, args)], input=input, capture_output=True,
-                          env=env or cli_env(), cwd=cwd, timeout=timeout)
+                          env=env or cli_env(), cwd=cwd, timeout=timeout, preexec_fn=preexec_fn)
     proc.stderr = proc.stderr.decode(errors="replace")
     if check and proc.returncode != 0:
         raise AssertionError(f"vqtok {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")

@@ -28,7 +28,7 @@ def atomic_path(path: Path):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise _clear(e, path, _disk_full(path.parent)) from None
+        raise write_error(e, path, _disk_full(path.parent)) from None
     tmp = path.with_name(f".{path.stem}.partial-{secrets.token_hex(4)}{path.suffix}")
     try:
         yield tmp
@@ -39,7 +39,7 @@ def atomic_path(path: Path):
     except BaseException as e:
         full = _disk_full(path.parent)  # before the partial file goes and frees its space
         tmp.unlink(missing_ok=True)
-        clear = _clear(e, path, full)
+        clear = write_error(e, path, full)
         if clear is e:
             raise
         raise clear from None
@@ -61,7 +61,7 @@ def _disk_full(folder: Path) -> bool:
     return min(st.f_bavail, st.f_bfree) * st.f_frsize < FULL_BELOW_BYTES
 
 
-def _clear(error: BaseException, path: Path, disk_full: bool = False) -> BaseException:
+def write_error(error: BaseException, path: Path, disk_full: bool = False) -> BaseException:
     """A full disk or a folder one may not write to, as one line naming ``path``; other errors as they are.
     Writers report a full disk as an ``OSError`` (ENOSPC), in their own words (safetensors: "os error 28") or
     not at all (libsndfile: "System error."): an error while the disk is full counts as a full disk."""

@@ -20,7 +20,7 @@ from rich.markup import escape
 from . import __version__
 from .allocator import keep_freed_memory
 from .defaults import MODEL_ENV
-from .errors import UsageError, VqtokError
+from .errors import UsageError, VqtokError, first_line
 
 err = Console(stderr=True)
 app = typer.Typer(
@@ -34,6 +34,16 @@ app = typer.Typer(
 
 MODEL_HELP = (f"Model file, or @audio / @image / @digits for a shipped model (default: ${MODEL_ENV}, else the "
               "default model of the files' modality).")
+
+
+# Paths are not checked by typer (its "is not readable" box is a usage error, exit 2): vqtok reads them
+# itself and reports a file it may not read as one line, exit 1, like every other unreadable input.
+def path_option(*args, **kwargs):
+    return typer.Option(*args, readable=False, **kwargs)
+
+
+def path_argument(*args, **kwargs):
+    return typer.Argument(*args, readable=False, **kwargs)
 
 
 def _version(value: bool):
@@ -106,9 +116,9 @@ def plugins():
 def train(
     ctx: typer.Context,
     modality: Optional[str] = typer.Option(None, "--modality", "-m", help="image, audio, or a plugin's."),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder of training files (recursive)."),
-    out: Path = typer.Option(Path("model.safetensors"), "--out", "-o", help="Model file to write."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="TOML recipe (see recipes/)."),
+    data: Optional[Path] = path_option(None, "--data", "-d", help="Folder of training files (recursive)."),
+    out: Path = path_option(Path("model.safetensors"), "--out", "-o", help="Model file to write."),
+    recipe: Optional[Path] = path_option(None, "--recipe", "-r", help="TOML recipe (see recipes/)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train.steps)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
@@ -189,13 +199,13 @@ def _train_run(config, out: Path, resume: bool) -> None:
 @app.command("train-prior", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 def train_prior(
     ctx: typer.Context,
-    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder of files to encode and learn from."),
-    valid: Optional[Path] = typer.Option(None, "--valid", help="Held-out folder for bits per code (default: "
+    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    data: Optional[Path] = path_option(None, "--data", "-d", help="Folder of files to encode and learn from."),
+    valid: Optional[Path] = path_option(None, "--valid", help="Held-out folder for bits per code (default: "
                                          "prior.valid_share of --data, not trained on)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the prior to this file instead of "
+    out: Optional[Path] = path_option(None, "--out", "-o", help="Write the prior to this file instead of "
                                        "into the model file."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r",
+    recipe: Optional[Path] = path_option(None, "--recipe", "-r",
                                           help="TOML recipe with a prior table and a train table."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train.steps, default 2000)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
@@ -261,9 +271,9 @@ def _refuse_terminal(force: bool) -> None:
 
 @app.command()
 def encode(
-    inputs: list[Path] = typer.Argument(..., help="Files or folders to encode; - reads a file from stdin."),
-    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Code file (.npy/.npz), folder, or - for stdout."),
+    inputs: list[Path] = path_argument(..., help="Files or folders to encode; - reads a file from stdin."),
+    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    out: Optional[Path] = path_option(None, "--out", "-o", help="Code file (.npy/.npz), folder, or - for stdout."),
     fmt: Optional[str] = typer.Option(None, "--format", help="npy (codes only) or npz (codes + meta)."),
     n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
     label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae models need one)."),
@@ -289,9 +299,9 @@ def encode(
 
 @app.command()
 def decode(
-    codes: Path = typer.Argument(..., help="Code file (.npy/.npz); - reads stdin."),
-    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Output file; its suffix picks the format (.wav, .png...)."),
+    codes: Path = path_argument(..., help="Code file (.npy/.npz); - reads stdin."),
+    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    out: Path = path_option(..., "--out", "-o", help="Output file; its suffix picks the format (.wav, .png...)."),
     label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae; default: the .npz's)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
@@ -312,8 +322,8 @@ def decode(
 # ---- sample -------------------------------------------------------------------------------------------
 @app.command()
 def sample(
-    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="A file (.png grid, .wav for -n 1) or a folder."),
+    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    out: Path = path_option(..., "--out", "-o", help="A file (.png grid, .wav for -n 1) or a folder."),
     n: int = typer.Option(8, "-n", help="Number of samples."),
     label: Optional[str] = typer.Option(None, "--label", help="Class to sample (cvae, class-conditional "
                                         "prior); default: every class in turn."),
@@ -323,7 +333,7 @@ def sample(
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same samples."),
     seconds: Optional[float] = typer.Option(None, "--seconds", help="Length of audio samples (default: the "
                                             "training segment)."),
-    prior: Optional[Path] = typer.Option(None, "--prior", help="Prior file from `train-prior -o` (default: "
+    prior: Optional[Path] = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
                                          "the prior in the model file)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
@@ -358,15 +368,15 @@ def sample(
 # ---- eval and plot ------------------------------------------------------------------------------------
 @app.command("eval")
 def eval_command(
-    data: Path = typer.Option(..., "--data", "-d", help="Held-out files: a folder (class sub-folders give the "
+    data: Path = path_option(..., "--data", "-d", help="Held-out files: a folder (class sub-folders give the "
                               "labels of conditional models and priors) or one file."),
-    model: Optional[Path] = typer.Option(None, "--model", help=MODEL_HELP),
+    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
     iw_samples: int = typer.Option(100, "--iw-samples", "-k", help="vae/cvae: importance samples per file for "
                                    "the NLL (Burda et al. report k = 5000)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the report as JSON on stdout."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for pictures: reconstructions (image "
+    plots: Optional[Path] = path_option(None, "--plots", help="Folder for pictures: reconstructions (image "
                                          "grid; audio waveforms and spectrograms) and code usage."),
-    prior: Optional[Path] = typer.Option(None, "--prior", help="Prior file from `train-prior -o` (default: "
+    prior: Optional[Path] = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
                                          "the prior in the model file)."),
     n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
     seed: int = typer.Option(0, "--seed", help="Seed of the importance samples and of the binarization of "
@@ -402,9 +412,9 @@ def eval_command(
 
 @app.command()
 def plot(
-    logs: list[Path] = typer.Argument(..., help="Metrics logs (NAME.metrics.jsonl, written beside the model "
+    logs: list[Path] = path_argument(..., help="Metrics logs (NAME.metrics.jsonl, written beside the model "
                                       "while it trains; train-prior writes NAME.prior.metrics.jsonl)."),
-    out: Path = typer.Option(..., "--out", "-o", help="The PNG to write."),
+    out: Path = path_option(..., "--out", "-o", help="The PNG to write."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metrics to draw (default: "
                                           "all in the log)."),
 ):
@@ -421,7 +431,7 @@ def plot(
 # ---- info ---------------------------------------------------------------------------------------------
 @app.command()
 def info(
-    model: Path = typer.Argument(..., help="Model file, or @audio / @image for a shipped default."),
+    model: Path = path_argument(..., help="Model file, or @audio / @image for a shipped default."),
     as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON on stdout."),
 ):
     """Show a model file: what it is and what data it was trained on, family, modality, codebooks,
@@ -434,7 +444,7 @@ def info(
 # ---- quickstart ---------------------------------------------------------------------------------------
 @app.command()
 def quickstart(
-    out: Path = typer.Option(Path("quickstart"), "--out", "-o", help="Folder for the results."),
+    out: Path = path_option(Path("quickstart"), "--out", "-o", help="Folder for the results."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Override the recipes' step counts."),
 ):
     """Train small audio and image tokenizers on the samples shipped with vqtok, then encode and decode.
@@ -461,3 +471,10 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except OSError as e:  # a file the system refused (permissions, a vanished folder): one line naming it
+        if debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        err.print(f"[red]vqtok: error:[/] {escape(where + (e.strerror or first_line(e)))}", highlight=False,
+                  soft_wrap=True)
+        sys.exit(1)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,8 @@ def read_safetensors(path: Path, tensors: bool = True) -> tuple[dict[str, torch.
     path = Path(path)
     if not path.is_file():
         raise VqtokError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):  # safetensors would call it missing
+        raise VqtokError(f"{path}: cannot read it (permission denied)")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .atomic import write_error
 from .errors import UsageError
 
 try:
@@ -26,8 +27,12 @@ def exclusive(lock: Path, what: str) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+") as f:
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock, "a+")
+    except OSError as e:  # before any work: a folder one may not write to, a full disk
+        raise write_error(e, Path(what)) from None
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

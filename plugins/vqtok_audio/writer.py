@@ -39,7 +39,11 @@ class AudioWriter(SignalWriter):
         self.close()  # after an error too, so that no file handle is left open
 
 
-def _write_error(path: Path, error: Exception) -> VqtokError:
+def _write_error(path: Path, error: Exception) -> Exception:
+    """libsndfile's failure as one line naming ``path``; the system's (permissions, a full disk) as they are,
+    for the atomic write around this one to name the file it stands for."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return error
     if isinstance(error, sf.LibsndfileError):
         reason = error.error_string
     else:

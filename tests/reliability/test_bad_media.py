@@ -59,7 +59,9 @@ def test_audio_that_cannot_be_read_is_named(audio_model, tmp_path):
     data = (tmp_path / "one.wav").read_bytes()
     at = data.index(b"data")
     (tmp_path / "huge.wav").write_bytes(data[:at + 4] + struct.pack("<I", 0xFFFFFFF0) + data[at + 8:])
-    for name, message in [("empty.wav", "empty file"), ("huge.wav", "truncated: its 'data' chunk declares")]:
+    sf.write(tmp_path / "none.wav", np.zeros(0, dtype=np.float32), 8000)  # a header and no samples
+    for name, message in [("empty.wav", "empty file"), ("huge.wav", "truncated: its 'data' chunk declares"),
+                          ("none.wav", "none.wav: holds no audio samples")]:
         with pytest.raises(VqtokError, match=message):
             tok.encode_file(tmp_path / name)
 

@@ -4,11 +4,14 @@ extra tensors, wrong shapes, pickles. Each is one clean line from the real CLI, 
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 import torch
 
+import vqtok
 from conftest import SAMPLES, run_cli, run_parallel
+from vqtok.errors import VqtokError
 from vqtok.formats import read_model, write_model
 
 PHOTO = SAMPLES / "images" / "chelsea.png"
@@ -98,3 +101,29 @@ def test_a_pickle_named_like_a_model_is_never_unpickled(tmp_path):
         proc = run_cli("encode", "--model", bad, PHOTO, "-o", tmp_path / "codes.npz", check=False)
         assert proc.returncode == 1 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
     assert not witness.exists() and not (tmp_path / "codes.npz").exists()
+
+
+def _with_meta(model, path, modality: str | None = None, arch: str | None = None) -> None:
+    """``model`` written again to ``path`` claiming another modality or family."""
+    mf = read_model(model)
+    meta = {k: v for k, v in mf.meta.items() if k not in ("format", "format_version", "vqtok_version",
+                                                          "model_hash", "content_hash")}
+    if modality:
+        meta["modality"] = modality
+    if arch:
+        meta["config"] = {**meta["config"], "model": {**meta["config"]["model"], "arch": arch}}
+    write_model(path, dict(mf.tensors), meta)
+
+
+@pytest.mark.parametrize("modality, arch, message", [
+    ("sensor", None, "needs unknown modality 'sensor'"),
+    ("os:system", None, "needs unknown modality 'os:system'"),  # a name, never an import path
+    (None, "fsq", "needs unknown model family 'fsq'"),
+    (None, "vqtok.cli:main", "needs unknown model family 'vqtok.cli:main'"),
+])
+def test_a_model_of_a_modality_or_family_not_installed_says_which(image_model, tmp_path, modality, arch, message):
+    bad = tmp_path / "elsewhere.safetensors"
+    _with_meta(image_model, bad, modality, arch)
+    with pytest.raises(VqtokError, match=re.escape(f"{bad}: {message}")) as raised:
+        vqtok.load(bad)
+    assert "see 'vqtok plugins'" in str(raised.value)  # what is installed, and where to look
