@@ -209,3 +209,27 @@ def test_bad_prior_input_is_a_clear_error_and_writes_nothing(models, tmp_path):
         assert message in proc.stderr, (name, proc.stderr)
         assert "Traceback" not in proc.stderr, name
     assert not out.exists() and not other.exists()
+
+
+def test_a_prior_learns_from_whole_photos_when_the_model_takes_any_size(image_model):
+    """A model trained on random crops encodes photos whole, so its prior learns from the codes `vqtok encode`
+    writes; a "fit" model's prior from each photo resized to ``image.size``, as it was trained."""
+    import dataclasses
+
+    from rich.console import Console
+
+    from vqtok.prior.data import CodeSet
+
+    files = sorted((SAMPLES / "images").glob("*.png"))[:3]
+    tok = vqtok.load(image_model)
+    labels = torch.full((len(files),), -1)
+    fitted = CodeSet.encode(tok, files, labels, Console(quiet=True))
+    grid = tok.config.options.size // tok.hop
+    assert [tuple(item["codes"].shape[1:]) for item in fitted.items] == [(grid, grid)] * len(files)
+
+    tok.config = dataclasses.replace(tok.config, options=dataclasses.replace(tok.config.options, crop="random"))
+    whole = CodeSet.encode(tok, files, labels, Console(quiet=True))
+    for item, path in zip(whole.items, files):
+        written = tok.encode_file(path).arrays["codes"]
+        assert np.array_equal(item["codes"].numpy().reshape(written.shape), written)
+    assert len({tuple(item["codes"].shape) for item in whole.items}) > 1  # the photos' own sizes

@@ -84,6 +84,13 @@ class Modality(abc.ABC):
         the user must say."""
         return None
 
+    def sees_whole_files(self, options) -> bool:
+        """Whether models of ``options`` take files whole, at their own size (fully convolutional, trained on
+        crops or segments of them): ``train-prior`` then learns from the codes ``vqtok encode`` writes for
+        each file, in random windows of ``prior.window``. False: from each file's :meth:`evaluation_example`.
+        Default: True."""
+        return True
+
     def evaluation_example(self, path: Path, options) -> torch.Tensor:
         """The whole of ``path`` as the model is evaluated on it (``vqtok eval``, ``train-prior``'s codes),
         ``(C, *S)``, without randomness: by default the file as ``load`` reads it. A modality whose

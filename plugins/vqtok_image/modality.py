@@ -99,6 +99,10 @@ class ImageModality(Modality):
     def load(self, path: Path, options: ImageOptions) -> torch.Tensor:
         return to_tensor(self.open(path, options))
 
+    def sees_whole_files(self, options: ImageOptions) -> bool:
+        """Models trained on random crops encode photos of any size; "fit" models see ``size x size``."""
+        return options.crop == "random"
+
     def evaluation_example(self, path: Path, options: ImageOptions) -> torch.Tensor:
         """The image resized (bicubic) and centre-cropped to ``size x size``."""
         img = self.open(path, options, at_least=options.size)

@@ -1,8 +1,9 @@
 """The prior's data: the codes of a folder of files, encoded once with the model, and batches of them.
 
-1-D signals (audio) are encoded whole, streamed in chunks like ``vqtok encode``; other modalities
-encode the modality's evaluation example (an image resized and cropped to ``image.size``, as trained),
-in batches. Training batches crop each grid along every axis to at most ``prior.window`` positions of
+Files are encoded whole, as ``vqtok encode`` does (audio streamed in chunks, photos in tiles), where the
+modality's models take files at their own size (:meth:`Modality.sees_whole_files`: audio, and images
+trained on random crops); otherwise the modality's evaluation example (an image resized and cropped to
+``image.size``, as trained) is encoded, in batches. Training batches crop each grid along every axis to at most ``prior.window`` positions of
 the finest level (aligned to the coarsest), pad to the longest in the batch and mask the padding out
 of the loss. Like the autoencoder's, batch ``step`` is a pure function of ``(seed, step)``.
 """
@@ -38,7 +39,7 @@ class CodeSet:
         items: list[Codes] = []
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"encode {len(files)} file(s)", total=len(files))
-            if tok.dims == 1:
+            if tok.modality.sees_whole_files(tok.config.options):  # codes as `vqtok encode` writes them
                 for path in files:
                     items.append(tok.from_file_arrays(tok.encode_file(path), str(path)))
                     progress.advance(task)
