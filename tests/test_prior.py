@@ -233,3 +233,21 @@ def test_a_prior_learns_from_whole_photos_when_the_model_takes_any_size(image_mo
         written = tok.encode_file(path).arrays["codes"]
         assert np.array_equal(item["codes"].numpy().reshape(written.shape), written)
     assert len({tuple(item["codes"].shape) for item in whole.items}) > 1  # the photos' own sizes
+
+
+def test_held_out_codes_are_measured_in_tiles_that_cover_every_code_once():
+    from vqtok.prior.data import CodeSet
+
+    g = torch.Generator().manual_seed(0)
+    items = [{"top": torch.randint(9, (1, 5, 7), generator=g), "bottom": torch.randint(9, (2, 10, 14), generator=g)},
+             {"top": torch.randint(9, (1, 2, 3), generator=g), "bottom": torch.randint(9, (2, 4, 6), generator=g)}]
+    codes = CodeSet(items, torch.tensor([3, -1]), [])
+    seen = {"top": 0, "bottom": 0}
+    labels = []
+    for batch, batch_labels in codes.batches(4, {"top": 8, "bottom": 4}, window=4):
+        labels += batch_labels.tolist()
+        for name, (c, mask) in batch.items():
+            assert c.shape[-2] <= (4 if name == "bottom" else 2) and c.shape[-1] <= (4 if name == "bottom" else 2)
+            seen[name] += int(mask.sum()) * c.shape[1]
+    assert seen == {"top": 35 + 6, "bottom": 2 * (140 + 24)}
+    assert labels == [3] * 12 + [-1] * 2  # top 5 x 7 in tiles of 2 x 2 coarse positions: 3 x 4; 2 x 3: 1 x 2

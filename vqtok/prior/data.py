@@ -10,6 +10,8 @@ of the loss. Like the autoencoder's, batch ``step`` is a pure function of ``(see
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,15 +73,35 @@ class CodeSet:
         mine = list(range(rank, size, world))
         return collate([crops[i] for i in mine]), self.labels[[picks[i] for i in mine]]
 
-    def batches(self, size: int):
-        """Every example once, in order, uncropped: ``(CodeBatch, labels)`` of up to ``size``."""
-        for start in range(0, len(self.items), size):
-            yield collate(self.items[start: start + size]), self.labels[start: start + size]
+    def batches(self, size: int, hops: dict[str, int], window: int):
+        """Every code once, in order: ``(CodeBatch, labels)`` of up to ``size`` tiles, each example cut into
+        tiles of at most ``window`` positions of the finest level per axis, as the training crops are (so
+        that a whole photo's codes are measured in bounded memory)."""
+        tiles, labels = [], []
+        for item, label in zip(self.items, self.labels.tolist()):
+            for tile in _tiles(item, hops, window):
+                tiles.append(tile)
+                labels.append(label)
+                if len(tiles) == size:
+                    yield collate(tiles), torch.tensor(labels)
+                    tiles, labels = [], []
+        if tiles:
+            yield collate(tiles), torch.tensor(labels)
 
     def counts(self, name: str, codebook_sizes: list[int]) -> list[torch.Tensor]:
         """How often each code of each codebook of latent ``name`` occurs: ``[(K_q,)]``."""
         return [sum(torch.bincount(item[name][q].reshape(-1), minlength=k) for item in self.items)
                 for q, k in enumerate(codebook_sizes)]
+
+
+def _tiles(item: Codes, hops: dict[str, int], window: int) -> Iterator[Codes]:
+    """``item`` cut into tiles of at most ``window`` finest positions per axis, aligned to the coarsest grid,
+    row by row."""
+    coarse = max(hops.values())
+    span = max(1, window // (coarse // min(hops.values())))  # a tile, in coarse positions
+    name = max(item, key=lambda k: hops[k])
+    for starts in itertools.product(*(range(0, n, span) for n in item[name].shape[1:])):
+        yield {k: _crop(v, list(starts), span, coarse // hops[k]) for k, v in item.items()}
 
 
 def _crop(codes: torch.Tensor, starts: list[int], span: int, factor: int) -> torch.Tensor:

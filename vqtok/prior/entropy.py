@@ -45,13 +45,15 @@ def unigram_bits(train: CodeSet, test: CodeSet, specs: dict[str, LatentSpec]) ->
 
 
 @torch.no_grad()
-def prior_bits(prior: Prior, test: CodeSet, device: torch.device, batch_size: int = 8) -> dict[str, float]:
-    """Bits per code of ``test`` under ``prior`` (mean over all codes of each level)."""
+def prior_bits(prior: Prior, test: CodeSet, device: torch.device, hops: dict[str, int], window: int,
+               batch_size: int = 8) -> dict[str, float]:
+    """Bits per code of ``test`` under ``prior`` (mean over all codes of each level), each example in tiles
+    of ``window`` positions (:meth:`CodeSet.batches`)."""
     was_training = prior.training
     prior.eval()
     totals = {name: 0.0 for name in prior.order}
     counts = {name: 0 for name in prior.order}
-    for batch, labels in test.batches(batch_size):
+    for batch, labels in test.batches(batch_size, hops, window):
         codes = {k: c.to(device) for k, (c, _) in batch.items()}
         nll = prior.nll(codes, labels.to(device) if prior.conditional else None)
         for name in prior.order:

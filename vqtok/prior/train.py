@@ -144,11 +144,15 @@ class PriorTrainer(TrainingLoop):
         every = self.run_cfg.options.eval_every
         if not every or (self.step % every and self.step < self.train_cfg.steps):
             return {}
-        bits = mean_bits(prior_bits(self.model, self.valid_set, self.device), self.valid_set)
+        bits = mean_bits(self.held_out_bits(), self.valid_set)
         if not self.best or bits < self.best["bits"]:
             self.best = {"step": self.step, "bits": bits}
             self.best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         return {"valid_bits": bits}
+
+    def held_out_bits(self) -> dict[str, float]:
+        """Bits per code of the held-out codes under the prior now, per level."""
+        return prior_bits(self.model, self.valid_set, self.device, self.hops, self.run_cfg.options.window)
 
     def kept_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
         return self.best, self.best_weights
@@ -159,7 +163,7 @@ class PriorTrainer(TrainingLoop):
     def entropy(self) -> dict:
         """Bits per code on the held-out codes under the prior, the unigram and the uniform code models."""
         specs = self.tok.specs
-        bits = {"prior": prior_bits(self.model, self.valid_set, self.device),
+        bits = {"prior": self.held_out_bits(),
                 "unigram": unigram_bits(self.train_set, self.valid_set, specs),
                 "uniform": uniform_bits(specs)}
         return entropy_report(bits, specs, latent_rates(self.tok.meta["decode"]), self.held_out)
