@@ -15,6 +15,8 @@ import secrets
 from pathlib import Path
 
 FULL_BELOW_BYTES = 16 * 1024  # a file system with less room than this counts as full
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 @contextlib.contextmanager
@@ -70,10 +72,10 @@ def write_error(error: BaseException, path: Path, disk_full: bool = False) -> Ba
     text = str(error)
     if not isinstance(error, Exception):  # Ctrl-C, exit: as they are
         return error
-    if disk_full or getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "os error 28" in text \
+    if disk_full or getattr(error, "errno", None) in DISK_FULL or "os error 28" in text \
             or "No space left on device" in text:
         return VqtokError(f"{path}: no space left on the device; nothing was written")
-    if getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if getattr(error, "errno", None) in NOT_ALLOWED:
         return VqtokError(f"{path}: cannot write there ({error.strerror}); nothing was written")
     return error
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
+from vqtok.atomic import DISK_FULL, NOT_ALLOWED
 from vqtok.errors import VqtokError
 from vqtok.modality import SignalWriter
 
@@ -42,7 +43,7 @@ class AudioWriter(SignalWriter):
 def _write_error(path: Path, error: Exception) -> Exception:
     """libsndfile's failure as one line naming ``path``; the system's (permissions, a full disk) as they are,
     for the atomic write around this one to name the file it stands for."""
-    if isinstance(error, OSError) and error.errno is not None:
+    if isinstance(error, OSError) and error.errno in DISK_FULL + NOT_ALLOWED:
         return error
     if isinstance(error, sf.LibsndfileError):
         reason = error.error_string
