@@ -46,3 +46,23 @@ def test_a_code_file_whose_reader_fails_without_a_message_is_still_a_clear_error
         "DAjQAA4/eGJB1waKAlAQgzAHirbLIM9CIyTAm5UNJMoEhKAAkGUC8QBTCHGZ"))
     with pytest.raises(VqtokError, match="fuzz.npz: not a vqtok code file"):
         parse_codes(found, "fuzz.npz")
+
+
+def test_a_flac_declaring_billions_of_samples_is_refused_without_allocating_them(tmp_path):
+    """Found by the atheris run: a 405-byte FLAC whose header declares 21 billion samples made the reader
+    allocate 79 GiB for them at once (MemoryError). Audio is now read in pieces of at most
+    ``READ_FRAMES``: the lie is found when the samples run out."""
+    import base64
+    import zlib
+
+    from vqtok.errors import VqtokError
+    from vqtok_audio import reading
+
+    found = zlib.decompress(base64.b64decode(
+        "eNpL80l0ZmBgUBJgEABSt4GIkYHhywcGxgnbb9368HvOwZOzRJatvK70TK+FgUFDAaimKDUttSj1B51AXnKqQk5mkpuPo7OCoZ6JnrGCkYGRsYGZ"
+        "kTHQKQz/f5RwMDD2q0gwMPAcl8xTvcKwcE6YqpmStCSHj5uqWVbPszLLrhWhrVF1q17t/XV8Y2BQUNiJsy2LkwwNOjv8zLNcFaMPLQypWfrea+nx"
+        "ElnurtOXlqumPbSY2dNySImTk3fSthW77GpC+yK0WLsWTdCLj+2a9OLKnbbHToIzWZoLpYTMXFW3hbZ2n676t/Fi6VUhRYsLPT2ChxIVJQWmTnry"
+        "qeLHtnlcTV916yJiYl68WSk0SXElB9BcjhlnWZ6t1ZQVlfv1Ojb0Z+bjvRU/6ya6hJ3s5eXxSTFTZFBeBADE3N53"))
+    (tmp_path / "claims.flac").write_bytes(found)
+    with pytest.raises(VqtokError, match="claims.flac: "):
+        reading.load(tmp_path / "claims.flac", 8000)

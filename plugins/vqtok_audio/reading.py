@@ -53,16 +53,28 @@ def _reason(error: Exception) -> str:
     return " ".join(text.split())
 
 
+READ_FRAMES = 1 << 20  # frames read at a time: memory follows the samples a file holds, not what it declares
+
+
 def read_mono(f: sf.SoundFile, count: int) -> torch.Tensor:
-    """The next ``count`` frames of ``f``, channels averaged: ``(1, count)`` float32."""
-    at = f.tell()
-    data = f.read(count, dtype="float32", always_2d=True)
-    if len(data) < count:
-        raise VqtokError(f"{os.fsdecode(f.name)}: truncated: it ends {count - len(data)} samples before its header says")
-    finite = np.isfinite(data).all(axis=1)
-    if not finite.all():  # a float file can hold them; codes computed from them would be garbage
-        raise VqtokError(f"{os.fsdecode(f.name)}: holds NaN or Inf samples (the first at frame {at + int(np.argmin(finite))})")
-    return torch.from_numpy(data.mean(axis=1, dtype=np.float32))[None]
+    """The next ``count`` frames of ``f``, channels averaged: ``(1, count)`` float32. Read in pieces, so
+    that a header declaring far more frames than the file holds (a FLAC can claim 2^36) is found
+    truncated without allocating what it claims."""
+    name = os.fsdecode(f.name)
+    pieces, read = [], 0
+    while read < count:
+        at, want = f.tell(), min(count - read, READ_FRAMES)
+        data = f.read(want, dtype="float32", always_2d=True)
+        finite = np.isfinite(data).all(axis=1)
+        if not finite.all():  # a float file can hold them; codes computed from them would be garbage
+            raise VqtokError(f"{name}: holds NaN or Inf samples (the first at frame {at + int(np.argmin(finite))})")
+        pieces.append(data.mean(axis=1, dtype=np.float32))
+        read += len(data)
+        if len(data) < want:
+            break
+    if read < count:
+        raise VqtokError(f"{name}: truncated: it ends {count - read} samples before its header says")
+    return torch.from_numpy(np.concatenate(pieces) if len(pieces) != 1 else pieces[0])[None]
 
 
 def load(path: Path, sample_rate: int) -> torch.Tensor:
