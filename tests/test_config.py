@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -326,6 +327,18 @@ def test_about_must_be_text_and_lr_decay_a_known_schedule():
         run({"about": 3})
     with pytest.raises(UsageError, match="lr_decay"):
         run(overrides=["train.lr_decay=linear"])
+
+
+@pytest.mark.parametrize("recipe, overrides, message", [
+    ({"modality": {"mod": {"ld": 0}}}, [], "modality must be text, got {'mod'"),  # found by the fuzzer (TOML)
+    ({}, ["model=.se=28"], "model is a section of settings ([model] in a recipe, model.KEY=VALUE"),  # (override)
+    ({"data": ["a", "b"]}, [], "data must be text"),
+    ({"init": 3}, [], "init must be text"),
+    ({"train": 5}, [], "train is a section of settings"),
+])
+def test_a_setting_of_the_wrong_shape_is_a_usage_error(recipe, overrides, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        run(recipe, overrides)
 
 
 def test_from_dict_rejects_unknown_keys():

@@ -280,7 +280,8 @@ def resolve(
     ``get_family(arch)`` the family class (default: the installed plugins').
     """
     user = layered(recipe, overrides, flags)
-    if isinstance(user.get("init"), str) and user["init"]:
+    _check_shape(user)
+    if user.get("init"):
         from .finetune import inherited_settings  # reads a model file: only when fine-tuning
 
         base = inherited_settings(user["init"])
@@ -295,14 +296,7 @@ def resolve(
     if not name:
         raise UsageError("no modality given: pass --modality NAME or set modality in the recipe")
     modality = get_modality(name)
-    data = user.pop("data", "")
-    if not isinstance(data, str):
-        raise UsageError(f"data must be a path, got {data!r}")
-    about, init = user.pop("about", ""), user.pop("init", "")
-    if not isinstance(about, str):
-        raise UsageError(f"about must be text, got {about!r}")
-    if not isinstance(init, str):
-        raise UsageError(f"init must be a model file or @MODALITY, got {init!r}")
+    data, about, init = user.pop("data", ""), user.pop("about", ""), user.pop("init", "")
     defaults = modality.default_overrides()
     arch = user.get("model", {}).get("arch") or defaults.get("model", {}).get("arch") or ModelConfig.arch
     if not isinstance(arch, str):
@@ -327,6 +321,20 @@ def resolve(
                        built["adversarial"])
     validate(config)
     return config
+
+
+TOP_LEVEL = ("modality", "data", "about", "init")  # a run's settings outside the sections: text
+
+
+def _check_shape(user: dict) -> None:
+    """Top-level settings are text and everything else is a section (a table of settings): a recipe's
+    ``modality = {...}`` or an override ``model=3`` is a usage error, not a crash further on."""
+    for key, value in user.items():
+        if key in TOP_LEVEL and not isinstance(value, str):
+            raise UsageError(f"{key} must be text, got {value!r}")
+        if key not in TOP_LEVEL and not isinstance(value, dict):
+            raise UsageError(f"{key} is a section of settings ([{key}] in a recipe, {key}.KEY=VALUE on the "
+                             f"command line), got {value!r}")
 
 
 def _is_family(name: str, get_family) -> bool:
