@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import math
 from pathlib import Path
 
@@ -124,6 +125,20 @@ def entropy_rows(report: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _started_from(init: str, lineage: dict | None) -> str:
+    """The chain of models a fine-tuned one started from, by file name, newest first: ``a.safetensors
+    (6000 steps), from b.safetensors (...)``: the folders were those of the machine that trained it."""
+    if not lineage:
+        return init
+    parts = []
+    while lineage:
+        steps = f" ({lineage['steps']} steps)" if lineage.get("steps") else ""
+        parts.append(f"{Path(lineage.get('file', '?')).name}{steps}")
+        lineage = lineage.get("started_from")
+    named = f"{init}: " if init.startswith("@") else ""  # a shipped model, by the name it was asked for
+    return named + ", from ".join(parts)
+
+
 def _print_table(path: Path, report: dict, console: Console) -> None:
     d, t = report["decode"], report["training"]
     table = Table(title=str(path), show_header=False)
@@ -131,7 +146,7 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     table.add_column()
     rows = [("about", report["about"])] if report["about"] else []
     if report["config"].get("init"):
-        rows.append(("fine-tuned from", report["config"]["init"]))
+        rows.append(("fine-tuned from", _started_from(report["config"]["init"], t.get("started_from"))))
     rows += [("family", report["family"]), ("modality", report["modality"]),
             ("model hash", report["model_hash"]), ("parameters", f"{report['parameters']:,}")]
     rows += _latent_rows(report)
@@ -152,7 +167,7 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     rows += [
         ("trained", f"{t.get('steps')} steps, {t.get('seconds', 0):.0f} s on {t.get('device')}"
                     + ("" if t.get("completed", True) else " (interrupted)")),
-        ("data", f"{t.get('data')} ({t.get('files')} files)"),
+        ("data", f"{os.path.normpath(t.get('data'))} ({t.get('files')} files)" if t.get("data") else "?"),
         ("final loss", f"{final.get('loss', float('nan')):.4f}"),
     ]
     if "elbo" in final:
