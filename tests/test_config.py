@@ -346,3 +346,12 @@ def test_from_dict_rejects_unknown_keys():
     d["model"]["mystery"] = 1
     with pytest.raises(UsageError, match="model.mystery"):
         from_dict(d, get_modality)
+
+
+def test_a_data_path_of_a_user_that_does_not_exist_is_a_usage_error(tmp_path):
+    """Found by the fuzzer: ``data = "~data=  "`` ended in pathlib's RuntimeError."""
+    from vqtok.config import read_recipe
+
+    (tmp_path / "r.toml").write_text('modality = "audio"\ndata = "~no-such-user-here/x"\n')
+    with pytest.raises(UsageError, match="no home folder for '~no-such-user-here'"):
+        read_recipe(tmp_path / "r.toml")

@@ -66,3 +66,20 @@ def test_a_flac_declaring_billions_of_samples_is_refused_without_allocating_them
     (tmp_path / "claims.flac").write_bytes(found)
     with pytest.raises(VqtokError, match="claims.flac: "):
         reading.load(tmp_path / "claims.flac", 8000)
+
+
+def test_a_wav_declaring_a_sample_rate_of_386_mhz_is_refused_without_building_its_filter(tmp_path):
+    """Found by the atheris run: a 400-sample WAV at 385,883,968 Hz made resampling to 8 kHz build a filter
+    of many GB (out of memory). Rates whose filter passes 2^25 coefficients are refused, naming the file."""
+    import numpy as np
+    import soundfile as sf
+
+    from vqtok.errors import VqtokError
+    from vqtok_audio import reading
+
+    for rate in (385_883_968, 44_101):  # a header's nonsense, and a real but coprime rate (1.4 GB filter)
+        sf.write(tmp_path / "odd.wav", np.zeros(400, dtype=np.float32), rate)
+        with pytest.raises(VqtokError, match=f"odd.wav: its sample rate, {rate} Hz, cannot be resampled"):
+            reading.load(tmp_path / "odd.wav", 8000)
+    sf.write(tmp_path / "fine.wav", np.zeros(400, dtype=np.float32), 192_000)
+    assert reading.load(tmp_path / "fine.wav", 8000).shape == (1, 17)

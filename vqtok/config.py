@@ -192,7 +192,10 @@ def resolve_data_path(text: str, base: Path = Path(".")) -> Path:
     """``@samples/x`` names the data shipped with vqtok; other relative paths are taken from ``base``."""
     if text == "@samples" or text.startswith("@samples/"):
         return SAMPLES_DIR / text[len("@samples/"):]
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # "~name/...": no such user
+        raise UsageError(f"{text}: no home folder for {text.split('/')[0]!r}") from None
     return path if path.is_absolute() else base / path
 
 

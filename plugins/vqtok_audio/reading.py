@@ -15,7 +15,7 @@ import torch
 from vqtok.errors import VqtokError
 
 from .header import check_complete
-from .resample import RatePlan, resample
+from .resample import RatePlan, check_rates, resample
 
 
 @contextlib.contextmanager
@@ -29,7 +29,7 @@ def open_audio(path: Path) -> Iterator[sf.SoundFile]:
             if f.frames == 0:
                 raise VqtokError(f"{path}: holds no audio samples")
             yield f
-    except (sf.SoundFileError, OSError) as e:
+    except (sf.SoundFileError, OSError, ValueError) as e:  # ValueError: a rate we cannot resample from
         raise VqtokError(f"{path}: {_reason(e)}") from None
 
 
@@ -80,6 +80,7 @@ def read_mono(f: sf.SoundFile, count: int) -> torch.Tensor:
 def load(path: Path, sample_rate: int) -> torch.Tensor:
     """The whole file as ``(1, T)`` at ``sample_rate``."""
     with open_audio(path) as f:
+        check_rates(f.samplerate, sample_rate)  # before reading: a rate we cannot resample from is named
         x, source_rate = read_mono(f, f.frames), f.samplerate
     return resample(x, source_rate, sample_rate)
 

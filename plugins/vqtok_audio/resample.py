@@ -21,8 +21,23 @@ LOWPASS_FILTER_WIDTH = 6  # zero crossings of the sinc on each side (torchaudio'
 ROLLOFF = 0.99  # cutoff as a fraction of the lower Nyquist frequency (torchaudio's default)
 
 
+MAX_KERNEL = 1 << 25  # filter coefficients resampling may use (128 MB of float32)
+
+
+def check_rates(source_rate: int, target_rate: int) -> None:
+    """A ``ValueError`` when going from ``source_rate`` to ``target_rate`` needs an unreasonable filter:
+    torchaudio's has ``new x (orig + 2 width)`` coefficients for the gcd-reduced rates, so a coprime pair
+    such as 44101 -> 8000 Hz needs 1.4 GB, and a header's nonsense rate (386 MHz) far more."""
+    gcd = math.gcd(source_rate, target_rate)
+    orig, new = source_rate // gcd, target_rate // gcd
+    if orig != new and new * (orig + 2 * filter_width(orig, new)) > MAX_KERNEL:
+        raise ValueError(f"its sample rate, {source_rate} Hz, cannot be resampled to {target_rate} Hz in bounded "
+                         "memory; convert it to a common rate first (e.g. 16000, 44100 or 48000 Hz)")
+
+
 def resample(x: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:
     """``(C, n)`` at ``source_rate`` -> ``(C, ceil(n * target_rate / source_rate))`` at ``target_rate``."""
+    check_rates(source_rate, target_rate)
     return torchaudio.functional.resample(
         x, source_rate, target_rate, lowpass_filter_width=LOWPASS_FILTER_WIDTH, rolloff=ROLLOFF
     )
@@ -47,6 +62,7 @@ class RatePlan:
 
     @classmethod
     def between(cls, source_rate: int, target_rate: int) -> "RatePlan":
+        check_rates(source_rate, target_rate)
         gcd = math.gcd(source_rate, target_rate)
         orig, new = source_rate // gcd, target_rate // gcd
         margin = 0 if orig == new else math.ceil(filter_width(orig, new) / orig) * orig
