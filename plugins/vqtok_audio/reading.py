@@ -74,7 +74,9 @@ def read_mono(f: sf.SoundFile, count: int) -> torch.Tensor:
             break
     if read < count:
         raise VqtokError(f"{name}: truncated: it ends {count - read} samples before its header says")
-    return torch.from_numpy(np.concatenate(pieces) if len(pieces) != 1 else pieces[0])[None]
+    if len(pieces) != 1:  # none (count 0: a stream with nothing new) or several: one array
+        pieces = [np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)]
+    return torch.from_numpy(pieces[0])[None]
 
 
 def load(path: Path, sample_rate: int) -> torch.Tensor:
