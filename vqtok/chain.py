@@ -30,9 +30,11 @@ def stage_model(recipe: Path, out: Path) -> Path:
 
 
 def comparable(settings: dict) -> dict:
-    """A run's settings without what does not change the model it trains (where it ran)."""
+    """A run's settings without what does not change the model it trains (where it ran, and how many
+    processes loaded its data)."""
     settings = {**settings, "train": dict(settings.get("train", {}))}
-    settings["train"].pop("device", None)
+    for key in ("device", "workers"):
+        settings["train"].pop(key, None)
     return settings
 
 

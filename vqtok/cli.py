@@ -182,6 +182,7 @@ def _train_run(config, out: Path, resume: bool) -> None:
         return
     err.print(f"training {config.model.arch} on {len(trainer.data)} {mod.name} file(s) from "
               f"{trainer.data_root} on {trainer.device} x {distributed.world_size()} process(es)"
+              + (f", {trainer.workers} data-loading worker(s) each" if trainer.workers else "")
               + (f", starting from {trainer.init}" if trainer.init else ""))
     result = trainer.run(resume=resume)
     p = result.paths

@@ -88,6 +88,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (the codebook stays float32)
     checkpoint_every: int = 250
     log_every: int = 10
+    workers: int | str = "auto"  # data-loading worker processes (0: none), or "auto": chosen from the machine
 
     def __post_init__(self):
         _check([
@@ -99,6 +100,8 @@ class TrainConfig:
             (self.checkpoint_every >= 1 and self.log_every >= 1, "train.checkpoint_every and log_every must be >= 1"),
             (re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
              f"train.device {self.device!r}: use auto, cpu, cuda or cuda:N"),
+            (self.workers == "auto" or (isinstance(self.workers, int) and self.workers >= 0),
+             f"train.workers {self.workers!r}: use a count of 0 or more, or \"auto\""),
         ])
 
 

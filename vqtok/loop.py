@@ -17,7 +17,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from .config import TrainConfig
 from .errors import UsageError, VqtokError
 from .runlock import exclusive
 from .formats import model_stem
+from .loader import LoaderDied, batch_stream, resolve_workers
 from .models.base import TrainStep
 
 
@@ -182,12 +185,23 @@ class TrainingLoop:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, broadcast_buffers=False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train.lr)
         self.amp = train.amp and device.type == "cuda"
+        self.workers = resolve_workers(train.workers, device)  # data-loading processes (0: this one)
         self.step, self.elapsed, self.last = 0, 0.0, {}
 
     # ---- what a subclass provides ----
-    def batch(self, step: int):
-        """The inputs of step ``step``: ``(x, labels)`` passed to the model as ``model(x, labels, ...)``."""
+    def batch_maker(self) -> Callable[[int], Any]:
+        """A picklable function of the step that builds that step's batch on the CPU (it may run in a
+        data-loading worker process: :mod:`vqtok.loader`)."""
         raise NotImplementedError
+
+    def to_device(self, batch):
+        """A CPU batch of :meth:`batch_maker` as the model takes it: ``(x, labels)`` on the device, passed
+        as ``model(x, labels, ...)``."""
+        raise NotImplementedError
+
+    def batch(self, step: int):
+        """The inputs of step ``step``, built in this process."""
+        return self.to_device(self.batch_maker()(step))
 
     def forward(self, x, labels) -> TrainStep:
         return self.net(x, labels, step=self.step)
@@ -286,8 +300,19 @@ class TrainingLoop:
         tick, tick_step = time.perf_counter(), self.step
         self.model.train()
         with progress, StopOnInterrupt() as stop:
+            batches = batch_stream(self.batch_maker(), self.step, t.steps, self.workers,
+                                   pin_memory=self.device.type == "cuda")
             while self.step < t.steps and not stop.requested:
-                metrics = self.train_step(self.batch(self.step))
+                try:
+                    batch = next(batches)
+                except LoaderDied as e:
+                    if main and self.step > 0:
+                        self.elapsed = time.perf_counter() - started
+                        self._checkpoint()
+                        raise LoaderDied(f"{e}; the steps so far are in {self.paths.checkpoint}: continue with "
+                                         "--resume") from None
+                    raise
+                metrics = self.train_step(self.to_device(batch))
                 self.step += 1
                 window.add({**metrics, **self.after_step()})
                 progress.update(task, completed=self.step)
@@ -303,6 +328,7 @@ class TrainingLoop:
                 if self.step % t.checkpoint_every == 0 and self.step < t.steps and main:
                     self.elapsed = time.perf_counter() - started
                     self._checkpoint()
+            batches.close()
         interrupted = self.step < t.steps  # stopped by Ctrl-C between steps
         self.elapsed = time.perf_counter() - started
         summary = self._summary(interrupted)

@@ -10,6 +10,8 @@ family's diagnostics.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -82,14 +84,21 @@ class Trainer(TrainingLoop):
         if self.adversary is not None:
             self.adversary.restore(facts, tensors)
 
-    def batch(self, step: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def batch_maker(self, size: int | None = None) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
+        """Step -> this rank's examples ``(B, C, *S)`` and their labels ``(B,)``, on the CPU."""
+        t = self.config.train
+        return functools.partial(self.data.batch, size=size or t.batch_size, seed=t.seed, rank=distributed.rank(),
+                                 world=distributed.world_size(), multiple=self.model.hop)
+
+    def to_device(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Examples ``(B, C, *S)`` on the device, and their labels ``(B,)`` for a conditional family
         (None otherwise)."""
-        t = self.config.train
-        x, labels = self.data.batch(step, size or t.batch_size, t.seed, distributed.rank(),
-                                    distributed.world_size(), multiple=self.model.hop)
+        x, labels = batch
         labels = labels.to(self.device) if self.conditional else None
         return x.to(self.device, non_blocking=True), labels
+
+    def batch(self, step: int, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.to_device(self.batch_maker(size)(step))
 
     def settings(self) -> dict:
         return self.config.to_dict()

@@ -10,6 +10,7 @@ and ``[train]`` (:class:`~vqtok.config.TrainConfig`) and may name ``data`` and `
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,10 +122,14 @@ class PriorTrainer(TrainingLoop):
                                  "files of its classes")
         return torch.tensor([self.label_names.index(name) for name in names])
 
-    def batch(self, step: int):
+    def batch_maker(self):
         t = self.train_cfg
-        batch, labels = self.train_set.batch(step, t.batch_size, t.seed, self.hops, self.run_cfg.options.window,
-                                             distributed.rank(), distributed.world_size())
+        return functools.partial(self.train_set.batch, size=t.batch_size, seed=t.seed, hops=self.hops,
+                                 window=self.run_cfg.options.window, rank=distributed.rank(),
+                                 world=distributed.world_size())
+
+    def to_device(self, batch):
+        batch, labels = batch
         batch = {k: (c.to(self.device), m.to(self.device)) for k, (c, m) in batch.items()}
         return batch, labels.to(self.device) if self.label_names else None
 
