@@ -140,8 +140,8 @@ def test_audio_folder_codes_of_wav_flac_and_ogg(audio, rel, src):
 
 def test_audio_folder_output_mirrors_the_tree(audio):
     names = ["a/demo-thanks", "a/b/vm-opts", "c/demo-thanks"]  # notes.txt and cover.png are not audio
-    assert files_under(audio.dir / "out-npy") == {n + ".npy" for n in names}
-    assert files_under(audio.dir / "out-npz") == {n + ".npz" for n in names}
+    assert files_under(audio.dir / "out-npy") == {n + ".npy" for n in names} | {"manifest.jsonl"}
+    assert files_under(audio.dir / "out-npz") == {n + ".npz" for n in names} | {"manifest.jsonl"}
     assert "3 code file(s)" in audio.enc["tree_npy"].stderr
 
 
@@ -152,7 +152,7 @@ def test_audio_encoding_is_deterministic_whatever_the_route(audio):
     assert (audio.dir / "from-stdin.npy").read_bytes() == reference
     assert (audio.dir / "existing" / "demo-thanks.npy").read_bytes() == reference
     assert (audio.dir / "out-npy" / "a" / "demo-thanks.npy").read_bytes() == reference
-    assert files_under(audio.dir / "existing") == {"demo-thanks.npy"}
+    assert files_under(audio.dir / "existing") == {"demo-thanks.npy", "manifest.jsonl"}
 
 
 def test_audio_npz_of_a_resampled_file(audio):
@@ -263,7 +263,8 @@ def test_image_codes_keep_the_image_size_not_the_training_size(images, rel, size
 
 
 def test_image_folder_output_mirrors_the_tree(images):
-    assert files_under(images.dir / "out") == {"photos/crop.npz", "photos/hubble.npz", "gray/text.npz"}
+    assert files_under(images.dir / "out") == {"photos/crop.npz", "photos/hubble.npz", "gray/text.npz",
+                                               "manifest.jsonl"}
 
 
 def test_image_stdout_codes_equal_the_folder_codes(images):

@@ -280,6 +280,7 @@ def encode(
     label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae models need one)."),
     force: bool = typer.Option(False, "--force", "-f", help="Write binary to a terminal anyway."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Processes that encode a folder together (each file by one)."),
 ):
     """Encode files into integer codes (.npy, or .npz with the metadata for exact decoding).
 
@@ -288,13 +289,18 @@ def encode(
     ((n_q, T) audio, (H, W) images; vae/cvae: float32 latent means (D, *grid)); .npz also keeps the
     original length/size, the label and the model's hash, so decode restores the exact size and refuses
     codes of another model. vqvae2 codes (top and bottom) are always .npz.
+
+    Into a folder, OUT/manifest.jsonl records each file (input, size, mtime, output, code shapes, model,
+    status, error): running the same command again encodes only what is missing, changed or failed, so
+    a killed run resumes. --jobs N splits the files over N processes; under torchrun (torchrun
+    --nproc-per-node N -m vqtok encode DIR -o OUT, on one machine or several) over the ranks too.
     """
     if fmt not in (None, "npy", "npz"):
         raise UsageError(f"--format {fmt!r}: use npy or npz")
     model = _model_path(model, inputs)  # before the imports below, which take seconds (torch)
     from .encode import encode_inputs
 
-    if encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal):
+    if encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal, jobs):
         raise typer.Exit(1)  # some files failed: each was named above, the rest were written
 
 

@@ -6,8 +6,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rich.progress import Progress
-
 from .atomic import atomic_path
 from .errors import UsageError, VqtokError
 from .formats import CodeFile, code_bytes, parse_codes
@@ -34,8 +32,10 @@ def _stdin_to_file(suffix_hint: str) -> Path:
     return Path(tmp.name)
 
 
-def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str) -> list[tuple[Path, Path | None]]:
-    """(input file, output path or None for stdout) for every file to encode."""
+def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None,
+          fmt: str) -> tuple[list[tuple[Path, Path | None]], bool]:
+    """(input file, output path or None for stdout) for every file to encode, and whether they go into a
+    folder (-o FOLDER) rather than to one file or stdout."""
     for item in inputs:
         if str(item) != "-" and not item.exists():
             raise VqtokError(f"{item}: no such file or folder")
@@ -44,7 +44,7 @@ def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str) -> lis
     if single and (to_stdout or not out.is_dir()):
         if not to_stdout and out.suffix.lower() not in CODE_SUFFIXES:  # e.g. -o x.wav: never over a recording
             raise UsageError(f"-o {out}: codes are written to .npy or .npz files")
-        return [(inputs[0], None if to_stdout else out)]
+        return [(inputs[0], None if to_stdout else out)], False
     if single and str(inputs[0]) == "-":
         raise UsageError(f"-o {out} is a folder; name the code file to write from stdin, e.g. -o codes.npy")
     if to_stdout:
@@ -67,57 +67,68 @@ def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str) -> lis
             raise UsageError(f"{seen[dst]} and {src} would both be written to {dst}; "
                              "encode them separately or rename one")
         seen[dst] = src
-    return jobs
+    return jobs, True
 
 
-def encode_inputs(inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal) -> int:
-    """Encode every input; returns how many files failed. With several files, one that cannot be read is
-    reported and skipped and the others are all written; a single file's error is raised."""
+def encode_inputs(inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal,
+                  n_jobs: int = 1) -> int:
+    """Encode every input; returns how many files failed. Into a folder, the corpus way
+    (:mod:`vqtok.corpus`: ``n_jobs`` processes, a manifest, resumable): a file that cannot be read is
+    reported and skipped and the others are all written. A single file's error is raised."""
+    from .corpus import encode_corpus
+
+    if n_jobs < 1:
+        raise UsageError(f"--jobs {n_jobs}: use 1 or more processes")
     tok = Tokenizer.load(model_path, device=device)
     several = len(tok.specs) > 1  # e.g. VQ-VAE-2's top and bottom: only .npz holds them
-    jobs = _jobs(inputs, tok, out, fmt or ("npz" if several else "npy"))
-    failed = 0
-    with Progress(console=console, transient=True, disable=len(jobs) < 2) as progress:
-        task = progress.add_task("encode", total=len(jobs))
-        for src, dst in jobs:
-            try:
-                _encode_one(tok, src, dst, fmt, several, n_q, label, force, refuse_terminal)
-            except VqtokError as e:
-                if len(jobs) == 1 or isinstance(e, UsageError):
-                    raise
-                failed += 1
-                console.print(f"skipped: {e}", highlight=False, markup=False)
-            progress.advance(task)
-    if out is not None and str(out) != "-":
-        console.print(f"wrote {len(jobs) - failed} code file(s) to {out}" + (f"; {failed} failed" if failed else ""))
-    return failed
-
-
-def _encode_one(tok: Tokenizer, src: Path, dst: Path | None, fmt, several: bool, n_q, label, force,
-                refuse_terminal) -> None:
-    as_npz = (fmt == "npz") if fmt else (dst.suffix.lower() == ".npz" if dst is not None else several)
-    if several and not as_npz:
-        raise UsageError(f"a {tok.family} model's codes have {len(tok.specs)} levels "
-                         f"({', '.join(tok.specs)}), which only .npz holds: use -o FILE.npz")
+    folder_format = fmt or ("npz" if several else "npy")
+    jobs, into_folder = _jobs(inputs, tok, out, folder_format)
+    if into_folder:
+        _check_format(tok, folder_format == "npz")
+        settings = {"format": folder_format, "n_q": n_q, "label": label}
+        return encode_corpus(jobs, Path(model_path), tok.model_hash, out, settings, device, n_jobs, console)
+    (src, dst), = jobs  # --format wins over the name's suffix
+    as_npz = fmt == "npz" if fmt else (dst.suffix.lower() == ".npz" if dst is not None else several)
+    _check_format(tok, as_npz)
     if dst is None:
         refuse_terminal(force)
-    if str(src) == "-":
-        tmp = _stdin_to_file(tok.modality.suffixes[0] if tok.modality.suffixes else "")
-        try:
-            cf = tok.encode_file(tmp, n_q, label)
-        except VqtokError as e:  # name the input as the user gave it, not the temporary file
-            raise type(e)(str(e).replace(str(tmp), "<stdin>")) from None
-        finally:
-            tmp.unlink(missing_ok=True)
-    else:
-        if not tok.modality.is_supported(src):
-            raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads "
-                             f"({', '.join(tok.modality.suffixes)})")
-        cf = tok.encode_file(src, n_q, label)
-    data = code_bytes(cf, as_npz)
+    data = code_bytes(_encoded(tok, src, n_q, label), as_npz)
     if dst is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
         with atomic_path(dst) as tmp_out:
             tmp_out.write_bytes(data)
+        console.print(f"wrote 1 code file(s) to {dst}")
+    return 0
+
+
+def encode_to_file(tok: Tokenizer, src: Path, dst: Path, settings: dict) -> CodeFile:
+    """Encode ``src`` into the code file ``dst`` (written atomically) with ``settings`` (format, n_q,
+    label); returns what was written."""
+    cf = _encoded(tok, src, settings["n_q"], settings["label"])
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(code_bytes(cf, settings["format"] == "npz"))
+    return cf
+
+
+def _check_format(tok: Tokenizer, as_npz: bool) -> None:
+    if len(tok.specs) > 1 and not as_npz:
+        raise UsageError(f"a {tok.family} model's codes have {len(tok.specs)} levels "
+                         f"({', '.join(tok.specs)}), which only .npz holds: use -o FILE.npz")
+
+
+def _encoded(tok: Tokenizer, src: Path, n_q, label) -> CodeFile:
+    """The codes of ``src`` (``-``: stdin), the file's errors naming it as the user gave it."""
+    if str(src) == "-":
+        tmp = _stdin_to_file(tok.modality.suffixes[0] if tok.modality.suffixes else "")
+        try:
+            return tok.encode_file(tmp, n_q, label)
+        except VqtokError as e:  # name the input as the user gave it, not the temporary file
+            raise type(e)(str(e).replace(str(tmp), "<stdin>")) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+    if not tok.modality.is_supported(src):
+        raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads "
+                         f"({', '.join(tok.modality.suffixes)})")
+    return tok.encode_file(src, n_q, label)

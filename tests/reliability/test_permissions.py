@@ -6,6 +6,7 @@ permissions as any user does."""
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 
@@ -80,5 +81,7 @@ def test_an_unreadable_file_in_a_folder_is_skipped_and_the_rest_encoded(folders,
     proc = restricted(folders, "encode", "--model", audio_model, "batch", "-o", "codes")
     assert proc.returncode == 1 and "skipped: batch/secret.wav: Permission denied" in proc.stderr
     assert "1 failed" in proc.stderr and "Traceback" not in proc.stderr
-    assert sorted(p.name for p in (folders / "codes").iterdir()) == ["good.npy"]
+    assert sorted(p.name for p in (folders / "codes").iterdir()) == ["good.npy", "manifest.jsonl"]
     assert np.load(folders / "codes" / "good.npy").ndim == 2
+    status = {r["output"]: r["status"] for r in map(json.loads, (folders / "codes" / "manifest.jsonl").open())}
+    assert status == {"good.npy": "ok", "secret.npy": "failed"}
