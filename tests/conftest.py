@@ -161,19 +161,45 @@ def load_runs(path: Path) -> dict[str, subprocess.CompletedProcess]:
             for name, r in json.loads(path.read_text()).items()}
 
 
-def interrupt_after(args: list, metrics: Path, lines: int = 5) -> subprocess.CompletedProcess:
-    """Run ``vqtok ARGS`` and press Ctrl-C (SIGINT) once its metrics log has ``lines`` lines."""
-    proc = subprocess.Popen([sys.executable, "-m", "vqtok", *map(str, args)], env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def torchrun(nproc: int) -> list[str]:
+    """The command prefix that runs ``-m vqtok ...`` as ``nproc`` CPU processes on this machine."""
+    exe = Path(sys.executable).parent / "torchrun"
+    return [str(exe), "--standalone", "--nproc-per-node", str(nproc)]
+
+
+def free_port() -> int:
+    """A TCP port free on localhost just now (for a torchrun rendezvous)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_nodes(nodes: int, port: int) -> list[list[str]]:
+    """One launcher command prefix per "node", all on localhost, meeting by c10d rendezvous at ``port``:
+    the flags a real multi-node run uses, each launcher with one process."""
+    exe = Path(sys.executable).parent / "torchrun"
+    return [[str(exe), "--nnodes", str(nodes), "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+             "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"vqtok-test-{port}"] for _ in range(nodes)]
+
+
+def interrupt_after(args: list, metrics: Path, lines: int = 5, launcher: list[str] | None = None
+                    ) -> subprocess.CompletedProcess:
+    """Run ``vqtok ARGS`` (under ``launcher``, e.g. :func:`torchrun`) and press Ctrl-C once its metrics log
+    has ``lines`` lines: SIGINT to its whole process group, as a terminal sends it."""
+    command = [*(launcher or [sys.executable]), "-m", "vqtok", *map(str, args)]
+    proc = subprocess.Popen(command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     deadline = time.time() + SUBPROCESS_TIMEOUT
     while not metrics.exists() or len(metrics.read_text().splitlines()) < lines:
         if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             raise AssertionError(f"{metrics.name} never reached {lines} lines before the run ended or "
                                  f"{SUBPROCESS_TIMEOUT:.0f} s passed:\n{err.decode(errors='replace')}")
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=SUBPROCESS_TIMEOUT)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err.decode(errors="replace"))
 

@@ -12,7 +12,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import vqtok
-from conftest import ROOT, SAMPLES, SUBPROCESS_TIMEOUT, TINY_AUDIO, TINY_IMAGE, cli_env, interrupt_after, run_cli
+from conftest import (ROOT, SAMPLES, SUBPROCESS_TIMEOUT, TINY_AUDIO, TINY_IMAGE, cli_env, free_port, interrupt_after,
+                      run_cli, torchrun, torchrun_nodes)
 
 
 def _losses(path):
@@ -91,22 +92,62 @@ def test_audio_tokenizer_beats_silence_on_held_out_speech(tmp_path):
         assert ours < 0.5 * silence, (f.name, ours, silence)
 
 
-def test_torchrun_two_processes_train_one_model(tmp_path):
-    """Two CPU processes under torchrun (gloo): one model file, one metrics line per log step."""
-    import shutil
+def _same_weights(a, b) -> None:
+    """The weights and codebook buffers of two model files agree to float rounding (measured: 1e-6)."""
+    sa, sb = vqtok.load(a).model.state_dict(), vqtok.load(b).model.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.allclose(sa[k].float(), sb[k].float(), atol=1e-5), (k, (sa[k].float() - sb[k].float()).abs().max())
 
-    torchrun = shutil.which("torchrun", path=str(__import__("pathlib").Path(sys.executable).parent))
-    out = tmp_path / "ddp.safetensors"
-    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "vqtok", "train", "--modality",
-                           "image", "--data", str(SAMPLES / "images"), "-o", str(out), "--steps", "20",
-                           *TINY_IMAGE], env=cli_env(), capture_output=True, text=True,
+
+# every 2 steps a log line; a codebook of 64 on 4 x 8 x 8 = 256 vectors per step: k-means initialises it
+# and codes used under half a uniform code's share are restarted (several each step), all from the global
+# batch (taking them from rank 0's half instead moves the codebook by 0.2)
+DDP_RUN = ["train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 16, "--seed", 5, *TINY_IMAGE,
+           "train.log_every=2", "train.checkpoint_every=1000", "train.warmup_steps=2", "model.dead_code_threshold=0.5"]
+
+
+def test_two_nodes_under_torchrun_equal_one_process_with_the_whole_batch(tmp_path):
+    """Two torchrun launchers on this machine, as two nodes meeting by c10d rendezvous, one CPU process
+    each (gloo) with half of the batch of 4, train the weights and codebooks one process trains with all
+    4 (to float rounding); only rank 0 reports and writes."""
+    one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
+    run_cli(*DDP_RUN, "-o", one)
+    nodes = [subprocess.Popen([*launcher, "-m", "vqtok", *map(str, DDP_RUN), "-o", str(two)], env=cli_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for launcher in torchrun_nodes(2, free_port())]
+    outputs = [node.communicate(timeout=SUBPROCESS_TIMEOUT)[1] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert sum(o.count("training vqvae") for o in outputs) == 1  # only rank 0 reports
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "two.metrics.jsonl").read_text().splitlines())]
+    assert steps == list(range(2, 17, 2))
+    meta = vqtok.load(two).meta["training"]
+    assert meta["world_size"] == 2 and meta["steps"] == 16
+    _same_weights(one, two)
+    a, b = _losses(tmp_path / "one.metrics.jsonl"), _losses(tmp_path / "two.metrics.jsonl")
+    assert all(abs(a[s] - b[s]) <= 1e-4 * max(1.0, abs(a[s])) for s in a), (a, b)
+
+
+def test_ctrl_c_under_torchrun_resumes_in_one_process_as_if_never_stopped(tmp_path):
+    """Ctrl-C reaches both ranks (perhaps in different steps); they stop after the same step, rank 0 saves
+    the checkpoint, and one process resumes it to the weights of an uninterrupted single-process run."""
+    straight, cut = tmp_path / "straight.safetensors", tmp_path / "cut.safetensors"
+    run_cli(*DDP_RUN, "-o", straight)
+    proc = interrupt_after([*DDP_RUN, "-o", cut], tmp_path / "cut.metrics.jsonl", lines=2, launcher=torchrun(2))
+    assert proc.returncode != 0 and "--resume" in proc.stderr, proc.stderr[-3000:]
+    stopped_at = vqtok.load(cut).meta["training"]["steps"]
+    assert 4 <= stopped_at < 16 and (tmp_path / "cut.ckpt.safetensors").exists()
+    run_cli(*DDP_RUN, "-o", cut, "--resume")
+    assert vqtok.load(cut).meta["training"]["steps"] == 16
+    _same_weights(straight, cut)
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path):
+    proc = subprocess.run([*torchrun(2), "-m", "vqtok", *map(str, DDP_RUN), "--batch-size", "3",
+                           "-o", str(tmp_path / "m.safetensors")], env=cli_env(), capture_output=True, text=True,
                           timeout=SUBPROCESS_TIMEOUT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("training vqvae") == 1  # only rank 0 reports
-    steps = [r["step"] for r in map(json.loads, (tmp_path / "ddp.metrics.jsonl").read_text().splitlines())]
-    assert steps == [5, 10, 15, 20]
-    tok = vqtok.load(out)
-    assert tok.meta["training"]["world_size"] == 2 and tok.meta["training"]["steps"] == 20
+    assert proc.returncode != 0 and "train.batch_size 3 does not split evenly over 2 processes" in proc.stderr
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def _digits(split: str, tok) -> tuple[torch.Tensor, torch.Tensor]:

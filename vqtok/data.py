@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .errors import UsageError, VqtokError
 from .modality import Modality, find_files
 
@@ -52,7 +53,7 @@ class TrainingSet:
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         picks = torch.randint(len(self.files), (size,), generator=g)
         example_seeds = torch.randint(2**62, (size,), generator=g)
-        mine = list(range(rank, size, world))
+        mine = list(distributed.rows_of_rank(size, rank, world))
         x = torch.stack([self.example(int(picks[i]), int(example_seeds[i])) for i in mine])
         for axis in range(2, x.ndim):
             usable = x.shape[axis] - x.shape[axis] % multiple

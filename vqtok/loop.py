@@ -123,7 +123,8 @@ def lr_at(step: int, cfg) -> float:
 
 class MetricsWindow:
     """Averages of the metrics since the last log line; a metric is a number or a list of numbers
-    (e.g. the KL of each latent dimension), averaged element by element."""
+    (e.g. the KL of each latent dimension), averaged element by element, and under torchrun over the
+    ranks too (each rank's loss is its share of the batch's), so the log is the one process's."""
 
     def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
@@ -136,6 +137,11 @@ class MetricsWindow:
             self.counts[k] = self.counts.get(k, 0) + 1
 
     def flush(self) -> dict[str, float | list[float]]:
+        if distributed.is_distributed():  # every rank logs the same metrics in the same order
+            flat = distributed.all_reduce_sum(torch.cat([v.reshape(-1) for v in self.sums.values()]))
+            flat /= distributed.world_size()
+            sizes = [v.numel() for v in self.sums.values()]
+            self.sums = {k: part.reshape(v.shape) for (k, v), part in zip(self.sums.items(), flat.split(sizes))}
         out = {k: (v / self.counts[k]).tolist() for k, v in self.sums.items()}
         self.sums, self.counts = {}, {}
         return out
@@ -286,11 +292,14 @@ class TrainingLoop:
 
     def _run(self, resume: bool) -> TrainResult:
         main = distributed.is_main()
+        t = self.train_cfg
+        if t.batch_size % distributed.world_size():
+            raise UsageError(f"train.batch_size {t.batch_size} does not split evenly over "
+                             f"{distributed.world_size()} processes: make it a multiple of the process count")
         if resume:
             self._resume()
         elif main:
             self.paths.metrics.unlink(missing_ok=True)
-        t = self.train_cfg
         window = MetricsWindow()
         progress = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
@@ -302,7 +311,7 @@ class TrainingLoop:
         with progress, StopOnInterrupt() as stop:
             batches = batch_stream(self.batch_maker(), self.step, t.steps, self.workers,
                                    pin_memory=self.device.type == "cuda")
-            while self.step < t.steps and not stop.requested:
+            while self.step < t.steps and not distributed.any_rank(stop.requested):
                 try:
                     batch = next(batches)
                 except LoaderDied as e:

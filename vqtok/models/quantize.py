@@ -1,9 +1,10 @@
 """Vector quantization: one codebook (EMA or loss-trained) and a residual stack of them.
 
 Distances use ``||z||^2 - 2 z e^T + ||e||^2`` (one matrix product, in cache-sized blocks of rows), never
-an N x K x D tensor. The codebook and its statistics stay float32, also under autocast. Statistics (EMA
-counts and sums, k-means sums) pass through :func:`vqtok.distributed.all_reduce_sum`, so every rank
-keeps the same codebook.
+an N x K x D tensor. The codebook and its statistics stay float32, also under autocast. Under torchrun
+every rank keeps the codebook one process with the global batch would: EMA counts and sums pass through
+:func:`vqtok.distributed.all_reduce_sum`, and k-means and dead-code restarts choose among the vectors of
+every rank (:func:`vqtok.distributed.gather_rows`).
 """
 
 from __future__ import annotations
@@ -86,16 +87,15 @@ def code_sums(z: torch.Tensor, codes: torch.Tensor, histogram: torch.Tensor) -> 
 
 
 def kmeans(z: torch.Tensor, k: int, iters: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``k`` centroids ``(k, D)`` of ``z`` ``(N, D)`` and their cluster sizes ``(k,)`` (summed over
-    ranks); identical on every rank, since the sums are all-reduced."""
+    """``k`` centroids ``(k, D)`` of ``z`` ``(N, D)`` and their cluster sizes ``(k,)``."""
     pick = torch.randint(0, z.shape[0], (k,), device=z.device)
-    centroids = distributed.broadcast(z[pick].clone())
+    centroids = z[pick].clone()
     counts = torch.zeros(k, device=z.device, dtype=z.dtype)
     for _ in range(iters):
         assign = nearest(z, centroids)
         histogram = torch.bincount(assign, minlength=k)
-        sums = distributed.all_reduce_sum(code_sums(z, assign, histogram))
-        counts = distributed.all_reduce_sum(histogram.to(z.dtype))
+        sums = code_sums(z, assign, histogram)
+        counts = histogram.to(z.dtype)
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled, None]
     return centroids, counts
@@ -175,15 +175,17 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _initialize(self, z: torch.Tensor) -> None:
-        """First training call: k-means codebook (if enabled) and statistics at the batch's scale."""
-        n = float(distributed.all_reduce_sum(torch.tensor(float(z.shape[0]), device=z.device)))
+        """First training call: k-means codebook (if enabled) on the global batch's ``z`` (every rank's,
+        each rank computing the same centroids) and statistics at its scale."""
+        z = distributed.gather_rows(z)
+        n = float(z.shape[0])
         self.ema_count.fill_(n / self.size)
         if self.kmeans_iters > 0:
             reps = -(-self.size // z.shape[0])
             if reps > 1:  # too few vectors for K clusters: repeat them, jittered
                 z = z.repeat(reps, 1) + 1e-3 * z.std() * torch.randn(z.shape[0] * reps, z.shape[1], device=z.device)
             centroids, counts = kmeans(z, self.size, self.kmeans_iters)
-            self.codebook.data.copy_(centroids)
+            self.codebook.data.copy_(distributed.broadcast(centroids))
             # Codes k-means left (nearly) empty start with a tiny count: the dead-code restart soon
             # replaces them, and until then their EMA mean stays at the centroid.
             self.ema_count.copy_((counts / reps).clamp_min(1e-2 * n / self.size))
@@ -209,6 +211,7 @@ class VectorQuantizer(nn.Module):
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
+        z = distributed.gather_rows(z)  # chosen from the global batch, as one process would
         pick = torch.randint(0, z.shape[0], (n_dead,), device=z.device)
         fresh = distributed.broadcast(z[pick].clone())
         self.codebook.data[dead] = fresh

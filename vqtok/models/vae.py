@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .. import distributed
 from ..config import ModelConfig
 from ..errors import UsageError, VqtokError
 from ..metrics import kl_normal
@@ -128,7 +129,8 @@ class VAE(ConvFamily):
     def _targets(self, x: torch.Tensor) -> torch.Tensor:
         """The data a training step fits: ``x``, or a fresh binary draw of it (``binarize``)."""
         if self.training and self.options.binarize:
-            return 2 * torch.bernoulli(((x.float() + 1) / 2).clamp(0, 1)).to(x.dtype) - 1
+            p = ((x.float() + 1) / 2).clamp(0, 1)
+            return 2 * (distributed.global_draw(torch.rand, p) < p).to(x.dtype) - 1
         return x
 
     def latents(self) -> dict[str, LatentSpec]:
@@ -139,7 +141,7 @@ class VAE(ConvFamily):
         reconstruction loss). The loss is (-log p(x|z) + beta KL) per input element, batch-averaged."""
         x = self._targets(x)
         mu, logvar = self.posterior(x, labels)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        z = mu + torch.exp(0.5 * logvar) * distributed.global_draw(torch.randn, mu)
         params = self.likelihood_params(z, labels)
         nll = -self.likelihood.log_prob(params, x)  # (B,)
         kl_map = kl_normal(mu, logvar)  # (B, D, *G)

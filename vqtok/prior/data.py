@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import Progress
 
+from .. import distributed
 from ..data import evaluation_batches
 from ..tokenizer import Tokenizer
 from .model import CodeBatch
@@ -70,7 +71,7 @@ class CodeSet:
             name = max(item, key=lambda k: hops[k])
             starts = [int(torch.randint(max(1, n - span + 1), (), generator=g)) for n in item[name].shape[1:]]
             crops.append({k: _crop(v, starts, span, coarse // hops[k]) for k, v in item.items()})
-        mine = list(range(rank, size, world))
+        mine = list(distributed.rows_of_rank(size, rank, world))
         return collate([crops[i] for i in mine]), self.labels[[picks[i] for i in mine]]
 
     def batches(self, size: int, hops: dict[str, int], window: int):
