@@ -17,14 +17,20 @@ from PIL import Image
 import vqtok
 from conftest import ROOT, SAMPLES, cli_env, run_cli
 from vqtok import chain, config, finetune
+from vqtok.defaults import model_path
 from vqtok.formats import read_model
 from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.plugins import get_modality
 
-RECIPES = {"audio": ROOT / "recipes" / "speech-8k-voices-more.toml", "image": ROOT / "recipes" / "mnist-vqvae.toml"}
-PRIOR_RECIPE = ROOT / "recipes" / "priors" / "mnist-vqvae.toml"  # the image default's prior
-TRAINED_ON = {"audio": "bench/data/speech-voices/train", "image": "bench/data/mnist/train"}
+# each shipped model by its @ name: the last recipe of its chain, its prior's recipe, and the data it saw
+RECIPES = {"audio": ROOT / "recipes" / "speech-8k-voices-more.toml", "image": ROOT / "recipes" / "photo-8x.toml",
+           "digits": ROOT / "recipes" / "mnist-vqvae.toml"}
+PRIOR_RECIPES = {"image": ROOT / "recipes" / "priors" / "photo-8x.toml",
+                 "digits": ROOT / "recipes" / "priors" / "mnist-vqvae.toml"}
+TRAINED_ON = {"audio": "bench/data/speech-voices/train", "image": "bench/data/photos/train",
+              "digits": "bench/data/mnist/train"}
 SPEECH = SAMPLES / "speech" / "agent-alreadyon.wav"
+PHOTO = SAMPLES / "images" / "chelsea.png"  # scikit-image's cat: a test photo set, never trained on
 DIGIT = SAMPLES / "digits" / "test" / "3" / "00030.png"
 
 
@@ -36,15 +42,16 @@ def comparable(settings: dict) -> dict:
     return settings
 
 
-@pytest.mark.parametrize("modality", RECIPES)
-def test_shipped_default_is_what_its_committed_recipes_train(modality):
-    path = get_modality(modality).default_model
-    # a few MB: the speech model is 9.9 MB, 8.3 of them its weights, 1.6 its 2 x 4096 codebooks and counts
-    assert path.is_file() and path.stat().st_size < 16 * 2**20, f"{path}: missing or not a few MB"
+@pytest.mark.parametrize("name", RECIPES)
+def test_shipped_model_is_what_its_committed_recipes_train(name):
+    path = model_path(f"@{name}")
+    # the speech model is 9.9 MB (8.3 its weights, 1.6 its 2 x 4096 codebooks); the photo model 24 MB, 14 of
+    # them its prior (four 4096-way outputs)
+    assert path.is_file() and path.stat().st_size < 32 * 2**20, f"{path}: missing or too large"
     meta = read_model(path).meta
     stored = config.from_dict(meta["config"], get_modality).to_dict()  # later keys: defaults
-    assert stored["data"].endswith(TRAINED_ON[modality])
-    recipe, training = config.read_recipe(RECIPES[modality]), meta["training"]
+    assert stored["data"].endswith(TRAINED_ON[name])
+    recipe, training = config.read_recipe(RECIPES[name]), meta["training"]
     while chain.names_recipe(recipe.get("init")):  # the last recipe, then each one of the chain before it
         before = training["started_from"]  # what the stage before trained, as the model recorded it
         inherited = finetune.inheritable(before["config"])
@@ -56,22 +63,23 @@ def test_shipped_default_is_what_its_committed_recipes_train(modality):
     assert comparable(stored) == comparable(config.resolve(recipe, get_modality=get_modality).to_dict())
 
 
-def test_the_default_image_models_prior_is_what_its_committed_recipe_trains():
+@pytest.mark.parametrize("name", PRIOR_RECIPES)
+def test_shipped_models_prior_is_what_its_committed_recipe_trains(name):
     from vqtok.prior.train import resolve_prior_run
 
-    prior = read_model(get_modality("image").default_model).meta["prior"]
-    run = resolve_prior_run(PRIOR_RECIPE, [], {})
+    prior = read_model(model_path(f"@{name}")).meta["prior"]
+    run = resolve_prior_run(PRIOR_RECIPES[name], [], {})
     assert prior["options"] == dataclasses.asdict(run.options)
     assert prior["training"]["steps"] == run.train.steps and prior["training"]["completed"]
-    assert prior["label_names"] == [str(d) for d in range(10)]
+    assert prior["label_names"] == ([str(d) for d in range(10)] if run.options.labels != "no" else [])
 
 
-@pytest.mark.parametrize("modality", RECIPES)
-def test_info_on_a_default_says_what_data_it_was_trained_on(modality):
-    report = json.loads(run_cli("info", "--json", f"@{modality}").stdout)
-    assert report["modality"] == modality and TRAINED_ON[modality] in report["about"]
+@pytest.mark.parametrize("name", RECIPES)
+def test_info_on_a_shipped_model_says_what_data_it_was_trained_on(name):
+    report = json.loads(run_cli("info", "--json", f"@{name}").stdout)
+    assert report["modality"] == ("audio" if name == "audio" else "image") and TRAINED_ON[name] in report["about"]
     assert report["training"]["completed"]
-    table = run_cli("info", f"@{modality}").stderr
+    table = run_cli("info", f"@{name}").stderr
     about_row = next(line for line in table.splitlines() if " about " in line)
     assert " ".join(report["about"].split()[:3]) in about_row  # the table wraps the rest
 
@@ -95,12 +103,25 @@ def test_speech_without_a_model_uses_the_default_and_sounds_like_the_input(tmp_p
     assert si_sdr(est, ref) > 0
 
 
-def test_digit_without_a_model_uses_the_default_and_looks_like_the_input(tmp_path):
-    codes = run_cli("encode", DIGIT).stdout
+def test_photo_without_a_model_uses_the_default_and_keeps_its_colours(tmp_path):
+    codes = run_cli("encode", PHOTO).stdout  # no --model: the colour-photo default
+    x = np.asarray(Image.open(PHOTO).convert("RGB"), dtype=np.float32)
+    array = np.load(io.BytesIO(codes), allow_pickle=False)
+    assert array.shape == (4, -(-x.shape[0] // 8), -(-x.shape[1] // 8)) and 0 <= array.min() and array.max() < 4096
+    (tmp_path / "codes.npy").write_bytes(codes)
+    run_cli("decode", tmp_path / "codes.npy", "-o", tmp_path / "back.png")
+    y = np.asarray(Image.open(tmp_path / "back.png").convert("RGB"), dtype=np.float32)[: x.shape[0], : x.shape[1]]
+    psnr = 10 * np.log10(255**2 / np.mean((y - x) ** 2))
+    grey = x.mean(axis=2, keepdims=True).repeat(3, axis=2)  # baseline: the photo in grey, every edge kept
+    assert psnr > 24 and psnr > 10 * np.log10(255**2 / np.mean((grey - x) ** 2)) + 6, psnr
+
+
+def test_digit_model_by_name_looks_like_the_input(tmp_path):
+    codes = run_cli("encode", "--model", "@digits", DIGIT).stdout
     array = np.load(io.BytesIO(codes), allow_pickle=False)
     assert array.shape == (7, 7) and array.max() < 512
     (tmp_path / "codes.npy").write_bytes(codes)
-    run_cli("decode", tmp_path / "codes.npy", "-o", tmp_path / "back.png")
+    run_cli("decode", "--model", "@digits", tmp_path / "codes.npy", "-o", tmp_path / "back.png")
     x = np.asarray(Image.open(DIGIT).convert("L"), dtype=np.float32) / 255
     y = np.asarray(Image.open(tmp_path / "back.png"), dtype=np.float32) / 255
     assert y.shape == x.shape == (28, 28)

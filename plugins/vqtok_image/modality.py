@@ -59,7 +59,7 @@ class ImageModality(Modality):
     dims = 2
     config_class = ImageOptions
     default_suffix = ".png"
-    default_model = Path(__file__).parent / "default" / "mnist-vqvae.safetensors"  # recipes/mnist-vqvae.toml
+    default_model = Path(__file__).parent / "default" / "photo-8x.safetensors"  # recipes/photo-8x.toml
     named_models = {"digits": Path(__file__).parent / "default" / "mnist-vqvae.safetensors"}
 
     def __init__(self):
