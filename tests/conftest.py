@@ -178,10 +178,13 @@ def free_port() -> int:
 
 def torchrun_nodes(nodes: int, port: int) -> list[list[str]]:
     """One launcher command prefix per "node", all on localhost, meeting by c10d rendezvous at ``port``:
-    the flags a real multi-node run uses, each launcher with one process."""
+    the flags a real multi-node run uses, each launcher with one process. On one machine every launcher
+    would take itself for the endpoint's host and race to serve the rendezvous store, so the first is told
+    it is the host and the others that they are not (``--rdzv-conf is_host=...``)."""
     exe = Path(sys.executable).parent / "torchrun"
     return [[str(exe), "--nnodes", str(nodes), "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-             "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"vqtok-test-{port}"] for _ in range(nodes)]
+             "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"vqtok-test-{port}",
+             "--rdzv-conf", f"is_host={'true' if node == 0 else 'false'}"] for node in range(nodes)]
 
 
 def interrupt_after(args: list, metrics: Path, lines: int = 5, launcher: list[str] | None = None

@@ -116,7 +116,11 @@ def test_two_nodes_under_torchrun_equal_one_process_with_the_whole_batch(tmp_pat
     nodes = [subprocess.Popen([*launcher, "-m", "vqtok", *map(str, DDP_RUN), "-o", str(two)], env=cli_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for launcher in torchrun_nodes(2, free_port())]
-    outputs = [node.communicate(timeout=SUBPROCESS_TIMEOUT)[1] for node in nodes]
+    try:
+        outputs = [node.communicate(timeout=SUBPROCESS_TIMEOUT)[1] for node in nodes]
+    finally:  # a launcher left waiting for a partner that failed must not outlive the test
+        for node in nodes:
+            node.kill()
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     assert sum(o.count("training vqvae") for o in outputs) == 1  # only rank 0 reports
     steps = [r["step"] for r in map(json.loads, (tmp_path / "two.metrics.jsonl").read_text().splitlines())]
