@@ -67,11 +67,25 @@ def global_draw(draw, like: torch.Tensor) -> torch.Tensor:
     return full[rank() * b:(rank() + 1) * b]
 
 
+def collective_device() -> torch.device:
+    """Where tensors must be for a collective: this rank's GPU under NCCL, else the CPU (gloo)."""
+    if is_distributed() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def mean_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """The mean of ``t`` (any device) over the ranks, on ``t``'s device; ``t`` itself in one process."""
+    if not is_distributed():
+        return t
+    return all_reduce_sum(t.to(collective_device())).div_(world_size()).to(t.device)
+
+
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is true on any (a stop request reaching only some of them)."""
     if not is_distributed():
         return flag
-    return bool(all_reduce_sum(torch.tensor([float(flag)])).item() > 0)
+    return bool(all_reduce_sum(torch.tensor([float(flag)], device=collective_device())).item() > 0)
 
 
 def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:

@@ -138,8 +138,7 @@ class MetricsWindow:
 
     def flush(self) -> dict[str, float | list[float]]:
         if distributed.is_distributed():  # every rank logs the same metrics in the same order
-            flat = distributed.all_reduce_sum(torch.cat([v.reshape(-1) for v in self.sums.values()]))
-            flat /= distributed.world_size()
+            flat = distributed.mean_over_ranks(torch.cat([v.reshape(-1) for v in self.sums.values()]))
             sizes = [v.numel() for v in self.sums.values()]
             self.sums = {k: part.reshape(v.shape) for (k, v), part in zip(self.sums.items(), flat.split(sizes))}
         out = {k: (v / self.counts[k]).tolist() for k, v in self.sums.items()}
