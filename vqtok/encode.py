@@ -90,16 +90,13 @@ def encode_inputs(inputs, model_path, out, fmt, n_q, label, force, device, conso
     (src, dst), = jobs  # --format wins over the name's suffix
     as_npz = fmt == "npz" if fmt else (dst.suffix.lower() == ".npz" if dst is not None else several)
     _check_format(tok, as_npz)
-    if dst is None:
-        refuse_terminal(force)
-    data = code_bytes(_encoded(tok, src, n_q, label), as_npz)
-    if dst is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        with atomic_path(dst) as tmp_out:
-            tmp_out.write_bytes(data)
+    if dst is not None:
+        encode_to_file(tok, src, dst, {"format": "npz" if as_npz else "npy", "n_q": n_q, "label": label})
         console.print(f"wrote 1 code file(s) to {dst}")
+        return 0
+    refuse_terminal(force)
+    sys.stdout.buffer.write(code_bytes(_encoded(tok, src, n_q, label), as_npz))
+    sys.stdout.buffer.flush()
     return 0
 
 
