@@ -448,6 +448,25 @@ def info(
     describe_model(_model_path(model), as_json, err)
 
 
+@app.command()
+def export(
+    model: Path = path_argument(..., help="The model file to export (or @audio / @image / @digits)."),
+    out: Path = path_option(..., "--out", "-o", help="The .safetensors file to write."),
+    dtype: str = typer.Option("bfloat16", "--dtype", help="How to store the network weights: bfloat16 (half "
+                              "the bytes) or float32."),
+):
+    """Write a copy of a model for shipping: network and prior weights stored in bfloat16 (codebooks stay
+    float32), about half the file. It loads and computes in float32 as before; its codes name the exported
+    model's own hash, so encode with the file you ship."""
+    from .export import export_model
+
+    if out.suffix != ".safetensors":
+        raise UsageError(f"-o {out}: a model file is named .safetensors")
+    done = export_model(_model_path(model), out, dtype)
+    err.print(f"wrote {out}: {done['bytes_after'] / 1e6:.1f} MB (was {done['bytes_before'] / 1e6:.1f} MB; "
+              f"{done['tensors_narrowed']} weight tensors as {dtype}), model hash {done['model_hash']}")
+
+
 # ---- quickstart ---------------------------------------------------------------------------------------
 @app.command()
 def quickstart(

@@ -13,6 +13,7 @@ Model file: tensors under ``model.`` (and ``prior.`` once a prior is trained) an
 ``training``        JSON: a summary of the run (steps, final losses, time, data)
 ``model_hash``      sha256 of the ``model.`` tensors, first 16 hex digits; code files name it
 ``prior``           JSON, when a prior was trained (:mod:`vqtok.prior.store`); its tensors are ``prior.*``
+``export``          JSON, in a file made by ``vqtok export`` (:mod:`vqtok.export`): storage dtype, source hash
 ==================  ==============================================================================
 
 Code files hold a model's latents: integer codes (int16 when every codebook has at most 32768 entries,
@@ -43,7 +44,7 @@ from .errors import UsageError, VqtokError, first_line
 
 FORMAT = "vqtok-model"
 FORMAT_VERSION = "1"
-JSON_KEYS = ("config", "decode", "training", "prior")
+JSON_KEYS = ("config", "decode", "training", "prior", "export")
 CONTENT_HASH = "content_hash"  # metadata: tensor_hash of every tensor in the file (files before it have none)
 
 

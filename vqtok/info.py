@@ -58,6 +58,7 @@ def model_report(path: Path) -> dict:
         "config": meta["config"],
         "training": meta["training"],
         "prior": meta.get("prior") or None,
+        "export": meta.get("export") or None,
     }
     discrete = [r for r in rates.values() if r["discrete"]]
     if discrete and all("positions_per_second" in r for r in discrete):
@@ -149,6 +150,10 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
         rows.append(("fine-tuned from", _started_from(report["config"]["init"], t.get("started_from"))))
     rows += [("family", report["family"]), ("modality", report["modality"]),
             ("model hash", report["model_hash"]), ("parameters", f"{report['parameters']:,}")]
+    if report["export"]:
+        e = report["export"]
+        rows.append(("stored as", f"{e['dtype']} weights, float32 codebooks (`vqtok export` of {e['from_file']}, "
+                                  f"model {e['from_model_hash']})"))
     rows += _latent_rows(report)
     if d.get("sample_rate"):
         rows.append(("sample rate", f"{d['sample_rate']} Hz"))

@@ -112,6 +112,8 @@ class VectorQuantizer(nn.Module):
     initialises the codebook by k-means on ``z``.
     """
 
+    KEEPS_FLOAT32 = True  # `vqtok export` stores network weights narrower, never the codebook
+
     def __init__(self, size: int, dim: int, beta: float, update: str = "ema", decay: float = 0.99,
                  kmeans_init: bool = True, kmeans_iters: int = 10, dead_threshold: float = 0.1,
                  eps: float = 1e-5):
