@@ -1,6 +1,6 @@
 """Training speed of the default image and audio configurations and of every recipe: median steps per second.
 
-    python bench/bench_train.py [--device cpu|cuda] [--steps 8] [--warmup 2] [--recipes NAME ...] [--no-defaults] [--system-allocator]
+    python bench/bench_train.py [--device cpu|cuda] [--steps 8] [--warmup 2] [--recipes NAME ...] [--no-defaults] [--system-allocator] [--compile]
 
 Each row builds the run as ``vqtok train`` does (``vqtok.train.Trainer`` on the resolved configuration:
 defaults, the modality's defaults, the recipe) and drives its own loop: ``--warmup`` untimed steps
@@ -10,6 +10,10 @@ the step alone is timed too. The allocator settings ``vqtok train`` applies (:mo
 unless ``--system-allocator``. Figures are medians over the timed steps; examples/s is the batch size times
 steps/s. On CUDA the loop runs under bf16 autocast, as ``vqtok train`` does.
 
+``--compile`` measures each row twice, eager and with ``train.compile = true`` (``torch.compile`` of the
+encoder and decoder, :mod:`vqtok.speed`; the compilation happens in the warm-up steps and is timed apart),
+and prints the compiled optimisation steps/s and their ratio to the eager ones measured in the same run.
+
 ``--recipes`` picks recipes by name (``audio-rvq``) or path; default: every ``recipes/*.toml``. A recipe
 whose data folder is missing (``mnist-vae`` needs ``python bench/data.py mnist``) is listed as skipped.
 """
@@ -17,6 +21,7 @@ whose data folder is missing (``mnist-vae`` needs ``python bench/data.py mnist``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -80,6 +85,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (k-means init in the first)")
     ap.add_argument("--recipes", nargs="*", help="recipe names or paths (default: every recipes/*.toml)")
     ap.add_argument("--no-defaults", action="store_true", help="skip the default image and audio configurations")
+    ap.add_argument("--compile", action="store_true", help="also measure with train.compile = true, and the ratio")
     allocator_option(ap)
     args = ap.parse_args()
     started = time.perf_counter()
@@ -97,7 +103,8 @@ def main():
         runs.append((path.stem, cfg.read_recipe(path), {}))
 
     header = (f"{'recipe':<20}{'family':<14}{'modality':<9}{'batch':>6}  {'batch shape':<20}{'params':>11}"
-              f"{'steps/s':>9}{'examples/s':>12}{'step only/s':>13}{'total s':>9}")
+              f"{'steps/s':>9}{'examples/s':>12}{'step only/s':>13}{'total s':>9}"
+              + (f"{'compiled/s':>12}{'ratio':>7}{'compile s':>11}" if args.compile else ""))
     print(header, flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,9 +122,16 @@ def main():
             rows.append(f"{name:<20}{family:<14}{config.modality:<9}{config.train.batch_size:>6}  "
                         f"{str(r['batch']):<20}{r['params']:>11,}{sps:>9.2f}{sps * r['batch'][0]:>12.1f}"
                         f"{1.0 / r['step']:>13.2f}{time.perf_counter() - t:>9.0f}")
+            if args.compile:
+                compiled = dataclasses.replace(config, train=dataclasses.replace(config.train, compile=True))
+                t = time.perf_counter()
+                c = measure(compiled, args.steps, args.warmup, Path(tmp) / f"{name.replace(' ', '-')}-c.safetensors")
+                rows[-1] += f"{1.0 / c['step']:>12.2f}{r['step'] / c['step']:>7.2f}{time.perf_counter() - t:>11.0f}"
             print(rows[-1], flush=True)
     print(f"\nsteps/s and examples/s: whole steps (batch drawn from the data + optimisation step); "
-          f"step only/s: the optimisation step alone; total s: the row's wall time with set-up and warm-up. "
+          f"step only/s: the optimisation step alone; total s: the row's wall time with set-up and warm-up; "
+          f"compiled/s, ratio, compile s: the optimisation step with train.compile, its speed-up over the eager "
+          f"one, and that row's wall time with the compilation. "
           f"Run took {time.perf_counter() - started:.0f} s; load average now "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
 

@@ -89,6 +89,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     workers: int | str = "auto"  # data-loading worker processes (0: none), or "auto": chosen from the machine
+    compile: bool = False  # torch.compile the encoder and decoder networks (vqtok.speed); off: pays on GPUs only
+    channels_last: bool | str = "auto"  # 2-D nets in channels_last layout; "auto": on CUDA
 
     def __post_init__(self):
         _check([
@@ -102,6 +104,8 @@ class TrainConfig:
              f"train.device {self.device!r}: use auto, cpu, cuda or cuda:N"),
             (self.workers == "auto" or (isinstance(self.workers, int) and self.workers >= 0),
              f"train.workers {self.workers!r}: use a count of 0 or more, or \"auto\""),
+            (self.channels_last in ("auto", True, False),
+             f"train.channels_last {self.channels_last!r}: use true, false or \"auto\""),
         ])
 
 

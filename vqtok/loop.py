@@ -33,6 +33,7 @@ from .checkpoint import checkpoint_extra, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .errors import UsageError, VqtokError
 from .runlock import exclusive
+from .speed import as_channels_last, compile_networks, wants_channels_last
 from .formats import model_stem
 from .loader import LoaderDied, batch_stream, resolve_workers
 from .models.base import TrainStep
@@ -185,6 +186,10 @@ class TrainingLoop:
     def __init__(self, train: TrainConfig, paths: RunPaths, device: torch.device, console: Console | None = None):
         self.train_cfg, self.paths, self.device = train, paths, device
         self.console = console or Console(stderr=True)
+        self.channels_last = wants_channels_last(train.channels_last, device, self.model)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.compiled = compile_networks(self.model) if train.compile else []
         self.net = self.model
         if distributed.is_distributed():
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, broadcast_buffers=False)
@@ -255,6 +260,8 @@ class TrainingLoop:
     # ---- one optimisation step ----
     def train_step(self, batch) -> dict[str, float | list[float]]:
         x, labels = batch
+        if self.channels_last:
+            x = as_channels_last(x)
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.step, self.train_cfg)
         with self.autocast():

@@ -95,6 +95,8 @@ def widths(channels: int, max_channels: int, n: int) -> list[int]:
 class Encoder(nn.Module):
     """``(B, in_channels, *S)`` -> ``(B, out_channels, *S/hop)`` with ``hop = prod(strides)``."""
 
+    COMPILABLE = True  # train.compile compiles it (vqtok.speed)
+
     def __init__(self, dims, in_channels, out_channels, channels, max_channels, strides, res_blocks):
         super().__init__()
         w = widths(channels, max_channels, len(strides))
@@ -113,6 +115,8 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     """``(B, in_channels, *S)`` -> ``(B, out_channels, *S*hop)``, the mirror of :class:`Encoder`."""
+
+    COMPILABLE = True
 
     def __init__(self, dims, in_channels, out_channels, channels, max_channels, strides, res_blocks):
         super().__init__()
