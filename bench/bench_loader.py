@@ -1,7 +1,7 @@
 """Is training input-bound? The data loader alone against the model's training step, per default recipe.
 
     python bench/bench_loader.py [--recipes speech-8k-voices photo-8x] [--workers 0,1,2] [--batches 40]
-                                 [--steps 6] [--device cpu|cuda]
+                                 [--steps 6] [--device cpu|cuda] [--on-samples]
 
 For each recipe (default: the two shipped defaults' first stages; their data comes from
 ``python bench/data.py voices`` and ``python bench/data.py photos``) the run is built as ``vqtok train``
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT
+from common import ROOT, on_samples_option, samples_flags
 from vqtok import config as cfg
 from vqtok.loader import auto_workers, batch_stream
 from vqtok.plugins import get_modality
@@ -73,6 +73,7 @@ def main():
     ap.add_argument("--batches", type=int, default=40, help="timed batches per worker count")
     ap.add_argument("--steps", type=int, default=6, help="timed optimisation steps")
     ap.add_argument("--device", default="cpu")
+    on_samples_option(ap)
     args = ap.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     device = torch.device(args.device)
@@ -84,7 +85,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.recipes:
             path = Path(name) if Path(name).suffix else ROOT / "recipes" / f"{name}.toml"
-            config = cfg.resolve(cfg.read_recipe(path), flags={"train.device": args.device}, get_modality=get_modality)
+            recipe = cfg.read_recipe(path)
+            flags = samples_flags(recipe) if args.on_samples else {}
+            config = cfg.resolve(recipe, flags={**flags, "train.device": args.device}, get_modality=get_modality)
             if not Path(config.data).exists():
                 print(f"{path.stem:<20}skipped: no data at {config.data}")
                 continue

@@ -30,12 +30,11 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, SAMPLES, allocator_option, apply_allocator
+from common import ROOT, SAMPLE_DATA, allocator_option, apply_allocator, on_samples_option, samples_flags
 from vqtok import config as cfg
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
 
-DATA = {"image": SAMPLES / "images", "audio": SAMPLES / "speech"}
 RECIPES = ROOT / "recipes"
 
 
@@ -59,7 +58,9 @@ def measure(config: cfg.RunConfig, steps: int, warmup: int, out: Path) -> dict:
             whole.append(t2 - t0)
             step_only.append(t2 - t1)
     x = batch[0]
+    memory = torch.cuda.max_memory_allocated() / 2**30 if trainer.device.type == "cuda" else None
     return {"whole": statistics.median(whole), "step": statistics.median(step_only), "batch": tuple(x.shape),
+            "gpu_gib": memory,
             "params": sum(p.numel() for p in trainer.model.parameters()), "files": len(trainer.data)}
 
 
@@ -85,6 +86,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (k-means init in the first)")
     ap.add_argument("--recipes", nargs="*", help="recipe names or paths (default: every recipes/*.toml)")
     ap.add_argument("--no-defaults", action="store_true", help="skip the default image and audio configurations")
+    on_samples_option(ap)
     ap.add_argument("--compile", action="store_true", help="also measure with train.compile = true, and the ratio")
     allocator_option(ap)
     args = ap.parse_args()
@@ -98,17 +100,22 @@ def main():
     runs: list[tuple[str, dict | None, dict]] = []  # (name, recipe or None, flags)
     if not args.no_defaults:
         for modality in ("image", "audio"):
-            runs.append((f"default {modality}", None, {"modality": modality, "data": str(DATA[modality])}))
+            runs.append((f"default {modality}", None, {"modality": modality, "data": str(SAMPLE_DATA[modality])}))
     for path in recipe_paths(args.recipes):
         runs.append((path.stem, cfg.read_recipe(path), {}))
 
     header = (f"{'recipe':<20}{'family':<14}{'modality':<9}{'batch':>6}  {'batch shape':<20}{'params':>11}"
-              f"{'steps/s':>9}{'examples/s':>12}{'step only/s':>13}{'total s':>9}"
+              f"{'steps/s':>9}{'examples/s':>12}{'step only/s':>13}{'loader %':>9}{'total s':>9}"
+              + (f"{'GPU GiB':>9}" if args.device.startswith("cuda") else "")
               + (f"{'compiled/s':>12}{'ratio':>7}{'compile s':>11}" if args.compile else ""))
     print(header, flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, recipe, flags in runs:
+            if args.on_samples and recipe is not None:
+                flags = samples_flags(recipe)
+            if args.device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
             config = cfg.resolve(recipe, flags={**flags, "train.device": args.device}, get_modality=get_modality)
             family = config.model.arch + (f" n_q={config.model.n_q}" if config.model.n_q > 1 else "")
             if not Path(config.data).exists():
@@ -121,7 +128,8 @@ def main():
             sps = 1.0 / r["whole"]
             rows.append(f"{name:<20}{family:<14}{config.modality:<9}{config.train.batch_size:>6}  "
                         f"{str(r['batch']):<20}{r['params']:>11,}{sps:>9.2f}{sps * r['batch'][0]:>12.1f}"
-                        f"{1.0 / r['step']:>13.2f}{time.perf_counter() - t:>9.0f}")
+                        f"{1.0 / r['step']:>13.2f}{100 * (1 - r['step'] / r['whole']):>9.0f}"
+                        f"{time.perf_counter() - t:>9.0f}" + (f"{r['gpu_gib']:>9.2f}" if r["gpu_gib"] is not None else ""))
             if args.compile:
                 compiled = dataclasses.replace(config, train=dataclasses.replace(config.train, compile=True))
                 t = time.perf_counter()
@@ -129,7 +137,8 @@ def main():
                 rows[-1] += f"{1.0 / c['step']:>12.2f}{r['step'] / c['step']:>7.2f}{time.perf_counter() - t:>11.0f}"
             print(rows[-1], flush=True)
     print(f"\nsteps/s and examples/s: whole steps (batch drawn from the data + optimisation step); "
-          f"step only/s: the optimisation step alone; total s: the row's wall time with set-up and warm-up; "
+          f"step only/s: the optimisation step alone; loader %: the share of a whole step spent drawing the batch in the "
+          f"training process (what data-loading workers take off it); GPU GiB: peak memory allocated; total s: the row's wall time with set-up and warm-up; "
           f"compiled/s, ratio, compile s: the optimisation step with train.compile, its speed-up over the eager "
           f"one, and that row's wall time with the compilation. "
           f"Run took {time.perf_counter() - started:.0f} s; load average now "

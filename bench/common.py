@@ -13,6 +13,18 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "vqtok" / "samples"
+SAMPLE_DATA = {"image": SAMPLES / "images", "audio": SAMPLES / "speech"}  # shipped training data per modality
+
+
+def on_samples_option(ap) -> None:
+    ap.add_argument("--on-samples", action="store_true", help="train every recipe on the samples vqtok ships "
+                    "(vqtok/samples/images or speech) instead of its own data: for a speed check on a machine "
+                    "without bench/data (a GPU machine)")
+
+
+def samples_flags(recipe: dict) -> dict:
+    """Flags that train ``recipe`` on the shipped samples of its modality."""
+    return {"data": str(SAMPLE_DATA[recipe.get("modality", "image")])}
 
 
 def allocator_option(ap) -> None:
