@@ -96,3 +96,29 @@ def test_third_party_modality_trains_encodes_and_decodes_without_core_changes(tm
     shutil.copy(model, shipped / "default" / "sensor.safetensors")
     assert run_cli("encode", data / "rec1.csv", env=env).stdout == codes  # no --model
     assert '"modality": "sensor"' in run_cli("info", "--json", "@sensor", env=env).stdout.decode()
+
+
+def test_a_bug_inside_a_plugin_is_one_line_naming_it_and_the_traceback_with_debug(tmp_path):
+    env = plugin_env(tmp_path, {"sensor": "vqtok_sensor", "buggy": "buggy_sensor"})
+    data = tmp_path / "data"
+    _sensor_data(data)
+    args = ("train", "--modality", "buggy", "--data", data, "-o", tmp_path / "m.safetensors", "--steps", 1,
+            "train.workers=0")
+    proc = run_cli(*args, env=env, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "ZeroDivisionError" in lines[-1] and "plugin 'buggy'" in lines[-1], lines[-1]
+    debug = run_cli("--debug", *args, env=env, check=False)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert "buggy_sensor/__init__.py" in debug.stderr and "_scale" in debug.stderr  # into the plugin's code
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_misspelled_or_unmarked_hook_is_reported_with_the_plugins_name(tmp_path):
+    env = plugin_env(tmp_path, {"typo": "misspelled_hooks"})
+    proc = run_cli("plugins", env=env)
+    warning = next(ln for ln in proc.stderr.splitlines() if ln.startswith("vqtok: warning"))
+    assert "'typo'" in warning and "vqtok_modality is marked" in warning and "no vqtok hook" in warning
+    assert "vqtok_families is not marked" in proc.stderr
+    row = next(ln for ln in proc.stderr.splitlines() if " typo " in ln)
+    assert "failed" in row

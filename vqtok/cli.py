@@ -504,3 +504,13 @@ def main() -> None:
         err.print(f"[red]vqtok: error:[/] {escape(where + (e.strerror or first_line(e)))}", highlight=False,
                   soft_wrap=True)
         sys.exit(1)
+    except Exception as e:  # a bug: in a plugin (named) or in vqtok; one line, the traceback with --debug
+        if debug:
+            raise
+        from .plugins import blame
+
+        plugin = blame(e)
+        culprit = f"in plugin {plugin.name!r} ({plugin.module})" if plugin else "inside vqtok (a bug: please report it)"
+        err.print(f"[red]vqtok: error:[/] {escape(f'{type(e).__name__}: {first_line(e)}')} {escape(culprit)}; "
+                  "run with --debug for the traceback", highlight=False, soft_wrap=True)
+        sys.exit(1)

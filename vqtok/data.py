@@ -23,8 +23,12 @@ def read_example(path: Path, read: Callable[[], torch.Tensor]) -> torch.Tensor:
         return read()
     except VqtokError:
         raise
-    except Exception as e:
-        raise VqtokError(f"{path}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # chained, so that --debug shows where in the plugin it broke
+        from .plugins import blame
+
+        plugin = blame(e)
+        where = f" (in plugin {plugin.name!r}, {plugin.module})" if plugin else ""
+        raise VqtokError(f"{path}: {type(e).__name__}: {e}{where}") from e
 
 
 class TrainingSet:

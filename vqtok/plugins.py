@@ -9,7 +9,9 @@ error naming both, raised only when that name is used or listed.
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -79,13 +81,35 @@ def registry() -> Registry:
                           ep.dist.version if ep.dist else "?")
         infos[ep.name] = info
         try:
-            pm.register(ep.load(), name=ep.name)
+            plugin = ep.load()
+            problems = hook_problems(plugin)
+            if problems:
+                raise PluginError("; ".join(problems))
+            pm.register(plugin, name=ep.name)
         except Exception as e:  # a broken plugin must never take vqtok down
             _fail(info, e)
 
     modalities, conflicts = _collect(pm.hook.vqtok_modalities, infos, "modalities", _check_modality)
     families, family_conflicts = _collect(pm.hook.vqtok_families, infos, "families", _check_family)
     return Registry(list(infos.values()), modalities, conflicts, families, family_conflicts)
+
+
+def hook_problems(plugin) -> list[str]:
+    """What is wrong with a plugin's hooks, as pluggy would silently accept it: a function marked
+    ``@vqtok.hookimpl`` whose name is no vqtok hook (misspelled), and a function named like a hook but not
+    marked (so never called)."""
+    known = {name for name in dir(hookspecs) if name.startswith("vqtok_")}
+    problems = []
+    for name in dir(plugin):
+        if not name.startswith("vqtok_"):
+            continue
+        value = getattr(plugin, name, None)
+        marked = hasattr(value, f"{GROUP}_impl")
+        if marked and name not in known:
+            problems.append(f"{name} is marked @vqtok.hookimpl but is no vqtok hook (known: {', '.join(sorted(known))})")
+        elif callable(value) and not marked and name in known:
+            problems.append(f"{name} is not marked @vqtok.hookimpl, so vqtok would never call it")
+    return problems
 
 
 def _check_modality(m) -> str | None:
@@ -124,9 +148,37 @@ def _collect(hook, infos: dict[str, PluginInfo], kind: str, name_of) -> tuple[di
 
 
 def _fail(info: PluginInfo, error: Exception) -> None:
+    """Mark a plugin failed and say so in one line; with ``--debug`` / ``VQTOK_DEBUG=1`` also the traceback."""
     reason = f"{type(error).__name__}: {error}".splitlines()[0]
     info.status = f"failed: {reason}"
     _warn(f"plugin {info.name!r} ({info.module}) failed to load: {reason}")
+    if debugging():
+        traceback.print_exception(error, file=sys.stderr)
+
+
+def debugging() -> bool:
+    """Whether errors show their full traceback (``vqtok --debug`` sets ``VQTOK_DEBUG=1``)."""
+    return os.environ.get("VQTOK_DEBUG") == "1"
+
+
+def blame(error: BaseException) -> PluginInfo | None:
+    """The installed plugin whose code raised ``error``: the innermost frame of its traceback (or of the
+    errors it was raised from) that lies in a plugin's package; None when none does (vqtok's own code)."""
+    loaded = registry.cache_info().currsize > 0
+    roots = {p.module.split(":")[0].split(".")[0]: p for p in registry().plugins} if loaded else {}
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        found = None
+        tb = error.__traceback__
+        while tb is not None:
+            module = tb.tb_frame.f_globals.get("__name__", "")
+            found = roots.get(module.split(".")[0], found)
+            tb = tb.tb_next
+        if found is not None:
+            return found
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def get_modality(name: str) -> Modality:
