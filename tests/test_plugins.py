@@ -122,3 +122,30 @@ def test_a_misspelled_or_unmarked_hook_is_reported_with_the_plugins_name(tmp_pat
     assert "vqtok_families is not marked" in proc.stderr
     row = next(ln for ln in proc.stderr.splitlines() if " typo " in ln)
     assert "failed" in row
+
+
+def test_a_plugin_adds_commands_shown_in_help_and_plugins(tmp_path):
+    env = plugin_env(tmp_path, {"greeter": "greeter"})
+    help_text = run_cli("--help", env=env).stdout.decode()
+    assert "corpus-stats" in help_text and "hello" in help_text
+    assert run_cli("hello", "--name", "vqtok", env=env).stdout.decode().strip() == "hello vqtok"
+    (tmp_path / "d").mkdir()
+    for i in range(3):
+        (tmp_path / "d" / f"{i}.txt").write_text("x")
+    assert run_cli("corpus-stats", "count", tmp_path / "d", env=env).stdout.decode().strip() == "3"
+    listing = json.loads(run_cli("plugins", "--json", env=env).stdout)
+    greeter = next(p for p in listing["plugins"] if p["name"] == "greeter")
+    assert greeter["commands"] == ["corpus-stats", "hello", "train"] and greeter["hooks"] == ["vqtok_commands"]
+    assert greeter["status"] == "ok" and greeter["distribution"] == "vqtok-test-plugins"
+    # the built-in train is vqtok's; the plugin's is refused with a warning when commands are listed
+    assert "plugin's command 'train'" in run_cli("--help", env=env).stderr
+    proc = run_cli("train", "--help", env=env)
+    assert b"the plugin's train ran" not in proc.stdout and b"--recipe" in proc.stdout
+
+
+def test_a_plugin_for_another_hook_api_is_refused_saying_so(tmp_path):
+    env = plugin_env(tmp_path, {"old": "old_api"})
+    proc = run_cli("plugins", "--json", env=env)
+    old = next(p for p in json.loads(proc.stdout)["plugins"] if p["name"] == "old")
+    assert old["status"].startswith("failed") and "hook API 1" in old["status"] and "hook API 2." in old["status"]
+    assert "'old'" in proc.stderr

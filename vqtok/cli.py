@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
 from .allocator import keep_freed_memory
 from .defaults import MODEL_ENV
+from .console import stderr_console
 from .errors import UsageError, VqtokError, first_line
 
-err = Console(stderr=True)
+err = stderr_console()
 app = typer.Typer(
     name="vqtok",
     help="Train image and audio tokenizers and turn files into tokens and back.",
@@ -83,25 +83,38 @@ def _overrides(ctx: typer.Context) -> list[str]:
 
 # ---- plugins ------------------------------------------------------------------------------------------
 @app.command()
-def plugins():
-    """List installed plugins: modalities and model families they add, version, origin and status."""
+def plugins(
+    as_json: bool = typer.Option(False, "--json", help="Print each plugin's package, version, hooks, "
+                                 "modalities, families, commands and status as JSON on stdout."),
+):
+    """List installed plugins: the modalities, model families and commands they add, version, origin and
+    status."""
+    from dataclasses import asdict
+
     from rich.table import Table
 
     from .defaults import installed_defaults, installed_models
+    from .hookspecs import HOOK_API_MINOR, HOOK_API_VERSION
     from .plugins import registry
 
     reg = registry()
+    if as_json:
+        import json
+
+        print(json.dumps({"vqtok": __version__, "hook_api": f"{HOOK_API_VERSION}.{HOOK_API_MINOR}",
+                          "plugins": [asdict(p) for p in reg.plugins]}, indent=2))
     table = Table(title="vqtok plugins")
-    for col in ("plugin", "modalities", "families", "package", "version", "module", "status"):
+    for col in ("plugin", "modalities", "families", "commands", "package", "version", "module", "status"):
         table.add_column(col)
+    conflicted = lambda names, conflicts: ", ".join(  # noqa: E731
+        f"[red]{n} (conflict)[/]" if n in conflicts else n for n in names) or "-"
     for p in reg.plugins:
-        status = "[green]ok[/]" if p.status == "ok" else f"[red]{p.status}[/]"
-        modalities = [f"[red]{m} (conflict)[/]" if m in reg.conflicts else m for m in p.modalities]
-        families = [f"[red]{f} (conflict)[/]" if f in reg.family_conflicts else f for f in p.families]
-        table.add_row(p.name, ", ".join(modalities) or "-", ", ".join(families) or "-", p.distribution,
-                      p.version, p.module, status)
+        status = "[green]ok[/]" if p.status == "ok" else f"[red]{escape(p.status)}[/]"
+        table.add_row(p.name, conflicted(p.modalities, reg.conflicts), conflicted(p.families, reg.family_conflicts),
+                      conflicted(p.commands, reg.command_conflicts), p.distribution, p.version, p.module, status)
     err.print(table)
-    for kind, conflicts in (("modality", reg.conflicts), ("model family", reg.family_conflicts)):
+    for kind, conflicts in (("modality", reg.conflicts), ("model family", reg.family_conflicts),
+                            ("command", reg.command_conflicts)):
         for name, who in conflicts.items():
             err.print(f"[red]conflict:[/] {kind} {name!r} is claimed by {', '.join(who)}; it is disabled")
     defaults = installed_defaults()
@@ -483,11 +496,37 @@ def quickstart(
     run_quickstart(out, steps, err)
 
 
+def builtin_commands() -> set[str]:
+    return {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
+
+
+def add_plugin_commands(argv: list[str]) -> None:
+    """Put the plugins' commands (``vqtok_commands``) on the command line, unless ``argv`` asks for a
+    built-in command, which then starts without loading every plugin. A plugin command named like a
+    built-in one is refused with a warning."""
+    builtin = builtin_commands()
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] in builtin:
+        return
+    from .plugins import registry
+
+    reg = registry()
+    for name, command in reg.commands.items():
+        if name in builtin:
+            err.print(f"vqtok: warning: a plugin's command {name!r} has the name of a built-in command; it is "
+                      "not added", highlight=False)
+        elif isinstance(command, typer.Typer):
+            app.add_typer(command, name=name)
+        else:
+            app.command(name)(command)
+
+
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); vqtok's own errors become one line."""
     debug = os.environ.get("VQTOK_DEBUG") == "1" or "--debug" in sys.argv
     keep_freed_memory()
     try:
+        add_plugin_commands(sys.argv[1:])
         app()
     except VqtokError as e:
         if debug:

@@ -31,6 +31,7 @@ from . import distributed
 from .atomic import atomic_path
 from .checkpoint import checkpoint_extra, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .console import stderr_console
 from .errors import UsageError, VqtokError
 from .runlock import exclusive
 from .speed import as_channels_last, compile_networks, wants_channels_last
@@ -185,7 +186,7 @@ class TrainingLoop:
 
     def __init__(self, train: TrainConfig, paths: RunPaths, device: torch.device, console: Console | None = None):
         self.train_cfg, self.paths, self.device = train, paths, device
-        self.console = console or Console(stderr=True)
+        self.console = console or stderr_console()
         self.channels_last = wants_channels_last(train.channels_last, device, self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)

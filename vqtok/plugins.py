@@ -1,9 +1,10 @@
 """The plugin manager: every plugin, built-in or third-party, comes through the ``vqtok`` entry points.
 
-Plugins provide modalities (``vqtok_modalities``) and model families (``vqtok_families``). A plugin
-that fails to import or whose hook raises is reported once on stderr, listed as failed by ``vqtok
-plugins``, and skipped; the rest keep working. Two plugins claiming one modality or family name is an
-error naming both, raised only when that name is used or listed.
+Plugins provide modalities (``vqtok_modalities``), model families (``vqtok_families``) and commands
+(``vqtok_commands``). A plugin that fails to import, whose hook raises, whose hooks are misspelled or
+unmarked, or that was written for another major hook API is reported once on stderr, listed as failed
+by ``vqtok plugins``, and skipped; the rest keep working. Two plugins claiming one modality, family or
+command name is an error naming both, raised only when that name is used or listed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from importlib import metadata
 
 import pluggy
 
-from . import hookspecs
+from . import __version__, hookspecs
 from .errors import PluginError, UsageError
 from .modality import Modality
 from .models.base import Family
@@ -34,6 +35,8 @@ class PluginInfo:
     status: str = "ok"  # "ok" or "failed: <reason>"
     modalities: list[str] = field(default_factory=list)
     families: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)  # the hooks it implements
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Registry:
     conflicts: dict[str, list[str]]  # modality name -> the plugins that claim it
     families: dict[str, type[Family]] = field(default_factory=dict)
     family_conflicts: dict[str, list[str]] = field(default_factory=dict)
+    commands: dict[str, object] = field(default_factory=dict)  # name -> typer.Typer or function
+    command_conflicts: dict[str, list[str]] = field(default_factory=dict)
 
     def modality(self, name: str) -> Modality:
         return _lookup("modality", name, self.modalities, self.conflicts, "--modality")
@@ -82,16 +87,41 @@ def registry() -> Registry:
         infos[ep.name] = info
         try:
             plugin = ep.load()
-            problems = hook_problems(plugin)
+            problems = api_problems(plugin) + hook_problems(plugin)
             if problems:
                 raise PluginError("; ".join(problems))
             pm.register(plugin, name=ep.name)
+            info.hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])
         except Exception as e:  # a broken plugin must never take vqtok down
             _fail(info, e)
 
     modalities, conflicts = _collect(pm.hook.vqtok_modalities, infos, "modalities", _check_modality)
     families, family_conflicts = _collect(pm.hook.vqtok_families, infos, "families", _check_family)
-    return Registry(list(infos.values()), modalities, conflicts, families, family_conflicts)
+    commands, command_conflicts = _collect(pm.hook.vqtok_commands, infos, "commands", command_name)
+    return Registry(list(infos.values()), modalities, conflicts, families, family_conflicts, commands,
+                    command_conflicts)
+
+
+def api_problems(plugin) -> list[str]:
+    """A plugin that states another major hook API version than this vqtok's (``VQTOK_HOOK_API``)."""
+    stated = getattr(plugin, "VQTOK_HOOK_API", None)
+    if stated is None or str(stated).split(".")[0] == str(hookspecs.HOOK_API_VERSION):
+        return []
+    return [f"written for vqtok hook API {stated}, but this vqtok {__version__} has hook API "
+            f"{hookspecs.HOOK_API_VERSION}.{hookspecs.HOOK_API_MINOR}: install a version of the plugin made for it"]
+
+
+def command_name(command) -> str | None:
+    """The name a plugin's command goes by on the command line: a ``typer.Typer``'s ``info.name``, a
+    function's name with ``-`` for ``_``; None for anything else."""
+    import typer
+
+    if isinstance(command, typer.Typer):
+        name = command.info.name
+        return name if isinstance(name, str) and name else None
+    if callable(command) and getattr(command, "__name__", "").isidentifier():
+        return command.__name__.replace("_", "-")
+    return None
 
 
 def hook_problems(plugin) -> list[str]:
@@ -131,8 +161,9 @@ def _collect(hook, infos: dict[str, PluginInfo], kind: str, name_of) -> tuple[di
             provided = list(impl.function() or [])
             bad = [item for item in provided if name_of(item) is None]
             if bad:
-                what = "Modality" if kind == "modalities" else "Family subclass"
-                raise TypeError(f"vqtok_{kind} returned {bad[0]!r}, not a named vqtok {what}")
+                what = {"modalities": "a named vqtok Modality", "families": "a named vqtok Family subclass",
+                        "commands": "a typer.Typer with a name or a function"}[kind]
+                raise TypeError(f"vqtok_{kind} returned {bad[0]!r}, not {what}")
         except Exception as e:
             _fail(info, e)
             continue

@@ -21,6 +21,7 @@ from .. import distributed
 from ..atomic import atomic_path
 from ..config import TrainConfig, build_section, layered, read_recipe, resolve_data_path
 from ..data import TrainingSet
+from ..console import stderr_console
 from ..errors import UsageError
 from ..info import latent_rates
 from ..device import pick_device
@@ -71,7 +72,7 @@ class PriorTrainer(TrainingLoop):
     def __init__(self, tok: Tokenizer, model_path: Path, run: PriorRun, out: Path | None,
                  console: Console | None = None):
         self.tok, self.model_path, self.run_cfg, self.out = tok, Path(model_path), run, out
-        console = console or Console(stderr=True)
+        console = console or stderr_console()
         _require_codes(tok)
         device = setup_distributed(pick_device(run.train.device))
         tok.model.to(device)
