@@ -68,9 +68,9 @@ def image_fsq(fsq_env, tmp_path_factory):
 # ---- the plugin through the CLI --------------------------------------------------------------------
 def test_plugins_lists_the_family_under_its_plugin(fsq_env):
     proc = run_cli("plugins", env=fsq_env)
-    plugin, modalities, families, package, version, module, status = plugin_row(proc.stderr, "fsq")
-    assert (modalities, families, package, version, module, status) == (
-        "-", "fsq", "vqtok-test-plugins", "1.0", "vqtok_fsq", "ok")
+    plugin, modalities, families, commands, package, version, module, status = plugin_row(proc.stderr, "fsq")
+    assert (modalities, families, commands, package, version, module, status) == (
+        "-", "fsq", "-", "vqtok-test-plugins", "1.0", "vqtok_fsq", "ok")
     assert not [w for w in warnings(proc.stderr) if "fsq" in w]
 
 

@@ -1,4 +1,5 @@
-"""Encode and decode long 1-D signals piece by piece, with memory bounded whatever the length.
+"""Encode and decode long inputs piece by piece along their last axis (time), memory bounded whatever the
+length: 1-D signals ``(C, T)``, or maps with a time axis ``(C, ..., T)`` (a spectrogram).
 
 Each chunk of ``chunk`` codes is processed together with ``context`` codes of real signal on each side,
 and only its own part of the result is kept. With ``context`` at least the network's receptive radius,
@@ -45,10 +46,10 @@ def join(parts: list[Latents]) -> Latents:
 
 def encode_stream(pieces: Iterable[torch.Tensor], encode: Callable, hop: int, context: int,
                   chunk: int) -> torch.Tensor:
-    """Consecutive ``(C, n)`` pieces -> codes ``(n_q, ceil(T / hop))`` (or a dict of latents).
+    """Consecutive ``(C, ..., n)`` pieces -> codes ``(n_q, ..., ceil(T / hop))`` (or a dict of latents).
 
-    ``encode`` maps ``(C, L)`` (L a multiple of ``hop``) to ``(n_q, L / hop)`` (or a dict of latents
-    whose coarsest array has ``L / hop`` positions).
+    ``encode`` maps ``(C, ..., L)`` (L a multiple of ``hop``) to ``(n_q, ..., L / hop)`` (or a dict of
+    latents whose coarsest array has ``L / hop`` positions on its last axis).
     """
     pieces = iter(pieces)
     buffer: torch.Tensor | None = None
@@ -69,29 +70,30 @@ def encode_stream(pieces: Iterable[torch.Tensor], encode: Callable, hop: int, co
             break
         lo = max(a - context * hop, 0)
         hi = min(want, end)
-        window = buffer[:, lo - start: hi - start]
+        window = buffer[..., lo - start: hi - start]
         window = F.pad(window, (0, -window.shape[-1] % hop))
         codes = encode(window)
         first = (a - lo) // hop
         out.append(cut(codes, first, first + chunk, window.shape[-1] // hop))
         a += chunk * hop
         keep_from = max(a - context * hop, 0)
-        buffer, start = buffer[:, keep_from - start:], keep_from
+        buffer, start = buffer[..., keep_from - start:], keep_from
     return join(out) if out else torch.zeros(0, 0, dtype=torch.long)
 
 
 def decode_stream(codes: Latents, decode: Callable, hop: int, context: int, chunk: int,
                   length: int | None = None) -> Iterator[torch.Tensor]:
-    """Codes ``(n, T)`` (or a dict of latents) -> consecutive ``(C, m)`` pieces of the signal,
-    ``T * hop`` samples in all (or the first ``length``). ``decode`` maps ``(n, t)`` to ``(C, t * hop)``."""
+    """Codes ``(n, ..., T)`` (or a dict of latents) -> consecutive ``(C, ..., m)`` pieces of the signal,
+    ``T * hop`` samples in all (or the first ``length``). ``decode`` maps ``(n, ..., t)`` to
+    ``(C, ..., t * hop)``."""
     n = positions(codes)
     total = n * hop if length is None else min(length, n * hop)
     written = 0
     for a in range(0, n, chunk):
         lo, hi = max(a - context, 0), min(a + chunk + context, n)
         signal = decode(cut(codes, lo, hi, n))
-        piece = signal[:, (a - lo) * hop: (a - lo + min(chunk, n - a)) * hop]
-        piece = piece[:, : total - written]
+        piece = signal[..., (a - lo) * hop: (a - lo + min(chunk, n - a)) * hop]
+        piece = piece[..., : total - written]
         written += piece.shape[-1]
         if piece.shape[-1]:
             yield piece

@@ -332,9 +332,9 @@ def decode(
 
     tok = Tokenizer.load(model, device=device)
     cf, name = read_code_input(codes)
-    if not tok.modality.is_supported(out):
+    if not tok.modality.can_write(out):
         raise UsageError(f"--out {out}: not a suffix this {tok.modality.name} model writes "
-                         f"({', '.join(tok.modality.suffixes)})")
+                         f"({', '.join(tok.modality.writes())})")
     tok.decode_to_file(cf, out, name, label)
     err.print(f"wrote {out}")
 
@@ -351,8 +351,8 @@ def sample(
                                       "deviation; vqvae/vqvae2: divides the prior's logits (0: likeliest code)."),
     top_k: int = typer.Option(0, "--top-k", help="vqvae/vqvae2: draw each code from the k likeliest (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same samples."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", help="Length of audio samples (default: the "
-                                            "training segment)."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Length of samples of data with a time "
+                                            "axis, e.g. audio (default: the training segment)."),
     prior: Optional[Path] = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
                                          "the prior in the model file)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
@@ -370,12 +370,13 @@ def sample(
     tok = Tokenizer.load(model, device=device, prior=prior)
     size = None
     if seconds is not None:
-        rate = tok.meta["decode"].get("sample_rate")
+        rate = tok.modality.time_axis(tok.config.options)
         if not rate:
-            raise UsageError(f"--seconds applies to audio; this is a {tok.modality.name} model")
+            raise UsageError(f"--seconds applies to data with a time axis; the {tok.modality.name} modality has none")
         if seconds <= 0:
             raise UsageError("--seconds must be positive")
-        size = [max(1, round(seconds * rate))]
+        across = (tok.modality.example_size(tok.config.options) or [])[:-1]  # the other axes, as trained
+        size = [*across, max(1, round(seconds * rate))]
     _, names = tok.sample_labels(label, max(n, 1))
     cycled = label is None and any(names)
     one, files = sample_targets(out, n, tok.modality, names[:n])

@@ -7,7 +7,8 @@ codebooks and the statistics beside them (buffers, and parameters of modules tha
 machine. Loading widens the stored values back to float32 exactly (:func:`vqtok.weights.check_weights`
 allows that one conversion), so a loaded model computes in float32 as before, with weights rounded to 8
 bits of mantissa. The model hash covers the stored tensors, so code files name the exported model, and
-the file records what it was exported from under the metadata key ``export``.
+the file records what it was exported from under the metadata key ``export``. The facts the modality
+records about its data (:func:`vqtok.modality.stored_facts`) are written in this version's form.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 
 from .errors import UsageError
 from .formats import read_model, write_model
+from .modality import stored_facts
 from .prior.store import PREFIX as PRIOR_PREFIX, RESERVED
 
 STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
@@ -54,6 +56,7 @@ def export_model(path: Path, out: Path, dtype: str) -> dict:
     tensors = {k: v.to(target) if k in names else v for k, v in mf.tensors.items()}
     meta = {k: v for k, v in mf.meta.items() if k not in RESERVED}
     meta["export"] = {"dtype": dtype, "from_model_hash": mf.meta["model_hash"], "from_file": Path(path).name}
+    meta["decode"] = {**meta["decode"], **stored_facts(tok.modality, tok.config.options)}  # in this version's form
     model_hash = write_model(out, tensors, meta)
     return {"bytes_before": Path(path).stat().st_size, "bytes_after": Path(out).stat().st_size,
             "tensors_narrowed": len(names), "model_hash": model_hash}

@@ -14,17 +14,36 @@ from .errors import VqtokError
 from .formats import read_model
 
 
+def data_axes(decode: dict) -> tuple[float | None, list[int] | None, dict[str, str]]:
+    """The facts a model file records about its modality's data (:func:`vqtok.modality.stored_facts`):
+    input elements per second along the last axis (None: no time axis), the training example's size per
+    axis, and the facts ``vqtok info`` shows. Files written before these were recorded hold the built-in
+    modalities' ``sample_rate`` or ``image_size`` instead, read here and nowhere else."""
+    if "elements_per_second" in decode:
+        return decode["elements_per_second"], decode.get("example_size"), decode.get("facts") or {}
+    if decode.get("sample_rate"):
+        return decode["sample_rate"], None, {"sample rate": f"{decode['sample_rate']} Hz"}
+    if decode.get("image_size"):
+        size = decode["image_size"]
+        return None, [size, size], {"image size": f"{size} x {size}, {decode.get('channels')} channel(s)"}
+    return None, None, {}
+
+
 def latent_rates(decode: dict) -> dict[str, dict]:
-    """Per latent array: positions per second (audio) or per image, and bits per position (discrete)."""
+    """Per latent array: positions per second (data with a time axis: those along it times those across
+    the other axes of a training example) or per item (the positions of a training example), and bits per
+    position (discrete)."""
+    per_second, size, _ = data_axes(decode)
     out = {}
     for name, spec in decode["latents"].items():
         sizes = spec.get("codebook_sizes")
         entry = {"channels": spec["channels"], "hop": spec["hop"], "discrete": sizes is not None,
                  "bits_per_position": sum(math.log2(k) for k in sizes) if sizes else None}
-        if decode.get("sample_rate"):
-            entry["positions_per_second"] = decode["sample_rate"] / spec["hop"]
-        elif decode.get("image_size"):
-            entry["positions_per_image"] = math.ceil(decode["image_size"] / spec["hop"]) ** 2
+        across = math.prod(math.ceil(n / spec["hop"]) for n in (size or [])[:-1])
+        if per_second:
+            entry["positions_per_second"] = per_second / spec["hop"] * across
+        elif size:
+            entry["positions_per_image"] = across * math.ceil(size[-1] / spec["hop"])
         out[name] = entry
     return out
 
@@ -155,14 +174,14 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
         rows.append(("stored as", f"{e['dtype']} weights, float32 codebooks (`vqtok export` of {e['from_file']}, "
                                   f"model {e['from_model_hash']})"))
     rows += _latent_rows(report)
-    if d.get("sample_rate"):
-        rows.append(("sample rate", f"{d['sample_rate']} Hz"))
+    rows += list(data_axes(d)[2].items())
     if "bitrate_bps" in report:
         rows.append(("bitrate", f"{report['bitrate_bps']:g} bit/s (raw, log2 K per code)"))
-    if d.get("image_size"):
-        rows.append(("image size", f"{d['image_size']} x {d['image_size']}, {d['channels']} channel(s)"))
     if "bits_per_image" in report:
-        rows.append(("bits per image", f"{report['bits_per_image']:g} (raw, log2 K per code)"))
+        size = data_axes(d)[1] or []
+        per_element = report["bits_per_image"] / max(1, math.prod(size))
+        rows.append(("bits per item", f"{report['bits_per_image']:g} per {' x '.join(map(str, size))}, "
+                                      f"{per_element:.4g} per element (raw, log2 K per code)"))
     if d.get("likelihood"):
         rows.append(("likelihood", d["likelihood"]))
     if d.get("label_names"):

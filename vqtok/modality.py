@@ -1,9 +1,15 @@
-"""What a modality provides: file I/O, a training set, a loss, and (for long 1-D signals) streaming.
+"""What a modality provides: file I/O, a training set, a loss, and the facts the core needs about its data.
 
 Tensors use the model's layout without a batch axis: ``(C, T)`` for 1-D signals (``dims == 1``) and
-``(C, H, W)`` for images (``dims == 2``), float32, in the range the modality chooses (the built-ins use
+``(C, H, W)`` for 2-D maps (``dims == 2``), float32, in :attr:`Modality.value_range` (the built-ins use
 [-1, 1]). A plugin subclasses :class:`Modality`, fills in the class attributes and the abstract methods,
 and returns an instance from its ``vqtok_modalities`` hook. Everything else has a working default.
+
+The core guesses nothing from a modality's name or number of dims: how long inputs are split
+(:attr:`Modality.long_inputs`), how they are padded to the model's hop (:attr:`Modality.pad_mode`), what
+decode may write (:attr:`Modality.output_suffixes`), the time axis that bitrates are counted on
+(:meth:`Modality.time_axis`), what ``vqtok info`` shows (:meth:`Modality.facts`) and the quality metrics
+``vqtok eval`` reports (:meth:`Modality.quality`, :meth:`Modality.quality_labels`) all come from here.
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ class Modality(abc.ABC):
     # Other trained models the plugin ships, by name: `--model @NAME` (e.g. {"digits": ...}). A name may
     # not be a modality's: `@image` always means the image modality's default.
     named_models: dict[str, Path] = {}
+    output_suffixes: tuple[str, ...] = ()  # what decode and sample may write; (): the suffixes it reads
+    value_range: tuple[float, float] = (-1.0, 1.0)  # of the tensors load returns and save takes
+    # How inputs longer than a training example are encoded and decoded in bounded memory: "stream" (along
+    # the last axis, in chunks with context, through stream() and writer()), "tiles" (2-D, in overlapping
+    # tiles) or "whole" (at once). Every mode gives the codes a whole-input pass would.
+    long_inputs: str = "whole"
+    pad_mode: str = "constant"  # how inputs are padded at the end to a multiple of the hop: constant (zeros),
+    #                             replicate (the edge repeated) or reflect
 
     # ---- required -------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -73,6 +87,17 @@ class Modality(abc.ABC):
         """What decoding needs to know, stored in the model file's metadata (e.g. the sample rate)."""
         return {}
 
+    def time_axis(self, options) -> float | None:
+        """Input elements per second along the last axis (a sample rate; a spectrogram's frames per
+        second), so that bitrates are in bit/s; None when the data has no time axis and bits are counted
+        per item (per image, of :meth:`example_size`). Default None."""
+        return None
+
+    def facts(self, options) -> dict[str, str]:
+        """What ``vqtok info`` shows about the data a model of ``options`` takes, ``{label: text}`` (stored
+        in the model file, so ``info`` shows it without the plugin). Default: the :meth:`describe` entries."""
+        return {k.replace("_", " "): str(v) for k, v in self.describe(options).items()}
+
     def bound_to_weights(self, options) -> dict:
         """The entries of :meth:`describe` that trained weights are bound to: fine-tuning (``--init``)
         refuses a run whose options give another value for one. Default: all of them. A setting the
@@ -99,21 +124,35 @@ class Modality(abc.ABC):
 
     def quality(self, x_hat: torch.Tensor, x: torch.Tensor, options) -> dict[str, torch.Tensor]:
         """How close reconstructions are to their originals, a batch ``(B, C, *S)`` -> ``{metric: (B,)}``,
-        shown by ``vqtok eval`` (mean over the files). Default: mean squared error and PSNR (dB) for
-        data in [-1, 1]. Known names get a description in the table (see :mod:`vqtok.evaluation.table`)."""
+        shown by ``vqtok eval`` (mean over the files). Default: mean squared error and PSNR (dB, against
+        the width of :attr:`value_range`), from the shared :mod:`vqtok.metrics`."""
         from .metrics import mse, psnr
 
-        return {"mse": mse(x_hat, x), "psnr_db": psnr(x_hat, x)}
+        low, high = self.value_range
+        return {"mse": mse(x_hat, x), "psnr_db": psnr(x_hat, x, peak=high - low)}
+
+    def quality_labels(self) -> dict[str, str]:
+        """How ``vqtok eval`` labels the metrics of :meth:`quality` (a metric without one shows its key)."""
+        low, high = self.value_range
+        return {"mse": "MSE", "psnr_db": f"PSNR (dB, peak-to-peak {high - low:g})"}
 
     def save_batch(self, x: torch.Tensor, path: Path, options) -> bool:
         """Write a batch ``(N, C, *spatial)`` as one file (e.g. an image grid); False if not offered."""
         return False
 
     def output_suffix(self) -> str:
-        return self.default_suffix or (self.suffixes[0] if self.suffixes else "")
+        return self.default_suffix or (self.writes()[0] if self.writes() else "")
+
+    def writes(self) -> tuple[str, ...]:
+        """The suffixes decode and sample may write."""
+        return self.output_suffixes or self.suffixes
 
     def is_supported(self, path: Path) -> bool:
+        """Whether the modality reads ``path`` (by its suffix)."""
         return path.suffix.lower() in self.suffixes
+
+    def can_write(self, path: Path) -> bool:
+        return path.suffix.lower() in self.writes()
 
     def example_label(self, path: Path, root: Path) -> str | None:
         """The class label of a file: by default the name of its first sub-folder under ``root``."""
@@ -147,6 +186,14 @@ class Modality(abc.ABC):
         if len({tuple(x.shape) for x in originals}) != 1:
             return []
         return [path] if self.preview(torch.stack(originals), torch.stack(reconstructions), path, options) else []
+
+
+def stored_facts(modality: Modality, options) -> dict:
+    """What a model file records about its modality's data, for tools that read the file without the plugin
+    (``vqtok info``): the time axis (input elements per second, or None), the training example's size per
+    axis, and the :meth:`Modality.facts` to show."""
+    return {"elements_per_second": modality.time_axis(options), "example_size": modality.example_size(options),
+            "facts": modality.facts(options)}
 
 
 class SignalWriter(abc.ABC):

@@ -18,9 +18,9 @@ def sample_targets(out: Path, n: int, modality: Modality, names: list[str]) -> t
     the modality draws grids (images); anything else is a folder of ``sample-000<suffix>`` files.
     ``names`` (one per sample, may be empty strings) are added to the file names, e.g. the label."""
     if out.suffix and not out.is_dir():
-        if not modality.is_supported(out):
+        if not modality.can_write(out):
             raise UsageError(f"-o {out}: not a suffix this {modality.name} model writes "
-                             f"({', '.join(modality.suffixes)}); or give a folder")
+                             f"({', '.join(modality.writes())}); or give a folder")
         return out, []
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: exists and is not a folder")

@@ -7,6 +7,7 @@ family with a single latent array may also write it alone as a bare ``.npy``.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from torch.nn import functional as F
 
 from . import config as config_mod
 from .atomic import atomic_path
-from .chunking import decode_stream, encode_stream
+from . import chunking
 from .tiling import decode_tiled, encode_tiled
 from .weights import check_weights
 from .device import pick_device
@@ -185,13 +186,12 @@ class Tokenizer:
 
     # ---- tensors ----
     def pad_to_hop(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, *S)`` -> ``(B, C, *ceil(S / hop) * hop)``: the end of each axis padded (images repeat
-        their edge, signals get zeros)."""
+        """``(B, C, *S)`` -> ``(B, C, *ceil(S / hop) * hop)``: the end of each axis padded as the modality
+        says (``Modality.pad_mode``: zeros, the edge repeated, or reflected)."""
         pad = []
         for size in reversed(x.shape[2:]):
             pad += [0, -size % self.hop]
-        mode = "replicate" if self.dims == 2 else "constant"
-        return F.pad(x, pad, mode=mode) if any(pad) else x
+        return F.pad(x, pad, mode=self.modality.pad_mode) if any(pad) else x
 
     @torch.no_grad()
     def encode_batch(self, x: torch.Tensor, n_q: int | None = None,
@@ -229,6 +229,39 @@ class Tokenizer:
         tile = max(1, TILE_PIXELS // self.hop)
         return decode_tiled(latents, lambda part: self.decode_tensor(part, labels), self.hop, context, tile)
 
+    def encode_stream(self, pieces, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
+        """Consecutive pieces ``(C, ..., n)`` of one input -> its latents, chunk by chunk along the last
+        axis with context (:mod:`vqtok.chunking`): the latents of a whole encode, in bounded memory."""
+        chunk, context, _ = self._context()
+        return chunking.encode_stream(pieces, lambda w: self.encode_tensor(w, n_q, labels), self.hop, context, chunk)
+
+    def decode_stream(self, latents: Latents, labels: torch.Tensor | None = None, size: list[int] | None = None):
+        """Latents -> consecutive pieces ``(C, ..., m)`` of the input, cut to ``size`` when given."""
+        chunk, _, context = self._context()
+        length = size[-1] if size else None
+        for piece in chunking.decode_stream(latents, lambda part: self.decode_tensor(part, labels), self.hop, context,
+                                   chunk, length):
+            yield self._crop(piece, {"size": [*size[:-1], piece.shape[-1]]} if size else None)
+
+    def encode_input(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
+        """``(C, *S)`` -> latents, split as the modality says for long inputs (``Modality.long_inputs``)."""
+        mode = self.modality.long_inputs
+        if mode == "tiles":
+            return self.encode_image(x, n_q, labels)
+        if mode == "stream":
+            chunk, _, _ = self._context()
+            return self.encode_stream(x.split(chunk * self.hop, dim=-1), n_q, labels)
+        return self.encode_tensor(x, n_q, labels)
+
+    def decode_latents(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Latents -> ``(C, *G * hop)``, split as the modality says for long inputs."""
+        mode = self.modality.long_inputs
+        if mode == "tiles":
+            return self.decode_image(latents, labels)
+        if mode == "stream":
+            return torch.cat(list(self.decode_stream(latents, labels)), dim=-1)
+        return self.decode_tensor(latents, labels)
+
     # ---- the public API ----
     def encode(self, x, n_q: int | None = None, label: str | None = None):
         """A tensor ``(C, *S)`` or a file path -> the file arrays: one array when the family has a
@@ -236,8 +269,7 @@ class Tokenizer:
         if isinstance(x, (str, Path)):
             arrays = self.encode_file(Path(x), n_q, label).arrays
         else:
-            encode = self.encode_image if self.dims == 2 else self.encode_tensor
-            arrays = self.to_file_arrays(encode(x, self._n_q(n_q), self.labels(label)))
+            arrays = self.to_file_arrays(self.encode_input(x, self._n_q(n_q), self.labels(label)))
         return next(iter(arrays.values())) if len(arrays) == 1 else arrays
 
     def decode(self, codes, label: str | None = None) -> torch.Tensor:
@@ -249,8 +281,7 @@ class Tokenizer:
         else:
             cf = CodeFile.bare(np.asarray(codes))
         latents = self.check(cf, "codes")
-        decode = self.decode_image if self.dims == 2 else self.decode_tensor
-        return self._crop(decode(latents, self._decode_labels(cf, label)), cf.meta)
+        return self._crop(self.decode_latents(latents, self._decode_labels(cf, label)), cf.meta)
 
     def check(self, cf: CodeFile, name: str) -> Latents:
         """Refuse latents from another model or modality; return them as ``{name: (channels, *G)}``."""
@@ -276,19 +307,20 @@ class Tokenizer:
         return chunk, self.model.encoder_context, self.model.decoder_context
 
     def encode_file(self, path: Path, n_q: int | None = None, label: str | None = None) -> CodeFile:
-        """Encode one file; 1-D signals stream in chunks, images go in tiles, with bounded memory."""
+        """Encode one file, in bounded memory where the modality splits long inputs (streamed from the
+        file in chunks, or in tiles)."""
         n_q = self._n_q(n_q)
         labels = self.labels(label)
         opts = self.config.options
-        if self.dims == 1:
-            chunk, enc_ctx, _ = self._context()
-            length = self.modality.length(path, opts)
-            pieces = self.modality.stream(path, opts, block=chunk * self.hop)
-            latents = encode_stream(pieces, lambda w: self.encode_tensor(w, n_q, labels), self.hop, enc_ctx, chunk)
-            size = [length]
+        if self.modality.long_inputs == "stream":
+            chunk, _, _ = self._context()
+            pieces = iter(self.modality.stream(path, opts, block=chunk * self.hop))
+            first = next(pieces, None)  # its shape gives the other axes' sizes
+            latents = self.encode_stream(pieces if first is None else itertools.chain([first], pieces), n_q, labels)
+            size = [*(first.shape[1:-1] if first is not None else ()), self.modality.length(path, opts)]
         else:
             x = self.modality.load(path, opts)
-            latents, size = self.encode_image(x, n_q, labels), list(x.shape[1:])
+            latents, size = self.encode_input(x, n_q, labels), list(x.shape[1:])
         meta = {"model_hash": self.model_hash, "modality": self.modality.name, "family": self.family,
                 "size": size, **self.modality.describe(opts)}
         if n_q is not None:
@@ -303,15 +335,12 @@ class Tokenizer:
         labels = self._decode_labels(cf, label)
         opts = self.config.options
         with atomic_path(out) as tmp:
-            if self.dims == 1:
-                chunk, _, dec_ctx = self._context()
-                length = (cf.meta or {}).get("size", [None])[0]
-                decode = lambda part: self.decode_tensor(part, labels)  # noqa: E731
+            if self.modality.long_inputs == "stream":
                 with self.modality.writer(tmp, opts) as w:
-                    for piece in decode_stream(latents, decode, self.hop, dec_ctx, chunk, length):
+                    for piece in self.decode_stream(latents, labels, (cf.meta or {}).get("size")):
                         w.write(piece)
             else:
-                self.modality.save(self._crop(self.decode_image(latents, labels), cf.meta), tmp, opts)
+                self.modality.save(self._crop(self.decode_latents(latents, labels), cf.meta), tmp, opts)
 
     def sample_labels(self, label: str | None, n: int) -> tuple[torch.Tensor | None, list[str]]:
         """The labels ``(n,)`` of ``n`` samples and their names: a conditional model's or a class-conditional

@@ -29,7 +29,7 @@ from .formats import write_model
 from .models.quantize import TRAINING_ONLY
 from .device import pick_device
 from .loop import RunPaths, TrainingLoop, setup_distributed
-from .modality import Modality
+from .modality import Modality, stored_facts
 from .models.base import TrainStep
 from .plugins import get_family, get_modality
 
@@ -118,7 +118,8 @@ class Trainer(TrainingLoop):
         model = self.model
         decode = {"hop": model.hop, "latents": {k: dataclasses.asdict(v) for k, v in model.latents().items()},
                   "label_names": self.data.label_names if self.conditional else [],
-                  **model.describe(), **self.modality.describe(self.config.options)}
+                  **model.describe(), **self.modality.describe(self.config.options),
+                  **stored_facts(self.modality, self.config.options)}
         summary["diagnostics"] = self._diagnose()
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()  # the checkpoint keeps the rest
                    if k.rsplit(".", 1)[-1] not in TRAINING_ONLY}

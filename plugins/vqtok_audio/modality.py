@@ -70,6 +70,8 @@ class AudioModality(Modality):
     dims = 1
     config_class = AudioOptions
     default_suffix = ".wav"
+    long_inputs = "stream"  # files of any length, in chunks
+    pad_mode = "constant"  # silence after the end
     default_model = Path(__file__).parent / "default" / "speech-8k-voices.safetensors"  # recipes/speech-8k-voices-more.toml
 
     def channels(self, options: AudioOptions) -> int:
@@ -83,6 +85,16 @@ class AudioModality(Modality):
 
     def describe(self, options: AudioOptions) -> dict:
         return {"sample_rate": options.sample_rate}
+
+    def time_axis(self, options: AudioOptions) -> float:
+        return float(options.sample_rate)
+
+    def facts(self, options: AudioOptions) -> dict[str, str]:
+        return {"sample rate": f"{options.sample_rate} Hz, mono"}
+
+    def quality_labels(self) -> dict[str, str]:
+        return {"si_sdr_db": "SI-SDR (dB)", "mr_stft": "multi-resolution STFT distance",
+                "log_mel_distance_db": "log-mel distance (dB)"}
 
     def example_size(self, options: AudioOptions) -> list[int]:
         return [options.segment_length()]

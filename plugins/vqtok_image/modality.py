@@ -38,10 +38,10 @@ class ImageOptions:
             raise UsageError(f"image.scale must be [low, high] with 0 < low <= high, got {self.scale}")
 
 
-def _suffixes() -> tuple[str, ...]:
+def _suffixes(formats: dict) -> tuple[str, ...]:
+    """The suffixes of the formats in ``formats`` (Pillow's ``Image.OPEN``: read; ``Image.SAVE``: written)."""
     Image.init()
-    readable = {ext for ext, fmt in Image.EXTENSION.items() if fmt in Image.OPEN}
-    return tuple(sorted(readable))
+    return tuple(sorted(ext for ext, fmt in Image.EXTENSION.items() if fmt in formats))
 
 
 def _writable_format(path: Path) -> str:
@@ -55,10 +55,13 @@ def _writable_format(path: Path) -> str:
 class ImageModality(Modality):
     name = "image"
     description = "still images (PNG, JPEG, WebP, BMP, TIFF, ... via Pillow), grayscale or RGB"
-    suffixes = _suffixes()
+    suffixes = _suffixes(Image.OPEN)
+    output_suffixes = _suffixes(Image.SAVE)
     dims = 2
     config_class = ImageOptions
     default_suffix = ".png"
+    long_inputs = "tiles"  # any size, in overlapping tiles
+    pad_mode = "replicate"  # the edge repeated: no dark border in the codes
     default_model = Path(__file__).parent / "default" / "photo-8x.safetensors"  # recipes/photo-8x.toml
     named_models = {"digits": Path(__file__).parent / "default" / "mnist-vqvae.safetensors"}
 
@@ -76,6 +79,12 @@ class ImageModality(Modality):
 
     def describe(self, options: ImageOptions) -> dict:
         return {"image_size": options.size, "channels": options.channels}
+
+    def facts(self, options: ImageOptions) -> dict[str, str]:
+        colour = {1: "grayscale", 3: "RGB"}.get(options.channels, f"{options.channels} channels")
+        size = (f"any size (trained on {options.size} x {options.size} crops)" if options.crop == "random"
+                else f"{options.size} x {options.size} (inputs resized and centre-cropped)")
+        return {"images": f"{colour}, {size}"}
 
     def bound_to_weights(self, options: ImageOptions) -> dict:
         return {"channels": options.channels}  # the networks are fully convolutional: any size fine-tunes

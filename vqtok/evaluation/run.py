@@ -97,7 +97,8 @@ class Evaluation:
     def run(self, console: Console) -> dict:
         g = torch.Generator().manual_seed(self.options.seed)
         torch.manual_seed(self.options.seed)
-        batch = self.options.batch_size if self.tok.dims >= 2 else 1
+        long_inputs = self.tok.modality.long_inputs == "stream"  # long recordings: one at a time
+        batch = 1 if long_inputs else self.options.batch_size
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task(f"eval {len(self.set)} file(s)", total=len(self.set))
@@ -176,7 +177,8 @@ class Evaluation:
         t, tok = self.totals, self.tok
         out = {"model_hash": tok.model_hash, "family": tok.family, "modality": tok.modality.name,
                "data": str(self.data), "files": t.files, "input_elements": t.dims,
-               "quality": {k: v / max(t.files, 1) for k, v in t.quality.items()}}
+               "quality": {k: v / max(t.files, 1) for k, v in t.quality.items()},
+               "quality_labels": tok.modality.quality_labels()}
         if self.n_q is not None:
             out["n_q"] = self.n_q
         if self.likelihood and t.files:

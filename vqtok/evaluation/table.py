@@ -5,22 +5,14 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-# Descriptions of the metrics the built-in modalities report; a plugin's own names are shown as they are.
-QUALITY_NAMES = {
-    "mse": "MSE",
-    "psnr_db": "PSNR (dB, peak-to-peak 2)",
-    "si_sdr_db": "SI-SDR (dB)",
-    "mr_stft": "multi-resolution STFT distance",
-    "log_mel_distance_db": "log-mel distance (dB)",
-}
-
 
 def report_rows(report: dict) -> list[tuple[str, str]]:
     rows = [("model", f"{report['family']} {report['modality']} model {report['model_hash']}"),
             ("data", f"{report['data']} ({report['files']} files)")]
     if "n_q" in report:
         rows.append(("codebooks used", f"the first {report['n_q']}"))
-    rows += [(QUALITY_NAMES.get(k, k), f"{v:.4g}") for k, v in report["quality"].items()]
+    labels = report.get("quality_labels", {})  # the modality's (Modality.quality_labels)
+    rows += [(labels.get(k, k), f"{v:.4g}") for k, v in report["quality"].items()]
     if "likelihood" in report:
         lik = report["likelihood"]
         data = "binarized data (one fixed draw)" if lik["binarized"] else "the data"
