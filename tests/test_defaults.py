@@ -25,7 +25,8 @@ from vqtok.plugins import get_modality
 # each shipped model by its @ name: the last recipe of its chain, its prior's recipe, and the data it saw
 RECIPES = {"audio": ROOT / "recipes" / "speech-8k-voices-more.toml", "image": ROOT / "recipes" / "photo-8x.toml",
            "digits": ROOT / "recipes" / "mnist-vqvae.toml"}
-PRIOR_RECIPES = {"image": ROOT / "recipes" / "priors" / "photo-8x.toml",
+PRIOR_RECIPES = {"audio": ROOT / "recipes" / "priors" / "speech-8k-voices.toml",
+                 "image": ROOT / "recipes" / "priors" / "photo-8x.toml",
                  "digits": ROOT / "recipes" / "priors" / "mnist-vqvae.toml"}
 TRAINED_ON = {"audio": "bench/data/speech-voices/train", "image": "bench/data/photos/train",
               "digits": "bench/data/mnist/train"}
@@ -45,10 +46,11 @@ def comparable(settings: dict) -> dict:
 @pytest.mark.parametrize("name", RECIPES)
 def test_shipped_model_is_what_its_committed_recipes_train(name):
     path = model_path(f"@{name}")
-    # the speech model is 9.9 MB (8.3 its weights, 1.6 its 2 x 4096 codebooks); the photo model 24 MB, 14 of
-    # them its prior (four 4096-way outputs)
-    assert path.is_file() and path.stat().st_size < 32 * 2**20, f"{path}: missing or too large"
+    # shipped as `vqtok export` writes them: weights in bfloat16, codebooks float32 (the photo model with its
+    # prior 13.8 MB, the speech model with its prior 9.5 MB, the digits 3.4 MB)
+    assert path.is_file() and path.stat().st_size < 16 * 2**20, f"{path}: missing or too large"
     meta = read_model(path).meta
+    assert meta["export"]["dtype"] == "bfloat16"
     stored = config.from_dict(meta["config"], get_modality).to_dict()  # later keys: defaults
     assert stored["data"].endswith(TRAINED_ON[name])
     recipe, training = config.read_recipe(RECIPES[name]), meta["training"]
