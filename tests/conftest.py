@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from vqtok.testing import plugin_environment
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "vqtok" / "samples"
 TEST_PLUGINS = Path(__file__).resolve().parent / "plugins"
@@ -81,15 +83,8 @@ def files_under(folder: Path) -> set[str]:
 
 def plugin_env(tmp_path: Path, plugins: dict[str, str]) -> dict:
     """An environment in which ``plugins`` ({entry point name: module}) are installed as a package
-    would be: a ``.dist-info`` folder with ``entry_points.txt`` on the path, plus the test plugins."""
-    site = tmp_path / "site"
-    dist = site / "vqtok_test_plugins-1.0.dist-info"
-    dist.mkdir(parents=True, exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: vqtok-test-plugins\nVersion: 1.0\n")
-    lines = "".join(f"{name} = {module}\n" for name, module in plugins.items())
-    (dist / "entry_points.txt").write_text(f"[vqtok]\n{lines}")
-    path = os.pathsep.join([str(site), str(TEST_PLUGINS), os.environ.get("PYTHONPATH", "")])
-    return cli_env({"PYTHONPATH": path})
+    would be (:func:`vqtok.testing.plugin_environment`), the test plugins on the path."""
+    return cli_env(plugin_environment(tmp_path, plugins, [TEST_PLUGINS]))
 
 
 @pytest.fixture(autouse=True, scope="session")

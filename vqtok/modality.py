@@ -188,6 +188,37 @@ class Modality(abc.ABC):
         return [path] if self.preview(torch.stack(originals), torch.stack(reconstructions), path, options) else []
 
 
+LONG_INPUTS = ("stream", "tiles", "whole")
+PAD_MODES = ("constant", "replicate", "reflect")
+
+
+def declaration_problems(m: Modality) -> list[str]:
+    """What is wrong with a modality's class attributes, each said precisely (empty: nothing)."""
+    problems = []
+    if not (isinstance(m.name, str) and m.name.isidentifier()):
+        problems.append(f"name {m.name!r} must be a word (letters, digits, _), e.g. 'mel'")
+    for what, suffixes in (("suffixes", m.suffixes), ("output_suffixes", m.output_suffixes)):
+        bad = [x for x in suffixes if not (isinstance(x, str) and x.startswith(".") and x == x.lower())]
+        if bad:
+            problems.append(f"{what} must be lower-case with the dot, like '.wav': {bad}")
+    if not m.suffixes:
+        problems.append("suffixes is empty: say which files the modality reads")
+    if m.dims not in (1, 2):
+        problems.append(f"dims {m.dims!r}: 1 for (C, T) signals or 2 for (C, H, W) maps")
+    if m.long_inputs not in LONG_INPUTS:
+        problems.append(f"long_inputs {m.long_inputs!r}: one of {', '.join(LONG_INPUTS)}")
+    elif m.long_inputs == "tiles" and m.dims != 2:
+        problems.append("long_inputs 'tiles' needs dims = 2")
+    if m.pad_mode not in PAD_MODES:
+        problems.append(f"pad_mode {m.pad_mode!r}: one of {', '.join(PAD_MODES)}")
+    low, high = m.value_range
+    if not low < high:
+        problems.append(f"value_range {m.value_range}: the low end must be below the high end")
+    if m.default_suffix and m.default_suffix not in m.writes():
+        problems.append(f"default_suffix {m.default_suffix!r} is not among the suffixes it writes {m.writes()}")
+    return problems
+
+
 def stored_facts(modality: Modality, options) -> dict:
     """What a model file records about its modality's data, for tools that read the file without the plugin
     (``vqtok info``): the time axis (input elements per second, or None), the training example's size per

@@ -9,10 +9,12 @@ command name is an error naming both, raised only when that name is used or list
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -20,7 +22,7 @@ import pluggy
 
 from . import __version__, hookspecs
 from .errors import PluginError, UsageError
-from .modality import Modality
+from .modality import Modality, declaration_problems
 from .models.base import Family
 
 GROUP = "vqtok"
@@ -75,22 +77,49 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return sorted(metadata.entry_points(group=GROUP), key=lambda ep: ep.name)
 
 
+_IN_PROCESS: dict[str, object] = {}  # plugins registered by installed(), not through an entry point
+
+
+@contextlib.contextmanager
+def installed(plugin, name: str):
+    """Register ``plugin`` (a module or object with hook functions) as if it were installed under the entry
+    point ``name``, for this process and the ``with`` block: what ``vqtok.testing`` does for a plugin
+    under test."""
+    if name in _IN_PROCESS:
+        raise PluginError(f"a plugin named {name!r} is already registered in this process")
+    _IN_PROCESS[name] = plugin
+    registry.cache_clear()
+    try:
+        yield
+    finally:
+        _IN_PROCESS.pop(name, None)
+        registry.cache_clear()
+
+
+def _sources() -> list[tuple[PluginInfo, Callable[[], object]]]:
+    """Every plugin to load: the entry points of installed packages, then those of :func:`installed`."""
+    found = [(PluginInfo(ep.name, ep.value, ep.dist.name if ep.dist else "?", ep.dist.version if ep.dist else "?"),
+              ep.load) for ep in _entry_points()]
+    for name, plugin in _IN_PROCESS.items():
+        module = getattr(plugin, "__name__", type(plugin).__name__)
+        found.append((PluginInfo(name, module, "(registered in this process)", "-"), lambda p=plugin: p))
+    return found
+
+
 @functools.cache
 def registry() -> Registry:
     """Load every plugin once per process."""
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
-    for ep in _entry_points():
-        info = PluginInfo(ep.name, ep.value, ep.dist.name if ep.dist else "?",
-                          ep.dist.version if ep.dist else "?")
-        infos[ep.name] = info
+    for info, load in _sources():
+        infos[info.name] = info
         try:
-            plugin = ep.load()
+            plugin = load()
             problems = api_problems(plugin) + hook_problems(plugin)
             if problems:
                 raise PluginError("; ".join(problems))
-            pm.register(plugin, name=ep.name)
+            pm.register(plugin, name=info.name)
             info.hooks = sorted(impl.name for impl in pm.get_hookcallers(plugin) or [])
         except Exception as e:  # a broken plugin must never take vqtok down
             _fail(info, e)
@@ -143,6 +172,8 @@ def hook_problems(plugin) -> list[str]:
 
 
 def _check_modality(m) -> str | None:
+    if isinstance(m, Modality) and declaration_problems(m):
+        raise PluginError(f"modality {m.name!r}: {'; '.join(declaration_problems(m))}")
     return m.name if isinstance(m, Modality) and m.name else None
 
 
