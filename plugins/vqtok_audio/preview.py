@@ -9,7 +9,6 @@ from PIL import Image, ImageDraw
 
 from vqtok.metrics import log_mel_db
 
-from .colormap import colorize
 
 MAX_EXAMPLES = 4
 N_MELS = 64
@@ -26,7 +25,9 @@ def log_mel(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
 def tile(levels: torch.Tensor) -> Image.Image:
     """``(N_MELS, frames)`` levels in [0, 1] -> a ``TILE_WIDTH x TILE_HEIGHT`` picture, low pitch at
     the bottom."""
-    rgb = colorize(levels.flip(0).numpy())
+    from matplotlib import colormaps  # imported when a picture is drawn
+
+    rgb = colormaps["viridis"](levels.flip(0).numpy(), bytes=True)[..., :3]
     return Image.fromarray(rgb, "RGB").resize((TILE_WIDTH, TILE_HEIGHT), Image.Resampling.BILINEAR)
 
 
