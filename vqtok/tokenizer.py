@@ -40,8 +40,9 @@ class Tokenizer:
         self.model = model.to(self.device).eval()
         self.config, self.modality, self.meta = config, modality, meta
         self.specs: dict[str, LatentSpec] = model.latents()
-        self.prior: Prior | None = None  # the learned prior over the codes, when one was trained
-        self.prior_info: dict = {}
+        self._prior: Prior | None = None  # the learned prior over the codes, built on first use
+        self._prior_source: tuple[dict[str, torch.Tensor], str] | None = None  # its tensors and file, until then
+        self.prior_info: dict = {}  # its description, when one was trained
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu", prior: Path | None = None) -> "Tokenizer":
@@ -69,8 +70,26 @@ class Tokenizer:
         return tok
 
     def attach_prior(self, tensors: dict[str, torch.Tensor], info: dict, where: str) -> None:
-        self.prior = build_prior(info, tensors, self.dims, self.specs, where).to(self.device)
-        self.prior_info = info
+        """Give the model the prior stored as ``tensors`` (described by ``info``); it is built when first
+        used, so commands that need no prior (encode, decode) do not pay for it."""
+        self._prior, self._prior_source, self.prior_info = None, (tensors, where), info
+
+    @property
+    def prior(self) -> Prior | None:
+        if self._prior is None and self._prior_source is not None:
+            tensors, where = self._prior_source
+            self._prior = build_prior(self.prior_info, tensors, self.dims, self.specs, where).to(self.device)
+            self._prior_source = None
+        return self._prior
+
+    @prior.setter
+    def prior(self, prior: Prior | None) -> None:
+        self._prior, self._prior_source = prior, None
+
+    @property
+    def has_prior(self) -> bool:
+        """Whether a prior was trained for the model (without building it)."""
+        return self._prior is not None or self._prior_source is not None
 
     # ---- facts about the model ----
     @property

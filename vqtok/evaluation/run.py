@@ -201,7 +201,7 @@ class Evaluation:
         recon = 0.5 * sizes * math.log(2 * math.pi * var) + sse / (2 * var)
         bound = recon + code
         prior = self.prior
-        kind = "prior" if prior is not None else "uniform" if self.tok.prior is None else \
+        kind = "prior" if prior is not None else "uniform" if not self.tok.has_prior else \
             "uniform (the prior models all the codebooks, not the first n_q)"
         if prior is not None and prior.conditional:
             names = self.tok.prior_info.get("label_names") or []
