@@ -123,7 +123,8 @@ class Tokenizer:
             raise UsageError(f"this {self.family} model needs --label, one of: {', '.join(self.label_names)}")
         return _label_tensor(self.label_names, label, n)
 
-    def _n_q(self, n_q: int | None) -> int | None:
+    def check_n_q(self, n_q: int | None) -> int | None:
+        """``--n-q``: None, or a number of codebooks this residual model has; anything else is refused."""
         if n_q is None:
             return None
         residual = [s for s in self.specs.values() if s.discrete and s.channels > 1]
@@ -288,7 +289,7 @@ class Tokenizer:
         if isinstance(x, (str, Path)):
             arrays = self.encode_file(Path(x), n_q, label).arrays
         else:
-            arrays = self.to_file_arrays(self.encode_input(x, self._n_q(n_q), self.labels(label)))
+            arrays = self.to_file_arrays(self.encode_input(x, self.check_n_q(n_q), self.labels(label)))
         return next(iter(arrays.values())) if len(arrays) == 1 else arrays
 
     def decode(self, codes, label: str | None = None) -> torch.Tensor:
@@ -328,7 +329,7 @@ class Tokenizer:
     def encode_file(self, path: Path, n_q: int | None = None, label: str | None = None) -> CodeFile:
         """Encode one file, in bounded memory where the modality splits long inputs (streamed from the
         file in chunks, or in tiles)."""
-        n_q = self._n_q(n_q)
+        n_q = self.check_n_q(n_q)
         labels = self.labels(label)
         opts = self.config.options
         if self.modality.long_inputs == "stream":

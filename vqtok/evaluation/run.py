@@ -67,15 +67,14 @@ class Evaluation:
         if options.iw_samples < 1:
             raise UsageError("--iw-samples must be at least 1")
         self.tok, self.data, self.options = tok, Path(data), options
-        self.n_q = tok._n_q(options.n_q)
+        self.n_q = tok.check_n_q(options.n_q)
         self.set = TrainingSet(self.data, tok.modality, tok.config.options)
         self.classes = self.set.class_names()
         self.model_labels = self._model_labels()
         self.specs = tok.specs
         self.discrete = all(s.discrete for s in self.specs.values())
-        self.likelihood = hasattr(tok.model, "posterior") and hasattr(tok.model, "log_likelihood")
-        opts = getattr(tok.model, "options", None)
-        self.binarize = bool(getattr(opts, "binarize", False))
+        self.likelihood = tok.model.has_likelihood
+        self.binarize = tok.model.fits_binarized_data
         # The prior models every codebook of a residual quantizer: with fewer, codes cost log K each.
         full = self.n_q is None or all(self.n_q >= s.channels for s in self.specs.values())
         self.prior = tok.prior if full else None

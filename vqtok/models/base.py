@@ -57,6 +57,9 @@ class Family(nn.Module):
     config_class: ClassVar[type | None] = None  # dataclass of options, read from the recipe's [<name>] table
     conditional: ClassVar[bool] = False  # encoder and decoder take a class label
     can_sample: ClassVar[bool] = False  # draws samples from a fixed prior (VAE); discrete ones need a learned one
+    # Defines posterior(x, labels) -> (mu, logvar) and log_likelihood(x, z, labels) -> (B,) nats, so that
+    # `vqtok eval` reports the ELBO and an importance-sampled NLL (the VAE and CVAE).
+    has_likelihood: ClassVar[bool] = False
 
     hop: int  # input elements per position of the coarsest latent grid; inputs are padded to a multiple
 
@@ -114,6 +117,12 @@ class Family(nn.Module):
     def describe(self) -> dict:
         """Facts stored in the model file's ``decode`` metadata beside the latents (e.g. latent_dim)."""
         return {}
+
+    @property
+    def fits_binarized_data(self) -> bool:
+        """Whether training fits binary draws of the data (a Bernoulli likelihood on binarized MNIST), so
+        that evaluation binarizes its data too. Default False."""
+        return False
 
     @torch.no_grad()
     def diagnose(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict:

@@ -83,6 +83,7 @@ class VAE(ConvFamily):
     description = "VAE: a grid of continuous Gaussian latents; samples drawn from N(0, I)"
     config_class = VAEOptions
     can_sample = True
+    has_likelihood = True
 
     def __init__(self, dims: int, in_channels: int, cfg: ModelConfig, options: VAEOptions | None = None,
                  n_labels: int = 0):
@@ -110,6 +111,10 @@ class VAE(ConvFamily):
     def decoder_input(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """``(B, D, *G)`` -> what the decoder reads."""
         return z
+
+    @property
+    def fits_binarized_data(self) -> bool:
+        return self.options.binarize
 
     # ---- the model ---------------------------------------------------------------------------------
     def posterior(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
