@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import RunConfig
 from .defaults import model_path
 from .errors import UsageError
 from .formats import read_model
 from .models.base import Family
 from .weights import check_weights
+
+if TYPE_CHECKING:  # only named in annotations: vqtok.config imports this module, not the other way round
+    from .config import RunConfig
 
 
 def inherited_settings(init: str) -> dict:
