@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import io
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,8 +63,47 @@ def run_cli(*args, env=None, input: bytes | None = None, check: bool = True, cwd
     return proc
 
 
-def run_parallel(env: dict, calls: dict[str, tuple]) -> dict[str, subprocess.CompletedProcess]:
-    """Run independent CLI calls, ``{name: (args, keyword arguments of run_cli)}``, a few at a time."""
+def run_cli_here(*args, input: bytes | None = None) -> subprocess.CompletedProcess:
+    """Run ``vqtok ARGS`` in this process through the command line's own entry point (``vqtok.cli.main``:
+    argument parsing, commands, one-line errors and exit codes), with stdin, stdout, stderr, ``sys.argv``
+    and the environment swapped for the call: what a subprocess gives, without starting Python and
+    importing torch again (about 4 s a call), for fixtures that run dozens of commands. stdout stays
+    bytes, stderr is text."""
+    from vqtok.cli import main
+
+    out, err = io.BytesIO(), io.StringIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    stdin = io.TextIOWrapper(io.BytesIO(input or b""), encoding="utf-8")
+    argv = ["vqtok", *map(str, args)]
+    import torch
+
+    threads = torch.get_num_threads()  # a command may set it (corpus encoding does)
+    saved = (sys.argv, sys.stdin, sys.stdout, sys.stderr, dict(os.environ))
+    sys.argv, sys.stdin, sys.stdout, sys.stderr = argv, stdin, stdout, err
+    os.environ.pop("VQTOK_MODEL", None)
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # what main() lets through: the traceback a subprocess would print
+        err.write(traceback.format_exc())
+        code = 1
+    finally:
+        sys.argv, sys.stdin, sys.stdout, sys.stderr, environ = saved
+        os.environ.clear()
+        os.environ.update(environ)
+        torch.set_num_threads(threads)
+    stdout.flush()
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def run_parallel(env: dict | None, calls: dict[str, tuple]) -> dict[str, subprocess.CompletedProcess]:
+    """Run independent CLI calls, ``{name: (args, keyword arguments of run_cli)}``: in this process, one
+    after another (:func:`run_cli_here`), when they need no environment of their own (``env`` None, no
+    keyword but ``input``); else as subprocesses, a few at a time."""
+    if env is None and all(set(kw) <= {"input"} for _, kw in calls.values()):
+        return {name: run_cli_here(*args, **kw) for name, (args, kw) in calls.items()}
     with ThreadPoolExecutor(max_workers=min(8, max(2, os.cpu_count() or 2))) as pool:
         futures = {name: pool.submit(run_cli, *args, **{"env": env, "check": False, **kw})
                    for name, (args, kw) in calls.items()}

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tomllib
-from conftest import ROOT, SAMPLES, TINY_AUDIO, built_once, files_under, load_runs, ok, run_cli, run_parallel, save_runs
+from conftest import (ROOT, SAMPLES, TINY_AUDIO, built_once, files_under, load_runs, ok, run_cli, run_cli_here,
+                      run_parallel, save_runs)
 from PIL import Image
 from vqtok.info import model_report
 
@@ -56,24 +57,25 @@ def _data_args(path: Path) -> list:
 # ---- every recipe, a few steps, then encode, decode and info (in-process) ------------------------------------------
 
 def _run_recipes(root: Path) -> None:
+    """Train, encode and decode with every recipe through the command-line app, in this process (60
+    commands: a subprocess each would spend most of the time starting Python and torch)."""
     def train(recipes: list[Path]) -> dict:
         # a chain starts from the few steps its first stage got here (its own data is not in a checkout)
-        return run_parallel(None, {p.stem: (["train", "--recipe", p, "-o", root / f"{p.stem}.safetensors", *FAST,
-                                             *_data_args(p), *(["--init", root / f"{_stage(p).stem}.safetensors"]
-                                                               if _stage(p) else [])], {}) for p in recipes})
+        return {p.stem: run_cli_here("train", "--recipe", p, "-o", root / f"{p.stem}.safetensors", *FAST,
+                                     *_data_args(p), *(["--init", root / f"{_stage(p).stem}.safetensors"]
+                                                       if _stage(p) else [])) for p in recipes}
 
     trained = train([p for p in RECIPES if not _stage(p)])
     trained.update(train([p for p in RECIPES if _stage(p)]))
-    calls = {}
+    encoded = {}
     for p in RECIPES:
         recipe, model = _recipe(p), root / f"{p.stem}.safetensors"
         label = ["--label", "7" if recipe["modality"] == "image" else "en"] if "cvae" in p.stem else []
         src = _input_for(recipe)
-        calls[f"{p.stem}/encode"] = (["encode", "--model", model, src, "-o", root / f"{p.stem}.npz", *label], {})
-    encoded = run_parallel(None, calls)
-    decoded = run_parallel(None, {
-        p.stem: (["decode", "--model", root / f"{p.stem}.safetensors", root / f"{p.stem}.npz", "-o",
-                  root / f"{p.stem}.out{_input_for(_recipe(p)).suffix}"], {}) for p in RECIPES})
+        encoded[f"{p.stem}/encode"] = run_cli_here("encode", "--model", model, src, "-o", root / f"{p.stem}.npz",
+                                                   *label)
+    decoded = {p.stem: run_cli_here("decode", "--model", root / f"{p.stem}.safetensors", root / f"{p.stem}.npz",
+                                    "-o", root / f"{p.stem}.out{_input_for(_recipe(p)).suffix}") for p in RECIPES}
     for phase, runs in (("trained", trained), ("encoded", encoded), ("decoded", decoded)):
         save_runs(root / f"{phase}.json", runs)
 
