@@ -15,7 +15,7 @@ from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.modality import Modality
 
 from . import augment, reading, streaming
-from .formats import SUFFIXES
+from .sound_formats import SUFFIXES
 from .discriminator import MultiResolutionSTFTDiscriminator
 from .figures import comparison_figures
 from .loss import multi_resolution_stft_distance, waveform_loss

@@ -11,7 +11,7 @@ from vqtok.atomic import DISK_FULL, NOT_ALLOWED
 from vqtok.errors import VqtokError
 from vqtok.modality import SignalWriter
 
-from .formats import output_format
+from .sound_formats import output_format
 
 
 class AudioWriter(SignalWriter):
