@@ -52,7 +52,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from common import allocator_option, apply_allocator, default_model, speech_clip, speech_recording
 
 import vqtok
-from vqtok.tokenizer import CHUNK_SAMPLES
+from vqtok.codec.long_inputs import CHUNK_SAMPLES
 
 PEER_RATE = 24000
 PEER_KBPS = 6.0

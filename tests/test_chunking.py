@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from vqtok.chunking import decode_stream, encode_stream
+from vqtok.codec.chunking import decode_stream, encode_stream
 from vqtok.config import ModelConfig
 from vqtok.models.vqvae import VQVAE
 

@@ -192,7 +192,7 @@ def test_chunked_audio_has_no_seams(audio_model, tmp_path, monkeypatch, chunk_sa
     import torch
 
     import vqtok
-    import vqtok.tokenizer
+    import vqtok.codec.long_inputs
 
     tok = vqtok.load(audio_model)
     tone = tmp_path / "tone16k.wav"  # a resampled file too: the resampler streams as well
@@ -200,7 +200,7 @@ def test_chunked_audio_has_no_seams(audio_model, tmp_path, monkeypatch, chunk_sa
     sf.write(tone, 0.5 * np.sin(2 * np.pi * 300 * t * (1 + t)), 16000, subtype="PCM_16")
     for path in (WAV, tone):
         whole = tok.encode(tok.modality.load(path, tok.config.options))  # one piece, no chunking
-        monkeypatch.setattr(vqtok.tokenizer, "CHUNK_SAMPLES", chunk_samples)
+        monkeypatch.setattr(vqtok.codec.long_inputs, "CHUNK_SAMPLES", chunk_samples)
         chunk = max(1, chunk_samples // tok.hop)
         assert whole.shape[1] > 3 * chunk, "the file must span several chunks"
         cf = tok.encode_file(path)

@@ -1,4 +1,4 @@
-"""Tiled encoding/decoding of images (vqtok/tiling.py) equals doing the whole image at once."""
+"""Tiled encoding/decoding of images (vqtok/codec/tiling.py) equals doing the whole image at once."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from PIL import Image
 from torch.nn import functional as F
 
 import vqtok
-import vqtok.tokenizer
+import vqtok.codec.long_inputs
 from vqtok.config import ModelConfig
 from vqtok.models.vqvae import VQVAE
 from vqtok.models.vqvae2 import VQVAE2, VQVAE2Options
-from vqtok.tiling import decode_tiled, encode_tiled, spans
+from vqtok.codec.tiling import decode_tiled, encode_tiled, spans
 
 
 def fitted(model):
@@ -99,7 +99,7 @@ def test_a_model_file_encodes_and_decodes_an_image_file_in_tiles(image_model, tm
     x = tok.modality.load(tmp_path / "p.png", tok.config.options)
     latents = tok.encode_tensor(x)  # the whole image at once
     whole_codes, whole_image = tok.to_file_arrays(latents), tok.decode_tensor(latents)[:, :70, :90]
-    monkeypatch.setattr(vqtok.tokenizer, "TILE_PIXELS", 2 * tok.hop)  # many tiles
+    monkeypatch.setattr(vqtok.codec.long_inputs, "TILE_PIXELS", 2 * tok.hop)  # many tiles
     cf = tok.encode_file(tmp_path / "p.png")
     assert cf.meta["size"] == [70, 90]
     for k, v in whole_codes.items():

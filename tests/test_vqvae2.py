@@ -103,7 +103,7 @@ def test_training_reduces_the_loss():
 
 def chunked(model: VQVAE2, x: torch.Tensor, chunk: int, enc_ctx: int, dec_ctx: int):
     """Encode, then decode, ``x`` ``(1, 1, T)`` chunk by chunk, each with the given context on each side
-    (in top positions, clipped at the ends), as :mod:`vqtok.chunking` does."""
+    (in top positions, clipped at the ends), as :mod:`vqtok.codec.chunking` does."""
     n, f, hop = x.shape[-1] // model.hop, model.top_factor, model.hop
     top, bottom, out = [], [], []
     for a in range(0, n, chunk):

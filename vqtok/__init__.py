@@ -15,11 +15,11 @@ from .hookspecs import hookimpl  # noqa: E402  (plugins write @vqtok.hookimpl)
 
 
 def load(path, device: str = "cpu", prior=None):
-    """Load a model file as a :class:`vqtok.tokenizer.Tokenizer`, with the prior stored in it or the
+    """Load a model file as a :class:`vqtok.codec.Tokenizer`, with the prior stored in it or the
     separate prior file ``prior`` (``vqtok train-prior -o``). ``path`` may name a shipped model:
     ``vqtok.load("@audio")``."""
     from .defaults import model_path
-    from .tokenizer import Tokenizer
+    from .codec import Tokenizer
 
     return Tokenizer.load(model_path(path), device=device, prior=prior)
 

@@ -246,7 +246,7 @@ def train_prior(
     from . import distributed
     from .info import entropy_rows
     from .prior.train import PriorTrainer, resolve_prior_run
-    from .tokenizer import Tokenizer
+    from .codec import Tokenizer
 
     run = resolve_prior_run(recipe, overrides, {"data": str(data) if data else None,
                                                 "valid": str(valid) if valid else None, "train.steps": steps,
@@ -328,7 +328,7 @@ def decode(
     """Decode a code file (or vae latent means) back into an audio file or an image."""
     model = _model_path(model, [out])  # before the imports below, which take seconds (torch)
     from .encode import read_code_input
-    from .tokenizer import Tokenizer
+    from .codec import Tokenizer
 
     tok = Tokenizer.load(model, device=device)
     cf, name = read_code_input(codes)
@@ -365,7 +365,7 @@ def sample(
     """
     model = _model_path(model, [out])
     from .sampling import sample_targets, write_samples
-    from .tokenizer import Tokenizer
+    from .codec import Tokenizer
 
     tok = Tokenizer.load(model, device=device, prior=prior)
     size = None
@@ -420,7 +420,7 @@ def eval_command(
 
     from .evaluation import EvalOptions, evaluate
     from .evaluation.table import print_report
-    from .tokenizer import Tokenizer
+    from .codec import Tokenizer
 
     tok = Tokenizer.load(model, device=device, prior=prior)
     report = evaluate(tok, data, EvalOptions(iw_samples, seed, n_q, batch_size), err, plots)

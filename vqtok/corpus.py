@@ -107,7 +107,7 @@ def encode_shard(shard: Shard, report) -> None:
     import torch
 
     from .encode import encode_to_file
-    from .tokenizer import Tokenizer
+    from .codec import Tokenizer
 
     torch.set_num_threads(shard.threads)
     tok = Tokenizer.load(shard.model, device=shard.device)

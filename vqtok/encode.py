@@ -10,7 +10,7 @@ from .atomic import atomic_path
 from .errors import UsageError, VqtokError
 from .formats import CodeFile, code_bytes, parse_codes
 from .modality import find_files
-from .tokenizer import Tokenizer
+from .codec import Tokenizer
 
 CODE_SUFFIXES = (".npy", ".npz")
 

@@ -41,7 +41,7 @@ def narrowable(module: nn.Module, prefix: str) -> set[str]:
 def export_model(path: Path, out: Path, dtype: str) -> dict:
     """Write ``out``: the model file ``path`` with its network weights stored as ``dtype``; returns what
     changed (``bytes_before``, ``bytes_after``, ``tensors_narrowed``, ``model_hash``)."""
-    from .tokenizer import Tokenizer
+    from .codec import Tokenizer
 
     if dtype not in STORAGE_DTYPES:
         raise UsageError(f"--dtype {dtype}: use one of {', '.join(STORAGE_DTYPES)}")

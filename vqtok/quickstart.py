@@ -12,7 +12,7 @@ from .atomic import atomic_path
 from .errors import VqtokError
 from .formats import code_bytes
 from .plugins import get_modality
-from .tokenizer import Tokenizer
+from .codec import Tokenizer
 from .train import Trainer
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"

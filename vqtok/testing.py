@@ -228,7 +228,7 @@ def _check_model(modality, data: Path, path: Path, options: dict, work: Path, pr
     from vqtok.config import resolve
     from vqtok.info import model_report
     from vqtok.plugins import get_modality
-    from vqtok.tokenizer import Tokenizer
+    from vqtok.codec import Tokenizer
     from vqtok.train import Trainer
 
     config = resolve({"modality": modality.name, "data": str(data), modality.name: options,
@@ -286,7 +286,7 @@ def _check_family(family, modality: str, data: Path, options: dict, work: Path, 
     from vqtok.config import resolve
     from vqtok.modality import find_files
     from vqtok.plugins import get_modality, registry
-    from vqtok.tokenizer import Tokenizer
+    from vqtok.codec import Tokenizer
     from vqtok.train import Trainer
 
     if family.name not in registry().families:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..tokenizer import Tokenizer
+from ..codec import Tokenizer
 from .run import EvalOptions, Evaluation
 
 __all__ = ["EvalOptions", "Evaluation", "evaluate"]

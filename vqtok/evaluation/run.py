@@ -30,7 +30,7 @@ from ..data import TrainingSet, evaluation_batches
 from ..errors import UsageError
 from ..info import latent_rates, rate_unit
 from ..metrics import code_counts, importance_sampled_likelihood, perplexity, used_share
-from ..tokenizer import Tokenizer, crop_batch
+from ..codec import Tokenizer, crop_batch
 
 LN2 = math.log(2.0)
 IW_BUDGET = 2**21  # input elements decoded at once while importance sampling (k samples x batch)

@@ -21,7 +21,7 @@ from rich.progress import Progress
 
 from .. import distributed
 from ..data import evaluation_batches
-from ..tokenizer import Tokenizer
+from ..codec import Tokenizer
 from .model import CodeBatch
 
 Codes = dict[str, torch.Tensor]  # name -> (n_q, *G) int64, one example

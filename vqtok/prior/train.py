@@ -27,7 +27,7 @@ from ..info import latent_rates
 from ..device import pick_device
 from ..loop import RunPaths, TrainingLoop, setup_distributed
 from ..modality import Modality
-from ..tokenizer import Tokenizer
+from ..codec import Tokenizer
 from .data import CodeSet
 from .entropy import entropy_report, mean_bits, prior_bits, uniform_bits, unigram_bits
 from .model import Prior, PriorOptions

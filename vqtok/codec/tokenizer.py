@@ -1,4 +1,5 @@
-"""``Tokenizer``: a trained model with its modality, turning tensors and files into latents and back.
+"""``Tokenizer``: a trained model with its modality, turning tensors and files into latents and back:
+loading a model file, the facts about it, encode, decode and sample.
 
 Latents are what a family's ``encode`` returns (see :mod:`vqtok.models.base`): a dict of named arrays,
 integer codes or float32 means. In a code file (:mod:`vqtok.formats`) each goes under its name; a
@@ -14,27 +15,26 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from . import config as config_mod
-from .atomic import atomic_path
-from . import chunking
-from .tiling import decode_tiled, encode_tiled
-from .weights import check_weights
-from .device import pick_device
-from .errors import UsageError, VqtokError, first_line
-from .families import build_model
-from .formats import BARE, CodeFile, code_dtype, read_model
-from .models.base import Family, LatentSpec
-from .plugins import get_modality
-from .prior.model import Prior
-from .prior.store import build_prior, read_prior_file
-
-CHUNK_SAMPLES = 2**17  # samples per chunk when streaming 1-D signals (~8 s at 16 kHz)
-TILE_PIXELS = 512  # side of the tiles large 2-D inputs are encoded and decoded in (plus context)
-
-Latents = dict[str, torch.Tensor]  # name -> (channels, *grid), no batch axis
+from .. import config as config_mod
+from ..atomic import atomic_path
+from ..device import pick_device
+from ..errors import UsageError, VqtokError, first_line
+from ..families import build_model
+from ..formats import CodeFile, read_model
+from ..models.base import Family, LatentSpec
+from ..plugins import get_modality
+from ..prior.model import Prior
+from ..prior.store import build_prior, read_prior_file
+from ..weights import check_weights
+from .arrays import FileArrays, Latents
+from .long_inputs import LongInputs
 
 
-class Tokenizer:
+class Tokenizer(FileArrays, LongInputs):
+    """A trained model with its modality and prior: files and tensors to latents and back
+    (:class:`~vqtok.codec.arrays.FileArrays`: code file arrays; :class:`~vqtok.codec.long_inputs.LongInputs`:
+    inputs of any size in bounded memory)."""
+
     def __init__(self, model: Family, config, modality, meta: dict, device: str = "cpu"):
         self.device = pick_device(str(device))  # a clear error, not a driver traceback, for CUDA without one
         self.model = model.to(self.device).eval()
@@ -136,74 +136,6 @@ class Tokenizer:
             raise UsageError(f"--n-q {n_q}: this model has {n} codebook(s); use 1 to {n}{hint}")
         return n_q
 
-    # ---- latents: model (channels, *G) <-> file arrays ----
-    def to_file_arrays(self, latents: Latents) -> dict[str, np.ndarray]:
-        """Discrete codes as int16/int32 (images drop the codebook axis when it is 1); means as float32."""
-        out = {}
-        for name, t in latents.items():
-            spec = self.specs[name]
-            if spec.discrete:
-                arr = t.cpu().numpy().astype(code_dtype(spec.codebook_sizes))
-                out[name] = arr[0] if self.dims >= 2 and arr.shape[0] == 1 else arr
-            else:
-                out[name] = t.cpu().numpy().astype(np.float32)
-        return out
-
-    def from_file_arrays(self, cf: CodeFile, where: str) -> Latents:
-        """Check a code file's arrays against this model; return them as ``(channels, *G)`` tensors."""
-        arrays = dict(cf.arrays)
-        if BARE in arrays:
-            if len(self.specs) != 1:
-                raise VqtokError(f"{where}: a bare .npy, but a {self.family} model's latents are "
-                                 f"{' and '.join(self.specs)}: decode the .npz that encode wrote")
-            arrays = {next(iter(self.specs)): arrays[BARE]}
-        if set(arrays) != set(self.specs):
-            raise VqtokError(f"{where}: holds {', '.join(sorted(arrays))}, but this {self.family} model's "
-                             f"latents are {', '.join(self.specs)}; were they made by another model?")
-        latents = {name: self._check_array(arrays[name], self.specs[name], f"{where} [{name}]")
-                   for name in self.specs}
-        self._check_grids_fit(latents, where)
-        return latents
-
-    def _check_array(self, arr: np.ndarray, spec: LatentSpec, where: str) -> torch.Tensor:
-        kind = "codes" if spec.discrete else "latent means"
-        if spec.discrete and not np.issubdtype(arr.dtype, np.integer):
-            raise VqtokError(f"{where}: codes must be integers, found {arr.dtype}")
-        if not spec.discrete and not np.issubdtype(arr.dtype, np.floating):
-            raise VqtokError(f"{where}: this {self.family} model takes float latent means, found {arr.dtype}"
-                             " codes; were they made by another model?")
-        if spec.discrete and arr.ndim == self.dims:
-            arr = arr[None]
-        grid = "T" if self.dims == 1 else "H, W"
-        if arr.ndim != self.dims + 1:
-            raise VqtokError(f"{where}: {kind} of shape {arr.shape} do not fit this {self.modality.name} "
-                             f"model, which expects ({'n_q' if spec.discrete else 'D'}, {grid})")
-        fits = 1 <= arr.shape[0] <= spec.channels if spec.discrete else arr.shape[0] == spec.channels
-        if not fits or min(arr.shape[1:], default=0) < 1:
-            have = f"{spec.channels} codebook(s)" if spec.discrete else f"latent dimension {spec.channels}"
-            raise VqtokError(f"{where}: {kind} of shape {arr.shape} do not fit this model ({have}, non-empty grid)")
-        if not spec.discrete:
-            if not np.isfinite(arr).all():
-                raise VqtokError(f"{where}: latent means contain NaN or infinity")
-            return torch.from_numpy(arr.astype(np.float32))
-        for i, size in enumerate(spec.codebook_sizes[: arr.shape[0]]):
-            lo, hi = int(arr[i].min()), int(arr[i].max())
-            if lo < 0 or hi >= size:
-                raise VqtokError(f"{where}: code {hi if hi >= size else lo} in codebook {i} lies outside "
-                                 f"0..{size - 1}; were these codes made by another model?")
-        return torch.from_numpy(arr.astype(np.int64))
-
-    def _check_grids_fit(self, latents: Latents, where: str) -> None:
-        """Arrays at several rates must cover the same input: grid sizes in the ratio of their hops."""
-        coarse = max(self.specs, key=lambda k: self.specs[k].hop)
-        base = latents[coarse].shape[1:]
-        for name, t in latents.items():
-            ratio = self.specs[coarse].hop // self.specs[name].hop
-            if tuple(t.shape[1:]) != tuple(s * ratio for s in base):
-                shapes = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in latents.items())
-                raise VqtokError(f"{where}: the latent grids do not fit together ({shapes}); each must be "
-                                 f"{coarse}'s times its rate")
-
     # ---- tensors ----
     def pad_to_hop(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, *S)`` -> ``(B, C, *ceil(S / hop) * hop)``: the end of each axis padded as the modality
@@ -234,53 +166,6 @@ class Tokenizer:
         batch = {k: v[None].to(self.device) for k, v in latents.items()}
         labels = labels[:1].to(self.device) if labels is not None else None
         return self.model.decode(batch, labels)[0].float().cpu()
-
-    def encode_image(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
-        """``(C, H, W)`` -> latents ``{name: (channels, *ceil((H, W) / hop_name))}``, encoded in tiles of
-        about TILE_PIXELS (:mod:`vqtok.tiling`): the same latents as a whole encode, in bounded memory."""
-        _, context, _ = self._context()
-        tile = max(1, TILE_PIXELS // self.hop)
-        encode = lambda window: self.encode_tensor(window, n_q, labels)  # noqa: E731
-        return encode_tiled(x, encode, self.hop, context, tile)  # encode_tensor pads the windows at the end
-
-    def decode_image(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Latents on a grid ``G`` -> ``(C, *G * hop)``, decoded in tiles (see :meth:`encode_image`)."""
-        _, _, context = self._context()
-        tile = max(1, TILE_PIXELS // self.hop)
-        return decode_tiled(latents, lambda part: self.decode_tensor(part, labels), self.hop, context, tile)
-
-    def encode_stream(self, pieces, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
-        """Consecutive pieces ``(C, ..., n)`` of one input -> its latents, chunk by chunk along the last
-        axis with context (:mod:`vqtok.chunking`): the latents of a whole encode, in bounded memory."""
-        chunk, context, _ = self._context()
-        return chunking.encode_stream(pieces, lambda w: self.encode_tensor(w, n_q, labels), self.hop, context, chunk)
-
-    def decode_stream(self, latents: Latents, labels: torch.Tensor | None = None, size: list[int] | None = None):
-        """Latents -> consecutive pieces ``(C, ..., m)`` of the input, cut to ``size`` when given."""
-        chunk, _, context = self._context()
-        length = size[-1] if size else None
-        for piece in chunking.decode_stream(latents, lambda part: self.decode_tensor(part, labels), self.hop, context,
-                                   chunk, length):
-            yield self._crop(piece, {"size": [*size[:-1], piece.shape[-1]]} if size else None)
-
-    def encode_input(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
-        """``(C, *S)`` -> latents, split as the modality says for long inputs (``Modality.long_inputs``)."""
-        mode = self.modality.long_inputs
-        if mode == "tiles":
-            return self.encode_image(x, n_q, labels)
-        if mode == "stream":
-            chunk, _, _ = self._context()
-            return self.encode_stream(x.split(chunk * self.hop, dim=-1), n_q, labels)
-        return self.encode_tensor(x, n_q, labels)
-
-    def decode_latents(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Latents -> ``(C, *G * hop)``, split as the modality says for long inputs."""
-        mode = self.modality.long_inputs
-        if mode == "tiles":
-            return self.decode_image(latents, labels)
-        if mode == "stream":
-            return torch.cat(list(self.decode_stream(latents, labels)), dim=-1)
-        return self.decode_tensor(latents, labels)
 
     # ---- the public API ----
     def encode(self, x, n_q: int | None = None, label: str | None = None):
@@ -321,10 +206,6 @@ class Tokenizer:
     def _crop(self, x: torch.Tensor, meta: dict | None) -> torch.Tensor:
         size = (meta or {}).get("size")
         return x[(slice(None), *(slice(0, s) for s in size))] if size else x
-
-    def _context(self) -> tuple[int, int, int]:
-        chunk = max(1, CHUNK_SAMPLES // self.hop)
-        return chunk, self.model.encoder_context, self.model.decoder_context
 
     def encode_file(self, path: Path, n_q: int | None = None, label: str | None = None) -> CodeFile:
         """Encode one file, in bounded memory where the modality splits long inputs (streamed from the

@@ -1,6 +1,6 @@
 """Encode and decode large images tile by tile, with memory bounded by the tile, not the image.
 
-The 2-D counterpart of :mod:`vqtok.chunking`: the code grid is cut into tiles of ``tile x tile``
+The 2-D counterpart of :mod:`vqtok.codec.chunking`: the code grid is cut into tiles of ``tile x tile``
 positions; each tile is encoded (decoded) inside a window that reaches ``context`` positions further on
 every side where the image goes on, and only the tile's own part of the result is kept. With ``context``
 at least the network's receptive radius the result equals processing the whole image at once, so no
