@@ -1,0 +1,94 @@
+"""``vqtok encode``, ``vqtok decode`` and ``vqtok export``: files to codes and back, and shipping a model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import MODEL_HELP, _model_path, app, err, path_argument, path_option
+from ..errors import UsageError
+
+
+# ---- encode / decode ----------------------------------------------------------------------------------
+def _refuse_terminal(force: bool) -> None:
+    if sys.stdout.isatty() and not force:
+        raise UsageError("refusing to write binary codes to a terminal; use -o FILE, a pipe, or -f")
+
+
+@app.command()
+def encode(
+    inputs: list[Path] = path_argument(..., help="Files or folders to encode; - reads a file from stdin."),
+    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    out: Optional[Path] = path_option(None, "--out", "-o", help="Code file (.npy/.npz), folder, or - for stdout."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="npy (codes only) or npz (codes + meta)."),
+    n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae models need one)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Write binary to a terminal anyway."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Processes that encode a folder together (each file by one)."),
+):
+    """Encode files into integer codes (.npy, or .npz with the metadata for exact decoding).
+
+    One input goes to stdout, to -o FILE, or into -o FOLDER when that folder exists. A folder, or
+    several inputs, need -o FOLDER: one code file per input, mirroring the tree. .npy holds codes only
+    ((n_q, T) audio, (H, W) images; vae/cvae: float32 latent means (D, *grid)); .npz also keeps the
+    original length/size, the label and the model's hash, so decode restores the exact size and refuses
+    codes of another model. vqvae2 codes (top and bottom) are always .npz.
+
+    Into a folder, OUT/manifest.jsonl records each file (input, size, mtime, output, code shapes, model,
+    status, error): running the same command again encodes only what is missing, changed or failed, so
+    a killed run resumes. --jobs N splits the files over N processes; under torchrun (torchrun
+    --nproc-per-node N -m vqtok encode DIR -o OUT, on one machine or several) over the ranks too.
+    """
+    if fmt not in (None, "npy", "npz"):
+        raise UsageError(f"--format {fmt!r}: use npy or npz")
+    model = _model_path(model, inputs)  # before the imports below, which take seconds (torch)
+    from ..encode import encode_inputs
+
+    if encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal, jobs):
+        raise typer.Exit(1)  # some files failed: each was named above, the rest were written
+
+
+@app.command()
+def decode(
+    codes: Path = path_argument(..., help="Code file (.npy/.npz); - reads stdin."),
+    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    out: Path = path_option(..., "--out", "-o", help="Output file; its suffix picks the format (.wav, .png...)."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae; default: the .npz's)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+):
+    """Decode a code file (or vae latent means) back into an audio file or an image."""
+    model = _model_path(model, [out])  # before the imports below, which take seconds (torch)
+    from ..encode import read_code_input
+    from ..codec import Tokenizer
+
+    tok = Tokenizer.load(model, device=device)
+    cf, name = read_code_input(codes)
+    if not tok.modality.can_write(out):
+        raise UsageError(f"--out {out}: not a suffix this {tok.modality.name} model writes "
+                         f"({', '.join(tok.modality.writes())})")
+    tok.decode_to_file(cf, out, name, label)
+    err.print(f"wrote {out}")
+
+
+
+@app.command()
+def export(
+    model: Path = path_argument(..., help="The model file to export (or @audio / @image / @digits)."),
+    out: Path = path_option(..., "--out", "-o", help="The .safetensors file to write."),
+    dtype: str = typer.Option("bfloat16", "--dtype", help="How to store the network weights: bfloat16 (half "
+                              "the bytes) or float32."),
+):
+    """Write a copy of a model for shipping: network and prior weights stored in bfloat16 (codebooks stay
+    float32), about half the file. It loads and computes in float32 as before; its codes name the exported
+    model's own hash, so encode with the file you ship."""
+    from ..export import export_model
+
+    if out.suffix != ".safetensors":
+        raise UsageError(f"-o {out}: a model file is named .safetensors")
+    done = export_model(_model_path(model), out, dtype)
+    err.print(f"wrote {out}: {done['bytes_after'] / 1e6:.1f} MB (was {done['bytes_before'] / 1e6:.1f} MB; "
+              f"{done['tensors_narrowed']} weight tensors as {dtype}), model hash {done['model_hash']}")

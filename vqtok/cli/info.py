@@ -1,0 +1,22 @@
+"""``vqtok info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .app import _model_path, app, err, path_argument
+
+
+# ---- info ---------------------------------------------------------------------------------------------
+@app.command()
+def info(
+    model: Path = path_argument(..., help="Model file, or @audio / @image for a shipped default."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON on stdout."),
+):
+    """Show a model file: what it is and what data it was trained on, family, modality, codebooks,
+    bitrate, config and training summary."""
+    from ..info import describe_model
+
+    describe_model(_model_path(model), as_json, err)
