@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from common import ROOT, SAMPLE_DATA, allocator_option, apply_allocator, on_samples_option, samples_flags
 from vqtok import config as cfg
@@ -59,8 +60,13 @@ def measure(config: cfg.RunConfig, steps: int, warmup: int, out: Path) -> dict:
             step_only.append(t2 - t1)
     x = batch[0]
     memory = torch.cuda.max_memory_allocated() / 2**30 if trainer.device.type == "cuda" else None
+    flops = float("nan")
+    if not config.train.compile:  # the same arithmetic either way; counted on the eager modules
+        with FlopCounterMode(display=False) as counter:  # one more step, counted: forward and backward
+            trainer.train_step(batch)
+        flops = counter.get_total_flops()
     return {"whole": statistics.median(whole), "step": statistics.median(step_only), "batch": tuple(x.shape),
-            "gpu_gib": memory,
+            "gpu_gib": memory, "tflop_per_step": flops / 1e12,
             "params": sum(p.numel() for p in trainer.model.parameters()), "files": len(trainer.data)}
 
 
@@ -87,6 +93,8 @@ def main():
     ap.add_argument("--recipes", nargs="*", help="recipe names or paths (default: every recipes/*.toml)")
     ap.add_argument("--no-defaults", action="store_true", help="skip the default image and audio configurations")
     on_samples_option(ap)
+    ap.add_argument("--peak-tflops", type=float, default=None, help="the device's peak TFLOP/s (e.g. 790 for an "
+                    "H200's bf16 matrix products): adds the share of it the training step reaches")
     ap.add_argument("--compile", action="store_true", help="also measure with train.compile = true, and the ratio")
     allocator_option(ap)
     args = ap.parse_args()
@@ -105,7 +113,8 @@ def main():
         runs.append((path.stem, cfg.read_recipe(path), {}))
 
     header = (f"{'recipe':<20}{'family':<14}{'modality':<9}{'batch':>6}  {'batch shape':<20}{'params':>11}"
-              f"{'steps/s':>9}{'examples/s':>12}{'step only/s':>13}{'loader %':>9}{'total s':>9}"
+              f"{'steps/s':>9}{'examples/s':>12}{'step only/s':>13}{'loader %':>9}{'TFLOP/s':>9}"
+              + (f"{'% peak':>8}" if args.peak_tflops else "") + f"{'total s':>9}"
               + (f"{'GPU GiB':>9}" if args.device.startswith("cuda") else "")
               + (f"{'compiled/s':>12}{'ratio':>7}{'compile s':>11}" if args.compile else ""))
     print(header, flush=True)
@@ -129,7 +138,9 @@ def main():
             rows.append(f"{name:<20}{family:<14}{config.modality:<9}{config.train.batch_size:>6}  "
                         f"{str(r['batch']):<20}{r['params']:>11,}{sps:>9.2f}{sps * r['batch'][0]:>12.1f}"
                         f"{1.0 / r['step']:>13.2f}{100 * (1 - r['step'] / r['whole']):>9.0f}"
-                        f"{time.perf_counter() - t:>9.0f}" + (f"{r['gpu_gib']:>9.2f}" if r["gpu_gib"] is not None else ""))
+                        f"{r['tflop_per_step'] / r['step']:>9.3f}"
+                        + (f"{100 * r['tflop_per_step'] / r['step'] / args.peak_tflops:>8.1f}" if args.peak_tflops else "")
+                        + f"{time.perf_counter() - t:>9.0f}" + (f"{r['gpu_gib']:>9.2f}" if r["gpu_gib"] is not None else ""))
             if args.compile:
                 compiled = dataclasses.replace(config, train=dataclasses.replace(config.train, compile=True))
                 t = time.perf_counter()
@@ -138,7 +149,9 @@ def main():
             print(rows[-1], flush=True)
     print(f"\nsteps/s and examples/s: whole steps (batch drawn from the data + optimisation step); "
           f"step only/s: the optimisation step alone; loader %: the share of a whole step spent drawing the batch in the "
-          f"training process (what data-loading workers take off it); GPU GiB: peak memory allocated; total s: the row's wall time with set-up and warm-up; "
+          f"training process (what data-loading workers take off it); TFLOP/s: the step's convolution and matrix "
+          f"FLOPs (torch's FlopCounterMode, forward and backward) times step only/s, and % peak its share of "
+          f"--peak-tflops (how FLOP-bound the step is); GPU GiB: peak memory allocated; total s: the row's wall time with set-up and warm-up; "
           f"compiled/s, ratio, compile s: the optimisation step with train.compile, its speed-up over the eager "
           f"one, and that row's wall time with the compilation. "
           f"Run took {time.perf_counter() - started:.0f} s; load average now "
