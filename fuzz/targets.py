@@ -20,7 +20,8 @@ import numpy as np
 
 from vqtok import config
 from vqtok.errors import VqtokError
-from vqtok.formats import CodeFile, code_bytes, parse_codes, read_model, write_model
+from vqtok.files.codes import CodeFile, code_bytes, parse_codes
+from vqtok.files.model import read_model, write_model
 
 _TMP = Path(tempfile.mkdtemp(prefix="vqtok-fuzz-"))
 

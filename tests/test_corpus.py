@@ -16,7 +16,7 @@ import pytest
 import vqtok
 from conftest import SAMPLES, SUBPROCESS_TIMEOUT, cli_env, run_cli
 from vqtok.errors import UsageError
-from vqtok.formats import code_bytes
+from vqtok.files.codes import code_bytes
 
 CLIPS = sorted((SAMPLES / "speech").glob("*.wav"))
 

@@ -18,7 +18,7 @@ import vqtok
 from conftest import ROOT, SAMPLES, cli_env, run_cli
 from vqtok import chain, config, finetune
 from vqtok.defaults import model_path
-from vqtok.formats import read_model
+from vqtok.files.model import read_model
 from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.plugins import get_modality
 

@@ -8,7 +8,7 @@ import torch
 
 import vqtok
 from conftest import SAMPLES, files_under, run_cli
-from vqtok.formats import read_model
+from vqtok.files.model import read_model
 
 SPEECH = SAMPLES / "speech" / "agent-alreadyon.wav"
 

@@ -12,7 +12,7 @@ import torch
 from conftest import SAMPLES, TINY_IMAGE, run_cli
 from vqtok import config
 from vqtok.errors import UsageError, VqtokError
-from vqtok.formats import read_model
+from vqtok.files.model import read_model
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
 

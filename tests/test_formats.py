@@ -13,18 +13,10 @@ import torch
 from safetensors.torch import save_file
 
 import vqtok
-from vqtok.atomic import atomic_path
+from vqtok.files.atomic import atomic_path
 from vqtok.errors import UsageError, VqtokError
-from vqtok.formats import (
-    BARE,
-    CodeFile,
-    code_bytes,
-    code_dtype,
-    parse_codes,
-    read_model,
-    read_safetensors,
-    write_model,
-)
+from vqtok.files.codes import BARE, CodeFile, code_bytes, code_dtype, parse_codes
+from vqtok.files.model import read_model, read_safetensors, write_model
 
 
 def some_tensors(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -37,7 +37,7 @@ def test_a_code_file_whose_reader_fails_without_a_message_is_still_a_clear_error
     import zlib
 
     from vqtok.errors import VqtokError
-    from vqtok.formats import parse_codes
+    from vqtok.files.codes import parse_codes
 
     found = zlib.decompress(base64.b64decode(
         "eNoL8GZm0WWAAEUGsyar0P9QwMkgwpCcn5JarJdXUMnIIMAwA6oMRk/2C/UNiGRkKGOoVgcqSy5St1JQt8k0UtdRUE/LLyopSsyLzy9KSQWJuyXm"

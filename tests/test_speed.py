@@ -6,7 +6,7 @@ import torch
 
 from conftest import SAMPLES, TINY_IMAGE, run_cli
 from vqtok import config
-from vqtok.formats import read_model
+from vqtok.files.model import read_model
 from vqtok.plugins import get_modality
 from vqtok.speed import compile_networks, wants_channels_last
 from vqtok.families import build_model

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import distributed
-from .checkpoint import load_optimizer, optimizer_tensors
+from .files.checkpoint import load_optimizer, optimizer_tensors
 from .config import AdversarialConfig, TrainConfig
 from .loop import lr_at
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import config as cfg
 from .errors import UsageError
-from .formats import read_model
+from .files.model import read_model
 from .loop import RunPaths
 
 

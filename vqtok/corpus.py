@@ -27,7 +27,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from .atomic import atomic_path
+from .files.atomic import atomic_path
 from .errors import UsageError, VqtokError
 
 MANIFEST = "manifest.jsonl"

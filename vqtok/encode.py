@@ -6,9 +6,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .atomic import atomic_path
+from .files.atomic import atomic_path
 from .errors import UsageError, VqtokError
-from .formats import CodeFile, code_bytes, parse_codes
+from .files.codes import CodeFile, code_bytes, parse_codes
 from .modality import find_files
 from .codec import Tokenizer
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .errors import UsageError
-from .formats import read_model, write_model
+from .files.model import read_model, write_model
 from .modality import stored_facts
 from .prior.store import PREFIX as PRIOR_PREFIX, RESERVED
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .defaults import model_path
 from .errors import UsageError
-from .formats import read_model
+from .files.model import read_model
 from .models.base import Family
 from .weights import check_weights
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import VqtokError
-from .formats import read_model
+from .files.model import read_model
 
 
 def data_axes(decode: dict) -> tuple[float | None, list[int] | None, dict[str, str]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
+from .files.atomic import atomic_path
 from .errors import VqtokError
 from .metrics import perplexity, used_share
 

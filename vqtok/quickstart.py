@@ -8,9 +8,9 @@ from pathlib import Path
 from rich.console import Console
 
 from . import config as cfg
-from .atomic import atomic_path
+from .files.atomic import atomic_path
 from .errors import VqtokError
-from .formats import code_bytes
+from .files.codes import code_bytes
 from .plugins import get_modality
 from .codec import Tokenizer
 from .train import Trainer

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .atomic import write_error
+from .files.atomic import write_error
 from .errors import UsageError
 
 try:

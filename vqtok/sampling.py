@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
+from .files.atomic import atomic_path
 from .errors import UsageError
 from .modality import Modality
 

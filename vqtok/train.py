@@ -25,7 +25,7 @@ from .adversarial import Adversary
 from .families import build_model
 from .finetune import start_from
 from .chain import lineage
-from .formats import write_model
+from .files.model import write_model
 from .models.quantize import TRAINING_ONLY
 from .device import pick_device
 from .loop import RunPaths, TrainingLoop, setup_distributed

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 import vqtok
-from vqtok.formats import read_model
+from vqtok.files.model import read_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "vqtok" / "samples"

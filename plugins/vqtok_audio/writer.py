@@ -7,7 +7,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from vqtok.atomic import DISK_FULL, NOT_ALLOWED
+from vqtok.files.atomic import DISK_FULL, NOT_ALLOWED
 from vqtok.errors import VqtokError
 from vqtok.modality import SignalWriter
 

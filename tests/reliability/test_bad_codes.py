@@ -7,7 +7,7 @@ import pytest
 
 import vqtok
 from vqtok.errors import VqtokError
-from vqtok.formats import CodeFile
+from vqtok.files.codes import CodeFile
 
 CASES = {
     "float codes": (np.zeros((1, 20), np.float32), "codes must be integers"),

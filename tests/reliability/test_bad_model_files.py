@@ -12,7 +12,7 @@ import torch
 import vqtok
 from conftest import SAMPLES, run_cli, run_parallel
 from vqtok.errors import VqtokError
-from vqtok.formats import read_model, write_model
+from vqtok.files.model import read_model, write_model
 
 PHOTO = SAMPLES / "images" / "chelsea.png"
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from conftest import SAMPLES, TINY_IMAGE, run_cli
-from vqtok.atomic import atomic_path
+from vqtok.files.atomic import atomic_path
 from vqtok.errors import VqtokError
 
 

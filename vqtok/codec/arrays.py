@@ -1,6 +1,6 @@
 """Latents in the model's form, ``{name: (channels, *G)}`` tensors, and as the arrays of a code file:
 integer codes (int16 / int32; a 2-D model's single codebook axis dropped) or float32 means, and every
-check that arrays read from a file fit the model (:mod:`vqtok.formats` reads and writes the files)."""
+check that arrays read from a file fit the model (:mod:`vqtok.files.codes` reads and writes the files)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import VqtokError
-from ..formats import BARE, CodeFile, code_dtype
+from ..files.codes import BARE, CodeFile, code_dtype
 from ..models.base import LatentSpec
 
 Latents = dict[str, torch.Tensor]  # name -> (channels, *grid), no batch axis

@@ -2,7 +2,7 @@
 loading a model file, the facts about it, encode, decode and sample.
 
 Latents are what a family's ``encode`` returns (see :mod:`vqtok.models.base`): a dict of named arrays,
-integer codes or float32 means. In a code file (:mod:`vqtok.formats`) each goes under its name; a
+integer codes or float32 means. In a code file (:mod:`vqtok.files.codes`) each goes under its name; a
 family with a single latent array may also write it alone as a bare ``.npy``.
 """
 
@@ -16,11 +16,12 @@ import torch
 from torch.nn import functional as F
 
 from .. import config as config_mod
-from ..atomic import atomic_path
+from ..files.atomic import atomic_path
 from ..device import pick_device
 from ..errors import UsageError, VqtokError, first_line
 from ..families import build_model
-from ..formats import CodeFile, read_model
+from ..files.codes import CodeFile
+from ..files.model import read_model
 from ..models.base import Family, LatentSpec
 from ..plugins import get_modality
 from ..prior.model import Prior

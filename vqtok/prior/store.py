@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import VqtokError, first_line
-from ..formats import CONTENT_HASH, model_stem, read_model, read_safetensors, write_model, write_tensors
+from ..files.model import CONTENT_HASH, model_stem, read_model, read_safetensors, write_model, write_tensors
 from ..models.base import LatentSpec
 from .model import Prior, PriorOptions
 

@@ -18,7 +18,7 @@ import torch
 from rich.console import Console
 
 from .. import distributed
-from ..atomic import atomic_path
+from ..files.atomic import atomic_path
 from ..config import TrainConfig, build_section, layered, read_recipe, resolve_data_path
 from ..data import TrainingSet
 from ..console import stderr_console

@@ -13,7 +13,7 @@ from PIL import Image
 import vqtok
 
 from vqtok.config import SAMPLES_DIR
-from vqtok.formats import parse_codes
+from vqtok.files.codes import parse_codes
 from vqtok.testing import check_modality
 from vqtok_example_mel import MelModality, MelOptions
 

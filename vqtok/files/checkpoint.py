@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import VqtokError
-from .formats import read_safetensors, write_tensors
+from ..errors import VqtokError
+from .model import read_safetensors, write_tensors
 
 KIND = "vqtok-checkpoint"
 

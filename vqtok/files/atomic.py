@@ -67,7 +67,7 @@ def write_error(error: BaseException, path: Path, disk_full: bool = False) -> Ba
     """A full disk or a folder one may not write to, as one line naming ``path``; other errors as they are.
     Writers report a full disk as an ``OSError`` (ENOSPC), in their own words (safetensors: "os error 28") or
     not at all (libsndfile: "System error."): an error while the disk is full counts as a full disk."""
-    from .errors import VqtokError
+    from ..errors import VqtokError
 
     text = str(error)
     if not isinstance(error, Exception):  # Ctrl-C, exit: as they are
