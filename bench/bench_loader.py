@@ -7,7 +7,7 @@ For each recipe (default: the two shipped defaults' first stages; their data com
 ``python bench/data.py voices`` and ``python bench/data.py photos``) the run is built as ``vqtok train``
 builds it (``vqtok.train.Trainer``), then:
 
-- the loader alone: ``vqtok.loader.batch_stream`` over the recipe's batches, as the training loop draws
+- the loader alone: ``vqtok.train.loader.batch_stream`` over the recipe's batches, as the training loop draws
   them, with each worker count of ``--workers``; the first batch (worker start-up, the first files opened)
   is left out and the rate is the median of the time between batches over the next ``--batches``;
 - the model alone: the optimisation step on one batch (already in memory), the median over ``--steps`` after
@@ -31,7 +31,7 @@ import torch
 
 from common import ROOT, on_samples_option, samples_flags
 from vqtok import config as cfg
-from vqtok.loader import auto_workers, batch_stream
+from vqtok.train.loader import auto_workers, batch_stream
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import SAMPLES, TINY_IMAGE, run_cli
-from vqtok.adversarial import Adversary, feature_matching_loss, hinge_critic_loss, hinge_generator_loss
+from vqtok.train.adversarial import Adversary, feature_matching_loss, hinge_critic_loss, hinge_generator_loss
 from vqtok.config import AdversarialConfig, TrainConfig
 from vqtok.plugins import get_modality
 

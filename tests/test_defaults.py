@@ -16,7 +16,8 @@ from PIL import Image
 
 import vqtok
 from conftest import ROOT, SAMPLES, cli_env, run_cli
-from vqtok import chain, config, finetune
+from vqtok import config
+from vqtok.train import chain, finetune
 from vqtok.defaults import model_path
 from vqtok.files.model import read_model
 from vqtok.metrics import log_mel_distance, si_sdr

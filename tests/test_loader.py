@@ -14,9 +14,9 @@ from safetensors import safe_open
 
 from conftest import SAMPLES, TINY_AUDIO, TINY_IMAGE
 from vqtok import config as cfg
-from vqtok.data import TrainingSet
+from vqtok.train.data import TrainingSet
 from vqtok.errors import VqtokError
-from vqtok.loader import LoaderDied, auto_workers, batch_stream
+from vqtok.train.loader import LoaderDied, auto_workers, batch_stream
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
 

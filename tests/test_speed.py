@@ -8,7 +8,7 @@ from conftest import SAMPLES, TINY_IMAGE, run_cli
 from vqtok import config
 from vqtok.files.model import read_model
 from vqtok.plugins import get_modality
-from vqtok.speed import compile_networks, wants_channels_last
+from vqtok.train.speed import compile_networks, wants_channels_last
 from vqtok.families import build_model
 
 

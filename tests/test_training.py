@@ -227,7 +227,7 @@ def test_residual_codebooks_improve_speech_one_by_one(tmp_path):
 
 def test_learning_rate_warms_up_then_stays_or_follows_a_cosine_to_zero():
     from vqtok.config import TrainConfig
-    from vqtok.loop import lr_at
+    from vqtok.train.loop import lr_at
 
     constant = TrainConfig(steps=101, lr=1e-3, warmup_steps=10)
     assert lr_at(0, constant) == pytest.approx(1e-4)

@@ -292,7 +292,7 @@ def resolve(
     user = layered(recipe, overrides, flags)
     _check_shape(user)
     if user.get("init"):
-        from .finetune import inherited_settings  # reads a model file: only when fine-tuning
+        from .train.finetune import inherited_settings  # reads a model file: only when fine-tuning
 
         base = inherited_settings(user["init"])
         if user.get("modality") not in (None, base.get("modality")):

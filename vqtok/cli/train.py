@@ -45,8 +45,8 @@ def train(
     made by it is there, then this one starts from it; --resume continues whichever stage stopped.
     """
     from .. import config as cfg
-    from ..chain import build_stages, names_recipe
-    from ..loop import RunPaths
+    from ..train.chain import build_stages, names_recipe
+    from ..train.loop import RunPaths
     from ..plugins import get_modality
 
     overrides = _overrides(ctx)

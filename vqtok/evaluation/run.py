@@ -26,7 +26,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..data import TrainingSet, evaluation_batches
+from ..train.data import TrainingSet, evaluation_batches
 from ..errors import UsageError
 from ..info import latent_rates, rate_unit
 from ..metrics import code_counts, importance_sampled_likelihood, perplexity, used_share

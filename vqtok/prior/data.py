@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from .. import distributed
-from ..data import evaluation_batches
+from ..train.data import evaluation_batches
 from ..codec import Tokenizer
 from .model import CodeBatch
 

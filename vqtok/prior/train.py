@@ -20,12 +20,12 @@ from rich.console import Console
 from .. import distributed
 from ..files.atomic import atomic_path
 from ..config import TrainConfig, build_section, layered, read_recipe, resolve_data_path
-from ..data import TrainingSet
+from ..train.data import TrainingSet
 from ..console import stderr_console
 from ..errors import UsageError
 from ..info import latent_rates
 from ..device import pick_device
-from ..loop import RunPaths, TrainingLoop, setup_distributed
+from ..train.loop import RunPaths, TrainingLoop, setup_distributed
 from ..modality import Modality
 from ..codec import Tokenizer
 from .data import CodeSet

@@ -16,14 +16,14 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .defaults import model_path
-from .errors import UsageError
-from .files.model import read_model
-from .models.base import Family
-from .weights import check_weights
+from ..defaults import model_path
+from ..errors import UsageError
+from ..files.model import read_model
+from ..models.base import Family
+from ..weights import check_weights
 
 if TYPE_CHECKING:  # only named in annotations: vqtok.config imports this module, not the other way round
-    from .config import RunConfig
+    from ..config import RunConfig
 
 
 def inherited_settings(init: str) -> dict:

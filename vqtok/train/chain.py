@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import config as cfg
-from .errors import UsageError
-from .files.model import read_model
+from .. import config as cfg
+from ..errors import UsageError
+from ..files.model import read_model
 from .loop import RunPaths
 
 

@@ -1,6 +1,6 @@
 """Training batches through ``torch.utils.data.DataLoader``: worker processes, prefetch, pinned memory.
 
-A run's batch of step ``s`` is a pure function of ``(seed, s)`` (:meth:`vqtok.data.TrainingSet.batch`,
+A run's batch of step ``s`` is a pure function of ``(seed, s)`` (:meth:`vqtok.train.data.TrainingSet.batch`,
 :meth:`vqtok.prior.data.CodeSet.batch`), so the loader's dataset is indexed by step: the sampler lists
 the steps still to run, each worker builds whole batches, and the loader hands them back in step order.
 The batches are therefore the same for any number of workers, and a resumed run starts the sequence at
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .errors import UsageError, VqtokError
+from ..errors import UsageError, VqtokError
 
 PREFETCH = 4  # batches each worker builds ahead of the step that needs them
 

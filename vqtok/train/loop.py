@@ -27,17 +27,17 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from . import distributed
-from .files.atomic import atomic_path
-from .files.checkpoint import checkpoint_extra, load_checkpoint, save_checkpoint
-from .config import TrainConfig
-from .console import stderr_console
-from .errors import UsageError, VqtokError
+from .. import distributed
+from ..files.atomic import atomic_path
+from ..files.checkpoint import checkpoint_extra, load_checkpoint, save_checkpoint
+from ..config import TrainConfig
+from ..console import stderr_console
+from ..errors import UsageError, VqtokError
 from .runlock import exclusive
 from .speed import as_channels_last, compile_networks, wants_channels_last
-from .files.model import model_stem
+from ..files.model import model_stem
 from .loader import LoaderDied, batch_stream, resolve_workers
-from .models.base import TrainStep
+from ..models.base import TrainStep
 
 
 @dataclass

@@ -17,21 +17,21 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from . import distributed
-from .config import RunConfig, from_dict, resolve_data_path
+from .. import distributed
+from ..config import RunConfig, from_dict, resolve_data_path
 from .data import TrainingSet
-from .errors import UsageError
+from ..errors import UsageError
 from .adversarial import Adversary
-from .families import build_model
+from ..families import build_model
 from .finetune import start_from
 from .chain import lineage
-from .files.model import write_model
-from .models.quantize import TRAINING_ONLY
-from .device import pick_device
+from ..files.model import write_model
+from ..models.quantize import TRAINING_ONLY
+from ..device import pick_device
 from .loop import RunPaths, TrainingLoop, setup_distributed
-from .modality import Modality, stored_facts
-from .models.base import TrainStep
-from .plugins import get_family, get_modality
+from ..modality import Modality, stored_facts
+from ..models.base import TrainStep
+from ..plugins import get_family, get_modality
 
 
 class Trainer(TrainingLoop):

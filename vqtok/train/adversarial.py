@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import distributed
-from .files.checkpoint import load_optimizer, optimizer_tensors
-from .config import AdversarialConfig, TrainConfig
+from .. import distributed
+from ..files.checkpoint import load_optimizer, optimizer_tensors
+from ..config import AdversarialConfig, TrainConfig
 from .loop import lr_at
 
 Judgement = list[list[torch.Tensor]]  # per sub-discriminator: its feature maps, the last its logits
