@@ -17,6 +17,6 @@ def info(
 ):
     """Show a model file: what it is and what data it was trained on, family, modality, codebooks,
     bitrate, config and training summary."""
-    from ..info import describe_model
+    from .model_table import describe_model
 
     describe_model(_model_path(model), as_json, err)

@@ -130,7 +130,7 @@ def train_prior(
     from rich.table import Table
 
     from .. import distributed
-    from ..info import entropy_rows
+    from .model_table import entropy_rows
     from ..prior.train import PriorTrainer, resolve_prior_run
     from ..codec import Tokenizer
 
