@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import vqtok
 from vqtok import config as cfgmod
 from vqtok.config import (
     ModelConfig,
@@ -277,7 +278,7 @@ def test_read_recipe_at_samples_means_the_shipped_samples(tmp_path):
     recipe = tmp_path / "r.toml"
     recipe.write_text('modality = "fake"\ndata = "@samples/images"\n')
     data = Path(read_recipe(recipe)["data"])
-    assert data == Path(cfgmod.__file__).parent / "samples" / "images"
+    assert data == Path(vqtok.__file__).parent / "samples" / "images"  # the samples shipped in the package
     assert data.is_dir() and any(data.iterdir())
     assert resolve_data_path("@samples/speech", base=tmp_path) == cfgmod.SAMPLES_DIR / "speech"
 
