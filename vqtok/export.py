@@ -47,11 +47,11 @@ def export_model(path: Path, out: Path, dtype: str) -> dict:
         raise UsageError(f"--dtype {dtype}: use one of {', '.join(STORAGE_DTYPES)}")
     if Path(out).resolve() == Path(path).resolve():
         raise UsageError(f"-o {out}: is the model being exported; name another file")
-    tok = Tokenizer.load(path)  # checks the file and tells which tensors are network weights
+    mf = read_model(path)
+    tok = Tokenizer.from_model_file(mf, path)  # checks the file and tells which tensors are network weights
     names = narrowable(tok.model, "model.")
     if tok.prior is not None:
         names |= narrowable(tok.prior, PRIOR_PREFIX)
-    mf = read_model(path)
     target = STORAGE_DTYPES[dtype]
     tensors = {k: v.to(target) if k in names else v for k, v in mf.tensors.items()}
     meta = {k: v for k, v in mf.meta.items() if k not in RESERVED}

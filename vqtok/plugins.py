@@ -172,9 +172,12 @@ def hook_problems(plugin) -> list[str]:
 
 
 def _check_modality(m) -> str | None:
-    if isinstance(m, Modality) and declaration_problems(m):
-        raise PluginError(f"modality {m.name!r}: {'; '.join(declaration_problems(m))}")
-    return m.name if isinstance(m, Modality) and m.name else None
+    if not isinstance(m, Modality):
+        return None
+    problems = declaration_problems(m)
+    if problems:
+        raise PluginError(f"modality {m.name!r}: {'; '.join(problems)}")
+    return m.name or None
 
 
 def _check_family(f) -> str | None:

@@ -73,8 +73,9 @@ def check_modality(modality, data: Path, options: dict | None = None, workdir: P
         work = Path(workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         plugin = _plugin_object(f"check_modality[{modality.name}]", modalities=[modality])
-        if _installed_as(modality) is not None:
-            _check_modality(_installed_as(modality), Path(data), options or {}, work, train, problems)
+        builtin = _installed_as(modality)
+        if builtin is not None:
+            _check_modality(builtin, Path(data), options or {}, work, train, problems)
         else:
             with installed(plugin, f"under-test-{modality.name}"):
                 _check_modality(modality, Path(data), options or {}, work, train, problems)
@@ -91,8 +92,7 @@ def _check_modality(modality, data: Path, options: dict, work: Path, train: bool
     problems += declaration_problems(modality)
     if problems:
         return
-    state = registry().plugins
-    failed = [p.status for p in state if p.status != "ok" and modality.name in p.status]
+    failed = [p.status for p in registry().plugins if p.status != "ok" and modality.name in p.status]
     if modality.name not in registry().modalities:
         problems.append(f"vqtok does not load it as a plugin: {'; '.join(failed) or 'unknown reason'}")
         return

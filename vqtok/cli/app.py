@@ -85,11 +85,14 @@ def builtin_commands() -> set[str]:
     return {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
 
 
+_PLUGIN_COMMANDS: set[str] = set()  # the plugins' commands put on ``app`` in this process
+
+
 def add_plugin_commands(argv: list[str]) -> None:
     """Put the plugins' commands (``vqtok_commands``) on the command line, unless ``argv`` asks for a
     built-in command, which then starts without loading every plugin. A plugin command named like a
     built-in one is refused with a warning."""
-    builtin = builtin_commands()
+    builtin = builtin_commands() - _PLUGIN_COMMANDS
     words = [a for a in argv if not a.startswith("-")]
     if words and words[0] in builtin:
         return
@@ -97,13 +100,17 @@ def add_plugin_commands(argv: list[str]) -> None:
 
     reg = registry()
     for name, command in reg.commands.items():
+        if name in _PLUGIN_COMMANDS:
+            continue  # added by an earlier call in this process
         if name in builtin:
             err.print(f"vqtok: warning: a plugin's command {name!r} has the name of a built-in command; it is "
                       "not added", highlight=False)
-        elif isinstance(command, typer.Typer):
+            continue
+        if isinstance(command, typer.Typer):
             app.add_typer(command, name=name)
         else:
             app.command(name)(command)
+        _PLUGIN_COMMANDS.add(name)
 
 
 def main() -> None:

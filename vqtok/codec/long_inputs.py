@@ -50,7 +50,7 @@ class LongInputs:
         length = size[-1] if size else None
         for piece in chunking.decode_stream(latents, lambda part: self.decode_tensor(part, labels), self.hop, context,
                                    chunk, length):
-            yield self._crop(piece, {"size": [*size[:-1], piece.shape[-1]]} if size else None)
+            yield self._crop(piece, [*size[:-1], piece.shape[-1]] if size else None)  # the length is cut already
 
     def encode_input(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
         """``(C, *S)`` -> latents, split as the modality says for long inputs (``Modality.long_inputs``)."""

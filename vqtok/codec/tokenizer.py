@@ -21,7 +21,7 @@ from ..device import pick_device
 from ..errors import UsageError, VqtokError, first_line
 from ..families import build_model
 from ..files.codes import CodeFile
-from ..files.model import read_model
+from ..files.model import ModelFile, read_model
 from ..models.base import Family, LatentSpec
 from ..plugins import get_modality
 from ..prior.model import Prior
@@ -48,7 +48,12 @@ class Tokenizer(FileArrays, LongInputs):
     @classmethod
     def load(cls, path: Path, device: str = "cpu", prior: Path | None = None) -> "Tokenizer":
         """The model in ``path`` with its prior: the one stored in it, or the prior file ``prior``."""
-        mf = read_model(path)
+        return cls.from_model_file(read_model(path), path, device, prior)
+
+    @classmethod
+    def from_model_file(cls, mf: ModelFile, path: Path, device: str = "cpu",
+                        prior: Path | None = None) -> "Tokenizer":
+        """As :meth:`load`, from the model file ``path`` already read as ``mf``."""
         name = mf.meta.get("modality", "?")
         try:
             modality = get_modality(name)
@@ -187,7 +192,7 @@ class Tokenizer(FileArrays, LongInputs):
         else:
             cf = CodeFile.bare(np.asarray(codes))
         latents = self.check(cf, "codes")
-        return self._crop(self.decode_latents(latents, self._decode_labels(cf, label)), cf.meta)
+        return self._crop(self.decode_latents(latents, self._decode_labels(cf, label)), (cf.meta or {}).get("size"))
 
     def check(self, cf: CodeFile, name: str) -> Latents:
         """Refuse latents from another model or modality; return them as ``{name: (channels, *G)}``."""
@@ -204,8 +209,9 @@ class Tokenizer(FileArrays, LongInputs):
             label = (cf.meta or {}).get("label")
         return self.labels(label)
 
-    def _crop(self, x: torch.Tensor, meta: dict | None) -> torch.Tensor:
-        size = (meta or {}).get("size")
+    @staticmethod
+    def _crop(x: torch.Tensor, size: list[int] | None) -> torch.Tensor:
+        """``(C, *S)`` cut to its first ``size`` elements along each axis of ``S`` (None: as it is)."""
         return x[(slice(None), *(slice(0, s) for s in size))] if size else x
 
     def encode_file(self, path: Path, n_q: int | None = None, label: str | None = None) -> CodeFile:
@@ -242,7 +248,8 @@ class Tokenizer(FileArrays, LongInputs):
                     for piece in self.decode_stream(latents, labels, (cf.meta or {}).get("size")):
                         w.write(piece)
             else:
-                self.modality.save(self._crop(self.decode_latents(latents, labels), cf.meta), tmp, opts)
+                self.modality.save(self._crop(self.decode_latents(latents, labels), (cf.meta or {}).get("size")), tmp,
+                                   opts)
 
     def sample_labels(self, label: str | None, n: int) -> tuple[torch.Tensor | None, list[str]]:
         """The labels ``(n,)`` of ``n`` samples and their names: a conditional model's or a class-conditional

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torchaudio
 
 FLOOR_DB = -100.0  # dB relative to full scale mapped to -1; 0 dBFS maps to +1
 
 
+@functools.cache  # built once per setting, not for every file a training run reads
 def transforms(sample_rate: int, n_fft: int, hop_length: int, n_mels: int):
     """The forward transform (waveform -> mel power) and its approximate inverse (mel power -> waveform)."""
     mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
