@@ -3,6 +3,8 @@ against the naive one."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -144,3 +146,48 @@ def test_two_level_prior_bottom_depends_on_top_and_label():
     naive = prior.sample(2, [3, 3], torch.tensor([1, 2]), 1.0, 0, g, naive=True)
     assert fast["top"].shape == (2, 1, 3, 3) and fast["bottom"].shape == (2, 1, 6, 6)
     assert all(torch.equal(fast[k], naive[k]) for k in fast)
+
+
+def _two_class_codes(n: int, length: int, seed: int) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+    """``n`` 1-D code sequences: class 0 uses codes 0-3 only, class 1 codes 4-7 only (of 8)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    items = [{"codes": torch.randint(4, (1, length), generator=g) + 4 * int(c)} for c in labels]
+    return items, labels
+
+
+def test_label_dropout_teaches_a_conditional_prior_to_code_and_sample_without_a_label():
+    from vqtok.errors import UsageError
+    from vqtok.prior.data import CodeSet
+
+    torch.manual_seed(0)
+    specs = {"codes": LatentSpec(1, 1, [8])}
+    items, labels = _two_class_codes(1000, 32, seed=1)  # plenty: no memorizing
+    train = CodeSet(items, labels, [None] * len(items))
+    prior = Prior(1, specs, PriorOptions(width=16, layers=2, label_dropout=0.5), n_labels=2)
+    assert prior.knows_no_label and prior.no_label == 2
+    batch = train.batch(0, 64, seed=0, hops={"codes": 1}, window=32, label_dropout=0.5, no_label=2)[1]
+    assert 0.3 < (batch == 2).float().mean() < 0.7 and set(batch.tolist()) == {0, 1, 2}
+    opt = torch.optim.Adam(prior.parameters(), lr=3e-3)
+    for step in range(200):
+        codes, batch_labels = train.batch(step, 16, seed=0, hops={"codes": 1}, window=32, label_dropout=0.5,
+                                          no_label=2)
+        loss = prior(codes, batch_labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    prior.eval()
+    test, test_labels = _two_class_codes(10, 32, seed=2)
+    codes = {"codes": torch.stack([t["codes"] for t in test])}
+    given = prior.nll(codes, test_labels)["codes"][:, 0] / math.log(2)  # (B, L) bits
+    none = prior.nll(codes)["codes"][:, 0] / math.log(2)
+    # the first code: 2 bits (1 of 4) with the label, 3 (1 of 8) without; later ones tell the class: 2 bits
+    first, later = (given[:, 0].mean().item(), none[:, 0].mean().item()), none[:, 8:].mean().item()
+    assert first[0] < 2.3 and first[1] > 2.7 and later < 2.3, (first, later)
+    drawn = prior.sample(40, [16], generator=torch.Generator().manual_seed(0))["codes"]
+    halves = (drawn >= 4).float().mean(dim=(1, 2))
+    assert ((halves < 0.1) | (halves > 0.9)).float().mean() > 0.8  # each sample keeps to one class ...
+    assert 0.2 < (halves > 0.5).float().mean() < 0.8  # ... and both classes are drawn
+    plain = Prior(1, specs, PriorOptions(width=16, layers=2), n_labels=2)
+    with pytest.raises(UsageError, match="needs a label"):
+        plain.nll(codes)

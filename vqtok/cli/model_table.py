@@ -47,6 +47,8 @@ def _prior_rows(prior: dict | None) -> list[tuple[str, str]]:
     o, t = prior["options"], prior.get("training", {})
     labels = prior.get("label_names") or []
     kind = f"class-conditional ({', '.join(labels)})" if labels else "unconditional"
+    if labels and o.get("label_dropout"):
+        kind += f", {o['label_dropout']:g} of its training crops without a label"
     rows = [("prior", f"gated PixelCNN over {', '.join(prior['levels'])}: {o['layers']} layers x {o['width']} "
                       f"channels, kernel {o['kernel']}; {kind}; trained {t.get('steps')} steps in "
                       f"{t.get('seconds', 0):.0f} s" + ("" if t.get("completed", True) else " (interrupted)")
@@ -62,13 +64,16 @@ def _kept(training: dict) -> str:
 def entropy_rows(report: dict) -> list[tuple[str, str]]:
     """A prior's entropy report (:func:`vqtok.prior.entropy.entropy_report`) as ``(what, value)`` rows."""
     bits = report["bits_per_code"]
-    rows = [(f"bits per code ({name})", f"prior {bits['prior'][name]:.3f}, unigram {bits['unigram'][name]:.3f}, "
-                                        f"uniform {bits['uniform'][name]:.3f}")
+    unlabelled = "prior_no_label" in bits
+    rows = [(f"bits per code ({name})", f"prior {bits['prior'][name]:.3f}"
+                                        + (f" (no label {bits['prior_no_label'][name]:.3f})" if unlabelled else "")
+                                        + f", unigram {bits['unigram'][name]:.3f}, uniform {bits['uniform'][name]:.3f}")
             for name in report.get("levels", bits["prior"])]
     if "bitrate" in report:
         rate, unit = report["bitrate"], report["unit"]
-        rows.append(("entropy-coded rate", f"{rate['prior']:.1f} {unit} with the prior, {rate['unigram']:.1f} "
-                                           f"unigram, {rate['uniform']:.1f} raw (log2 K per code)"))
+        no_label = f" ({rate['prior_no_label']:.1f} given no label)" if unlabelled else ""
+        rows.append(("entropy-coded rate", f"{rate['prior']:.1f} {unit} with the prior{no_label}, "
+                                           f"{rate['unigram']:.1f} unigram, {rate['uniform']:.1f} raw (log2 K per code)"))
     rows.append(("measured on", report["held_out"]))
     return rows
 

@@ -157,7 +157,8 @@ class Evaluation:
 
     def _prior_nats(self, latents: dict[str, torch.Tensor], classes: list[str | None]) -> torch.Tensor:
         """-log p(codes) ``(B,)`` under the prior: given each file's class, or under the equal-weight
-        mixture over the classes when some file has none of the prior's classes."""
+        mixture over the classes (and "no label", where the prior learned it) when some file has none of
+        the prior's classes."""
         prior, names, device = self.prior, self.tok.prior_info.get("label_names") or [], self.tok.device
         latents = {k: v.to(device) for k, v in latents.items()}
 
@@ -168,8 +169,9 @@ class Evaluation:
             return nats(None)
         if all(c in names for c in classes):
             return nats(torch.tensor([names.index(c) for c in classes], device=device))
-        each = torch.stack([nats(torch.full((len(classes),), j, device=device)) for j in range(len(names))])
-        return -(torch.logsumexp(-each, dim=0) - math.log(len(names)))  # (C, B) -> (B,)
+        components = len(names) + prior.knows_no_label  # the last one: no_label
+        each = torch.stack([nats(torch.full((len(classes),), j, device=device)) for j in range(components)])
+        return -(torch.logsumexp(-each, dim=0) - math.log(components))  # (C, B) -> (B,)
 
     # ---- the report ----
     def report(self) -> dict:
@@ -205,7 +207,7 @@ class Evaluation:
         if prior is not None and prior.conditional:
             names = self.tok.prior_info.get("label_names") or []
             kind += " (given the class folder)" if all(c in names for c in self.classes) else \
-                " (mixture over its classes)"
+                " (mixture over its classes and no label)" if prior.knows_no_label else " (mixture over its classes)"
         return {"recon_nats": float(recon.mean()), "code_nats": float(code.mean()), "nll_bound_nats":
                 float(bound.mean()), "bits_per_dim": float(bound.sum() / (sizes.sum() * LN2)),
                 "recon_sigma": math.sqrt(var), "code_model": kind}

@@ -57,9 +57,10 @@ class CodeSet:
         return CodeSet([self.items[i] for i in indices], self.labels[indices], [self.files[i] for i in indices])
 
     def batch(self, step: int, size: int, seed: int, hops: dict[str, int], window: int, rank: int = 0,
-              world: int = 1) -> tuple[CodeBatch, torch.Tensor]:
+              world: int = 1, label_dropout: float = 0.0, no_label: int = -1) -> tuple[CodeBatch, torch.Tensor]:
         """The ``rank``-th slice of batch ``step``: ``size // world`` of ``size`` random examples, each
-        cropped at a random place (see the module), and their labels ``(size // world,)``."""
+        cropped at a random place (see the module), and their labels ``(size // world,)``, each replaced
+        by ``no_label`` with probability ``label_dropout``."""
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         picks = torch.randint(len(self.items), (size,), generator=g).tolist()
         coarse = max(hops.values())
@@ -71,8 +72,11 @@ class CodeSet:
             name = max(item, key=lambda k: hops[k])
             starts = [int(torch.randint(max(1, n - span + 1), (), generator=g)) for n in item[name].shape[1:]]
             crops.append({k: _crop(v, starts, span, coarse // hops[k]) for k, v in item.items()})
+        labels = self.labels[picks]
+        if label_dropout:
+            labels = torch.where(torch.rand(size, generator=g) < label_dropout, no_label, labels)
         mine = list(distributed.rows_of_rank(size, rank, world))
-        return collate([crops[i] for i in mine]), self.labels[[picks[i] for i in mine]]
+        return collate([crops[i] for i in mine]), labels[mine]
 
     def batches(self, size: int, hops: dict[str, int], window: int):
         """Every code once, in order: ``(CodeBatch, labels)`` of up to ``size`` tiles, each example cut into

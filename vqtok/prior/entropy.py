@@ -46,16 +46,17 @@ def unigram_bits(train: CodeSet, test: CodeSet, specs: dict[str, LatentSpec]) ->
 
 @torch.no_grad()
 def prior_bits(prior: Prior, test: CodeSet, device: torch.device, hops: dict[str, int], window: int,
-               batch_size: int = 8) -> dict[str, float]:
+               batch_size: int = 8, use_labels: bool = True) -> dict[str, float]:
     """Bits per code of ``test`` under ``prior`` (mean over all codes of each level), each example in tiles
-    of ``window`` positions (:meth:`CodeSet.batches`)."""
+    of ``window`` positions (:meth:`CodeSet.batches`); with ``use_labels`` False a class-conditional prior
+    that learned "no label" is measured as it codes examples of unknown class."""
     was_training = prior.training
     prior.eval()
     totals = {name: 0.0 for name in prior.order}
     counts = {name: 0 for name in prior.order}
     for batch, labels in test.batches(batch_size, hops, window):
         codes = {k: c.to(device) for k, (c, _) in batch.items()}
-        nll = prior.nll(codes, labels.to(device) if prior.conditional else None)
+        nll = prior.nll(codes, labels.to(device) if prior.conditional and use_labels else None)
         for name in prior.order:
             mask = batch[name][1].to(device)[:, None].expand_as(nll[name])
             totals[name] += float(nll[name][mask].sum()) / LN2
@@ -72,7 +73,8 @@ def mean_bits(bits: dict[str, float], test: CodeSet) -> float:
 
 def entropy_report(bits: dict[str, dict[str, float]], specs: dict[str, LatentSpec], rates: dict[str, dict],
                    held_out: str) -> dict:
-    """``bits``: ``{"prior"|"unigram"|"uniform": {level: bits per code}}``; ``rates``: what
+    """``bits``: ``{"prior"|"prior_no_label"|"unigram"|"uniform": {level: bits per code}}`` (``prior_no_label``:
+    a class-conditional prior given no labels, where it learned that); ``rates``: what
     :func:`vqtok.info.latent_rates` gives -> bits per code and bitrates under each code model."""
     unit = rate_unit(rates)
     report = {"held_out": held_out, "bits_per_code": bits, "levels": list(bits["prior"])}

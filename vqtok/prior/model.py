@@ -32,6 +32,8 @@ class PriorOptions:
     valid_share: float = 0.1  # share of the files held out to measure bits per code (without --valid)
     labels: str = "auto"  # class-conditional: "auto" (when every file lies in a class folder), "yes", "no"
     eval_every: int = 250  # steps between held-out measurements; the best weights are kept (0: keep the last)
+    label_dropout: float = 0.0  # class-conditional: share of training crops shown without their label, so
+    #                             the prior also models codes of no known class (unseen voices) and samples them
 
     def __post_init__(self):
         checks = [(self.width >= 1 and self.layers >= 1, "prior.width and prior.layers must be at least 1"),
@@ -39,7 +41,8 @@ class PriorOptions:
                   (self.window >= 1, "prior.window must be at least 1"),
                   (0 <= self.valid_share < 1, "prior.valid_share must lie in [0, 1)"),
                   (self.eval_every >= 0, "prior.eval_every must be at least 0"),
-                  (self.labels in ("auto", "yes", "no"), "prior.labels must be auto, yes or no")]
+                  (self.labels in ("auto", "yes", "no"), "prior.labels must be auto, yes or no"),
+                  (0 <= self.label_dropout < 1, "prior.label_dropout must lie in [0, 1)")]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
@@ -52,13 +55,14 @@ def level_order(specs: dict[str, LatentSpec]) -> list[str]:
 
 class LevelCondition(nn.Module):
     """The condition map of one level: ``(B, E, 1, ..)`` from a label, ``(B, E, *G)`` from the codes of
-    the level above (grid ``G / factor``), their sum when both, None when neither."""
+    the level above (grid ``G / factor``), their sum when both, None when neither. ``label_rows`` is the
+    number of label embeddings: the classes, plus one for "no class" when the prior learned it."""
 
-    def __init__(self, dims: int, width: int, n_labels: int, above: LatentSpec | None, factor: int):
+    def __init__(self, dims: int, width: int, label_rows: int, above: LatentSpec | None, factor: int):
         super().__init__()
         self.dims, self.factor = dims, factor
-        self.channels = width if n_labels or above is not None else 0  # E; 0: no condition
-        self.label = nn.Embedding(n_labels, width) if n_labels else None
+        self.channels = width if label_rows or above is not None else 0  # E; 0: no condition
+        self.label = nn.Embedding(label_rows, width) if label_rows else None
         self.above = None
         if above is not None:
             conv = nn.Conv1d if dims == 1 else nn.Conv2d
@@ -80,11 +84,15 @@ class LevelCondition(nn.Module):
 
 
 class Prior(nn.Module):
-    """Priors of all the code grids of a family with latents ``specs`` (all discrete)."""
+    """Priors of all the code grids of a family with latents ``specs`` (all discrete). A class-conditional
+    prior trained with ``label_dropout`` has one more label, :attr:`no_label` (index ``n_labels``), for
+    codes of no known class: it is used wherever no labels are given."""
 
     def __init__(self, dims: int, specs: dict[str, LatentSpec], options: PriorOptions, n_labels: int = 0):
         super().__init__()
         self.dims, self.specs, self.options, self.n_labels = dims, dict(specs), options, n_labels
+        self.knows_no_label = n_labels > 0 and options.label_dropout > 0
+        label_rows = n_labels + self.knows_no_label
         self.order = level_order(specs)
         self.levels = nn.ModuleDict()
         self.conditions = nn.ModuleDict()
@@ -92,7 +100,7 @@ class Prior(nn.Module):
             spec = specs[name]
             above = specs[self.order[i - 1]] if i > 0 else None
             factor = above.hop // spec.hop if above is not None else 1
-            cond = LevelCondition(dims, options.width, n_labels, above, factor)
+            cond = LevelCondition(dims, options.width, label_rows, above, factor)
             self.conditions[name] = cond
             self.levels[name] = CodePrior(dims, list(spec.codebook_sizes[: spec.channels]), options.width,
                                           options.layers, options.kernel, cond.channels)
@@ -101,6 +109,23 @@ class Prior(nn.Module):
     def conditional(self) -> bool:
         return self.n_labels > 0
 
+    @property
+    def no_label(self) -> int:
+        """The label index meaning "no known class" (valid when :attr:`knows_no_label`)."""
+        return self.n_labels
+
+    def _labels(self, labels: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor | None:
+        """The labels ``(n,)`` the conditions take: None for an unconditional prior, ``no_label`` where a
+        conditional one is given none (an error when it never learned that)."""
+        if not self.conditional:
+            return None
+        if labels is not None:
+            return labels
+        if not self.knows_no_label:
+            raise UsageError("this class-conditional prior needs a label for every example (train it with "
+                             "prior.label_dropout > 0 to also model examples of no known class)")
+        return torch.full((n,), self.no_label, dtype=torch.long, device=device)
+
     def _condition(self, name: str, codes: dict[str, torch.Tensor], labels) -> torch.Tensor | None:
         i = self.order.index(name)
         above = codes[self.order[i - 1]] if i > 0 else None
@@ -108,6 +133,8 @@ class Prior(nn.Module):
 
     def nll(self, codes: dict[str, torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Codes ``{name: (B, n_q, *G)}`` -> ``-log p`` of each code in nats ``{name: (B, n_q, *G)}``."""
+        first = codes[self.order[0]]
+        labels = self._labels(labels, first.shape[0], first.device)
         return {name: self.levels[name].nll(codes[name], self._condition(name, codes, labels))
                 for name in self.order}
 
@@ -131,6 +158,7 @@ class Prior(nn.Module):
         """Codes ``{name: (n, n_q, *G_name)}`` level by level, coarsest first; ``grid`` is the coarsest
         level's. ``naive`` uses the reference sampler (the same codes, much slower)."""
         codes: dict[str, torch.Tensor] = {}
+        labels = self._labels(labels, n, next(self.parameters()).device)
         coarse = self.specs[self.order[0]].hop
         for name in self.order:
             level = self.levels[name]

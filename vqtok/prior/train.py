@@ -125,9 +125,11 @@ class PriorTrainer(TrainingLoop):
 
     def batch_maker(self):
         t = self.train_cfg
+        dropout = self.run_cfg.options.label_dropout if self.label_names else 0.0
         return functools.partial(self.train_set.batch, size=t.batch_size, seed=t.seed, hops=self.hops,
                                  window=self.run_cfg.options.window, rank=distributed.rank(),
-                                 world=distributed.world_size())
+                                 world=distributed.world_size(), label_dropout=dropout,
+                                 no_label=len(self.label_names))
 
     def to_device(self, batch):
         batch, labels = batch
@@ -156,9 +158,10 @@ class PriorTrainer(TrainingLoop):
             self.best_weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
         return {"valid_bits": bits}
 
-    def held_out_bits(self) -> dict[str, float]:
+    def held_out_bits(self, use_labels: bool = True) -> dict[str, float]:
         """Bits per code of the held-out codes under the prior now, per level."""
-        return prior_bits(self.model, self.valid_set, self.device, self.hops, self.run_cfg.options.window)
+        return prior_bits(self.model, self.valid_set, self.device, self.hops, self.run_cfg.options.window,
+                          use_labels=use_labels)
 
     def kept_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
         return self.best, self.best_weights
@@ -169,9 +172,10 @@ class PriorTrainer(TrainingLoop):
     def entropy(self) -> dict:
         """Bits per code on the held-out codes under the prior, the unigram and the uniform code models."""
         specs = self.tok.specs
-        bits = {"prior": self.held_out_bits(),
-                "unigram": unigram_bits(self.train_set, self.valid_set, specs),
-                "uniform": uniform_bits(specs)}
+        bits = {"prior": self.held_out_bits()}
+        if self.model.knows_no_label:
+            bits["prior_no_label"] = self.held_out_bits(use_labels=False)
+        bits |= {"unigram": unigram_bits(self.train_set, self.valid_set, specs), "uniform": uniform_bits(specs)}
         return entropy_report(bits, specs, latent_rates(self.tok.meta["decode"]), self.held_out)
 
     def save(self, summary: dict) -> None:
