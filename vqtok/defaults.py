@@ -77,6 +77,19 @@ def model_path(model: Path | str | None, files: Iterable[Path] = ()) -> Path:
                      f"{MODEL_ENV} (default models: {offer})")
 
 
+def model_by_hash(model_hash: str) -> Path | None:
+    """The shipped model whose hash is ``model_hash`` (the one that made a code file or a .vqz), if any."""
+    from .files.model import read_model
+
+    for path in installed_models().values():
+        try:
+            if path.is_file() and read_model(path, tensors=False).meta.get("model_hash") == model_hash:
+                return path
+        except VqtokError:
+            continue
+    return None
+
+
 def _suffixes_of(path: Path) -> set[str]:
     """A file's lower-case suffix; for a folder, those of the files under it."""
     path = Path(path)

@@ -1,4 +1,5 @@
-"""``vqtok encode``, ``vqtok decode`` and ``vqtok export``: files to codes and back, and shipping a model."""
+"""``vqtok encode``, ``vqtok decode``, ``vqtok compress``, ``vqtok decompress`` and ``vqtok export``: files to
+codes and back, to entropy-coded .vqz files and back, and shipping a model."""
 
 from __future__ import annotations
 
@@ -73,6 +74,65 @@ def decode(
     tok.decode_to_file(cf, out, name, label)
     err.print(f"wrote {out}")
 
+
+# ---- compress / decompress --------------------------------------------------------------------------------
+@app.command()
+def compress(
+    inputs: list[Path] = path_argument(..., help="Media files, code files (.npy/.npz) or folders of media files."),
+    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP + " A .npz picks the shipped "
+                                        "model that made it."),
+    out: Optional[Path] = path_option(None, "--out", "-o", help="The .vqz file (default: beside the input), "
+                                      "or a folder."),
+    n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: encode with the first N codebooks."),
+    label: Optional[str] = typer.Option(None, "--label", help="Class label: of a cvae model, or the class of a "
+                                        "class-conditional prior to code with (default: the one that codes best)."),
+    prior: Optional[Path] = path_option(None, "--prior", help="A prior file made by `train-prior -o` "
+                                        "(default: the model file's own prior)."),
+    device: str = typer.Option("cpu", "--device", help="Where the model encodes (the prior codes on the CPU)."),
+):
+    """Encode files and entropy-code their codes with the model's prior into .vqz files.
+
+    A .vqz holds exactly the codes `vqtok encode` writes, in fewer bits: each code costs -log2 p under
+    the PixelCNN prior (about what `vqtok info` estimates), or log2 K without one. It is cut into chunks
+    that decode on their own, each with a CRC32; `vqtok decompress` gives back the file or the codes.
+    docs/formats.md describes the container.
+    """
+    from ..compress import CompressSettings, compress_inputs, model_for_codes
+
+    model = model_for_codes(model, inputs)
+    if compress_inputs(inputs, model, out, CompressSettings(n_q, label, device, prior), err):
+        raise typer.Exit(1)
+
+
+@app.command()
+def decompress(
+    inputs: list[Path] = path_argument(..., help=".vqz files or folders of them."),
+    model: Optional[Path] = path_option(None, "--model", help="The model file it was compressed with "
+                                        "(default: the shipped model the .vqz names)."),
+    out: Optional[Path] = path_option(None, "--out", "-o", help="Output file (its suffix picks the format: .wav, "
+                                      ".png, ...; default beside the input), or a folder."),
+    codes: bool = typer.Option(False, "--codes", help="Write the code file (.npy/.npz) instead of decoding."),
+    suffix: Optional[str] = typer.Option(None, "--suffix", help="The output suffix without -o FILE (default: "
+                                         "the modality's first, e.g. .wav; .npz with --codes)."),
+    prior: Optional[Path] = path_option(None, "--prior", help="The prior file it was compressed with, where "
+                                        "that was not the model file's own."),
+    device: str = typer.Option("cpu", "--device", help="Where the model decodes (the prior decodes on the CPU)."),
+):
+    """Turn .vqz files back into media files, or with --codes into the exact code files `vqtok encode` wrote.
+
+    A file made with another model, truncated, damaged (a chunk's CRC32) or of a newer format version is
+    refused with what is wrong, and nothing is written.
+    """
+    from ..compress import decompress_inputs, model_for_container
+
+    if not inputs:
+        raise UsageError("name a .vqz file or folder")
+    first = next((p for p in inputs if p.is_file()), None)
+    if first is None and inputs[0].is_dir():
+        first = next(iter(sorted(inputs[0].rglob("*.vqz"))), None)
+    model = model_for_container(model, first) if first is not None else _model_path(model)
+    if decompress_inputs(inputs, model, out, codes, suffix, device, err, prior):
+        raise typer.Exit(1)
 
 
 @app.command()

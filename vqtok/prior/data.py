@@ -102,11 +102,28 @@ class CodeSet:
 def _tiles(item: Codes, hops: dict[str, int], window: int) -> Iterator[Codes]:
     """``item`` cut into tiles of at most ``window`` finest positions per axis, aligned to the coarsest grid,
     row by row."""
-    coarse = max(hops.values())
-    span = max(1, window // (coarse // min(hops.values())))  # a tile, in coarse positions
+    span = tile_span(hops, window)
+    for starts in tile_starts(item, hops, window):
+        yield crop_tile(item, starts, span, hops)
+
+
+def tile_span(hops: dict[str, int], window: int) -> int:
+    """The side of a tile in positions of the coarsest grid: ``window`` positions of the finest."""
+    return max(1, window // (max(hops.values()) // min(hops.values())))
+
+
+def tile_starts(item: Codes, hops: dict[str, int], window: int) -> list[tuple[int, ...]]:
+    """Where each tile of ``item`` starts, in positions of the coarsest grid, row by row."""
+    span = tile_span(hops, window)
     name = max(item, key=lambda k: hops[k])
-    for starts in itertools.product(*(range(0, n, span) for n in item[name].shape[1:])):
-        yield {k: _crop(v, list(starts), span, coarse // hops[k]) for k, v in item.items()}
+    return list(itertools.product(*(range(0, n, span) for n in item[name].shape[1:])))
+
+
+def crop_tile(item: Codes, starts: tuple[int, ...], span: int, hops: dict[str, int]) -> Codes:
+    """The tile of ``item`` at ``starts`` (coarse positions), ``span`` coarse positions per axis or up to
+    the edge; each level ``(n_q, *G_tile)``."""
+    coarse = max(hops.values())
+    return {k: _crop(v, list(starts), span, coarse // hops[k]) for k, v in item.items()}
 
 
 def _crop(codes: torch.Tensor, starts: list[int], span: int, factor: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..models.base import LatentSpec, TrainStep
-from .network import CodeEmbedding, CodePrior, Draw
+from .network import CodeEmbedding, CodePrior, Draw, Picker
 
 CodeBatch = dict[str, tuple[torch.Tensor, torch.Tensor]]  # name -> (codes (B, n_q, *G), mask (B, *G))
 
@@ -151,19 +151,31 @@ class Prior(nn.Module):
         metrics["bits"] = loss.detach() / torch.log(torch.tensor(2.0))
         return TrainStep(None, loss, metrics)
 
+    def level_sizes(self, grid: list[int]) -> dict[str, list[int]]:
+        """The grid of every level when the coarsest level's is ``grid``."""
+        coarse = self.specs[self.order[0]].hop
+        return {name: [g * (coarse // self.specs[name].hop) for g in grid] for name in self.order}
+
     @torch.no_grad()
+    def generate(self, n: int, sizes: dict[str, list[int]], pickers: dict[str, Picker],
+                 labels: torch.Tensor | None = None, naive: bool = False) -> dict[str, torch.Tensor]:
+        """Codes ``{name: (n, n_q, *sizes[name])}`` level by level, coarsest first, streaming: at each
+        position ``pickers[name]`` chooses the codes from the prior's logits (it samples them, or an entropy
+        coder takes known codes or decodes them). ``naive`` uses the reference sampler (the same codes,
+        much slower)."""
+        codes: dict[str, torch.Tensor] = {}
+        labels = self._labels(labels, n, next(self.parameters()).device)
+        for name in self.order:
+            level = self.levels[name]
+            cond = self._condition(name, codes, labels)
+            codes[name] = (level.sample_naive if naive else level.sample)(sizes[name], pickers[name], cond)
+        return codes
+
     def sample(self, n: int, grid: list[int], labels: torch.Tensor | None = None, temperature: float = 1.0,
                top_k: int = 0, generator: torch.Generator | None = None,
                naive: bool = False) -> dict[str, torch.Tensor]:
-        """Codes ``{name: (n, n_q, *G_name)}`` level by level, coarsest first; ``grid`` is the coarsest
-        level's. ``naive`` uses the reference sampler (the same codes, much slower)."""
-        codes: dict[str, torch.Tensor] = {}
-        labels = self._labels(labels, n, next(self.parameters()).device)
-        coarse = self.specs[self.order[0]].hop
-        for name in self.order:
-            level = self.levels[name]
-            size = [g * (coarse // self.specs[name].hop) for g in grid]
-            draw = Draw.seeded(n, level.n_q, size, temperature, top_k, generator)
-            cond = self._condition(name, codes, labels)
-            codes[name] = (level.sample_naive if naive else level.sample)(size, draw, cond)
-        return codes
+        """Codes ``{name: (n, n_q, *G_name)}`` drawn level by level; ``grid`` is the coarsest level's."""
+        sizes = self.level_sizes(grid)
+        draws = {name: Draw.seeded(n, self.levels[name].n_q, sizes[name], temperature, top_k, generator)
+                 for name in self.order}
+        return self.generate(n, sizes, draws, labels, naive)

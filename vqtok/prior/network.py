@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -25,6 +26,16 @@ from torch.nn import functional as F
 from .layers import GatedLayer1d, GatedLayer2d
 
 DILATION_CYCLE = 10  # 1-D: dilations 1, 2, 4, .., 512, then again
+
+
+class Picker(Protocol):
+    """What picks the code at each position as :meth:`CodePrior.sample` streams: a :class:`Draw` samples;
+    the entropy coder (:mod:`vqtok.prior.coding`) takes known codes or decodes them."""
+
+    n: int  # rows, each an independent grid
+
+    def pick(self, logits: torch.Tensor, q: int, index: tuple) -> torch.Tensor:
+        """``logits`` ``(n, K)`` of codebook ``q`` at grid position ``index`` -> codes ``(n,)``."""
 
 
 @dataclass
@@ -40,6 +51,10 @@ class Draw:
     def seeded(cls, n: int, n_q: int, grid: list[int], temperature: float, top_k: int,
                generator: torch.Generator | None) -> "Draw":
         return cls(temperature, top_k, torch.rand((n, n_q, *grid), generator=generator))
+
+    @property
+    def n(self) -> int:
+        return self.uniforms.shape[0]
 
     def pick(self, logits: torch.Tensor, q: int, index: tuple) -> torch.Tensor:
         """``logits`` ``(n, K)`` of codebook ``q`` at grid position ``index`` -> codes ``(n,)``."""
@@ -87,7 +102,7 @@ class CodeHead(nn.Module):
                 f = f + self.depth[q](codes[:, q])
         return logits
 
-    def sample(self, context: torch.Tensor, draw: Draw, index: tuple) -> torch.Tensor:
+    def sample(self, context: torch.Tensor, draw: Picker, index: tuple) -> torch.Tensor:
         """``context`` ``(n, C)`` at grid position ``index`` -> codes ``(n, n_q)``."""
         f, picked = context, []
         for q, mlp in enumerate(self.out):
@@ -152,9 +167,9 @@ class CodePrior(nn.Module):
 
     # ---- sampling ----
     @torch.no_grad()
-    def sample_naive(self, grid: list[int], draw: Draw, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def sample_naive(self, grid: list[int], draw: Picker, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The reference sampler: the whole network over the whole grid for every code. -> ``(n, n_q, *G)``."""
-        n = draw.uniforms.shape[0]
+        n = draw.n
         codes = torch.zeros((n, self.n_q, *grid), dtype=torch.long, device=self._device())
         for index in itertools.product(*map(range, grid)):
             for q in range(self.n_q):
@@ -163,7 +178,7 @@ class CodePrior(nn.Module):
         return codes
 
     @torch.no_grad()
-    def sample(self, grid: list[int], draw: Draw, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, grid: list[int], draw: Picker, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Codes ``(n, n_q, *G)``, the same as :meth:`sample_naive` draws, computing each layer's output
         only where it is new."""
         if self.dims == 2:
@@ -173,8 +188,8 @@ class CodePrior(nn.Module):
     def _device(self) -> torch.device:
         return self.head.out[0][1].weight.device
 
-    def _sample_1d(self, length: int, draw: Draw, cond) -> torch.Tensor:
-        n, c, dev = draw.uniforms.shape[0], self.head.out[0][1].in_features, self._device()
+    def _sample_1d(self, length: int, draw: Picker, cond) -> torch.Tensor:
+        n, c, dev = draw.n, self.head.out[0][1].in_features, self._device()
         codes = torch.zeros((n, self.n_q, length), dtype=torch.long, device=dev)
         # inputs[l][:, :, reach_l + t]: layer l's input at time t (zeros before 0)
         inputs = [torch.zeros(n, c, layer.reach + length, device=dev) for layer in self.layers]
@@ -191,8 +206,8 @@ class CodePrior(nn.Module):
                 inputs[0][:, :, self.layers[0].reach + t + 1] = self.embed(codes[:, :, t])
         return codes
 
-    def _sample_2d(self, height: int, width: int, draw: Draw, cond) -> torch.Tensor:
-        n, c, dev = draw.uniforms.shape[0], self.head.out[0][1].in_features, self._device()
+    def _sample_2d(self, height: int, width: int, draw: Picker, cond) -> torch.Tensor:
+        n, c, dev = draw.n, self.head.out[0][1].in_features, self._device()
         r = self.kernel // 2
         codes = torch.zeros((n, self.n_q, height, width), dtype=torch.long, device=dev)
         # vertical[l][:, :, r + i, r + j]: layer l's vertical input at (i, j), zero-padded around
