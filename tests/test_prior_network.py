@@ -191,3 +191,16 @@ def test_label_dropout_teaches_a_conditional_prior_to_code_and_sample_without_a_
     plain = Prior(1, specs, PriorOptions(width=16, layers=2), n_labels=2)
     with pytest.raises(UsageError, match="needs a label"):
         plain.nll(codes)
+
+
+def test_label_balance_draws_every_label_alike_whatever_its_number_of_files():
+    from vqtok.prior.data import CodeSet
+
+    items = [{"codes": torch.zeros(1, 10, dtype=torch.long)} for _ in range(100)]
+    codes = CodeSet(items, torch.tensor([0] * 95 + [1] * 5), [None] * 100)
+    by_file = codes.batch(0, 2000, seed=0, hops={"codes": 1}, window=8)[1]
+    by_label = codes.batch(0, 2000, seed=0, hops={"codes": 1}, window=8, balance="labels")[1]
+    assert 0.03 < (by_file == 1).float().mean() < 0.08
+    assert 0.45 < (by_label == 1).float().mean() < 0.55
+    again = codes.batch(0, 2000, seed=0, hops={"codes": 1}, window=8, balance="labels")[1]
+    assert torch.equal(by_label, again)  # a function of (seed, step), like every batch

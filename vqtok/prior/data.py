@@ -57,12 +57,14 @@ class CodeSet:
         return CodeSet([self.items[i] for i in indices], self.labels[indices], [self.files[i] for i in indices])
 
     def batch(self, step: int, size: int, seed: int, hops: dict[str, int], window: int, rank: int = 0,
-              world: int = 1, label_dropout: float = 0.0, no_label: int = -1) -> tuple[CodeBatch, torch.Tensor]:
+              world: int = 1, label_dropout: float = 0.0, no_label: int = -1,
+              balance: str = "files") -> tuple[CodeBatch, torch.Tensor]:
         """The ``rank``-th slice of batch ``step``: ``size // world`` of ``size`` random examples, each
         cropped at a random place (see the module), and their labels ``(size // world,)``, each replaced
-        by ``no_label`` with probability ``label_dropout``."""
+        by ``no_label`` with probability ``label_dropout``. ``balance``: every file equally likely
+        (``files``), or every label, then a file of it (``labels``)."""
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        picks = torch.randint(len(self.items), (size,), generator=g).tolist()
+        picks = self._picks(size, g, balance)
         coarse = max(hops.values())
         finest = coarse // min(hops.values())  # finest positions per coarse position
         span = max(1, window // finest)  # the crop, in coarse positions
@@ -77,6 +79,14 @@ class CodeSet:
             labels = torch.where(torch.rand(size, generator=g) < label_dropout, no_label, labels)
         mine = list(distributed.rows_of_rank(size, rank, world))
         return collate([crops[i] for i in mine]), labels[mine]
+
+    def _picks(self, size: int, g: torch.Generator, balance: str) -> list[int]:
+        if balance == "files":
+            return torch.randint(len(self.items), (size,), generator=g).tolist()
+        groups = [torch.nonzero(self.labels == label).flatten() for label in torch.unique(self.labels).tolist()]
+        which = torch.randint(len(groups), (size,), generator=g).tolist()
+        within = torch.rand(size, generator=g).tolist()
+        return [int(groups[w][int(u * len(groups[w]))]) for w, u in zip(which, within)]
 
     def batches(self, size: int, hops: dict[str, int], window: int):
         """Every code once, in order: ``(CodeBatch, labels)`` of up to ``size`` tiles, each example cut into

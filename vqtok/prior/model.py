@@ -34,6 +34,7 @@ class PriorOptions:
     eval_every: int = 250  # steps between held-out measurements; the best weights are kept (0: keep the last)
     label_dropout: float = 0.0  # class-conditional: share of training crops shown without their label, so
     #                             the prior also models codes of no known class (unseen voices) and samples them
+    balance: str = "files"  # training crops from every file alike ("files") or from every label alike ("labels")
 
     def __post_init__(self):
         checks = [(self.width >= 1 and self.layers >= 1, "prior.width and prior.layers must be at least 1"),
@@ -42,7 +43,8 @@ class PriorOptions:
                   (0 <= self.valid_share < 1, "prior.valid_share must lie in [0, 1)"),
                   (self.eval_every >= 0, "prior.eval_every must be at least 0"),
                   (self.labels in ("auto", "yes", "no"), "prior.labels must be auto, yes or no"),
-                  (0 <= self.label_dropout < 1, "prior.label_dropout must lie in [0, 1)")]
+                  (0 <= self.label_dropout < 1, "prior.label_dropout must lie in [0, 1)"),
+                  (self.balance in ("files", "labels"), "prior.balance must be files or labels")]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)

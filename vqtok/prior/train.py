@@ -129,7 +129,7 @@ class PriorTrainer(TrainingLoop):
         return functools.partial(self.train_set.batch, size=t.batch_size, seed=t.seed, hops=self.hops,
                                  window=self.run_cfg.options.window, rank=distributed.rank(),
                                  world=distributed.world_size(), label_dropout=dropout,
-                                 no_label=len(self.label_names))
+                                 no_label=len(self.label_names), balance=self.run_cfg.options.balance)
 
     def to_device(self, batch):
         batch, labels = batch
