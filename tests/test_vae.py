@@ -399,3 +399,41 @@ def test_tiny_vae_learns_digits():
         losses.append(out.loss.item())
     assert np.mean(losses[-10:]) < 0.5 * losses[0]  # about 0.35 after 60 steps
     assert model.eval().diagnose(x)["active_units"] >= 1
+
+
+# ---- IWAE -----------------------------------------------------------------------------------------------
+def test_iwae_loss_is_the_importance_weighted_bound_and_tighter_than_the_elbo():
+    torch.manual_seed(0)
+    model = tiny(latent_dim=2, sigma=0.5, iw_samples=50)
+    with torch.no_grad():  # q away from the prior, so the bounds differ
+        model.encoder.net[-1].bias += torch.tensor([0.8, -0.8, -1.0, -1.0])
+    x = torch.rand(1, 1, 8, 8).expand(400, 1, 8, 8) * 2 - 1  # one x, many independent estimates
+    out = model(x, step=10)
+    bound = -out.loss.item() * x[0].numel()  # the loss is -bound per input element
+    assert bound == pytest.approx(out.metrics["iwae_bound"].item(), rel=1e-5)
+    elbo_mean, elbo_se = mean_and_se(-neg_elbo_samples(model, x))
+    assert bound > elbo_mean + 5 * elbo_se  # K = 50 samples: a tighter bound than the ELBO
+    torch.manual_seed(1)
+    nll = importance_sampled_nll(model.eval(), x[:1], k=5000)  # close to the truth
+    assert bound < -float(nll[0]) + 0.5  # ... and still a lower bound on log p(x), in expectation
+
+
+def test_tiny_iwae_learns_digits():
+    torch.manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(load_digits(16), 2)
+    model = tiny(strides=[2, 7], latent_dim=8, likelihood="bernoulli", kl_warmup_steps=30, iw_samples=5)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(60):
+        out = model(x, step=step)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(out.loss.item())
+    assert np.mean(losses[-10:]) < 0.5 * losses[0]
+    assert out.x_hat.shape == x.shape
+
+
+def test_iw_samples_must_be_positive():
+    with pytest.raises(UsageError, match="iw_samples"):
+        VAEOptions(iw_samples=0)

@@ -38,6 +38,19 @@ class LikelihoodEstimate:
         return -self.log_p
 
 
+def importance_log_weights(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor,
+                           labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``c`` posterior samples z_i = mu + sigma eps_i (``eps`` ``(c, B, D, *G)``) of ``x`` ``(B, C, *S)``:
+    ``(log p(x|z_i), log p(z_i) - log q(z_i|x))``, each ``(c, B)``; their sum is log w_i. Differentiable
+    (the IWAE objective trains on it; :func:`importance_sampled_likelihood` measures with it)."""
+    c = eps.shape[0]
+    z = mu + torch.exp(0.5 * logvar) * eps
+    log_p_over_q = (log_normal(z) - log_normal(z, mu, logvar)).flatten(2).sum(2)  # (c, B)
+    x_c = x.expand(c, *x.shape).flatten(0, 1)  # (c * B, C, *S), sample-major like z.flatten(0, 1)
+    labels_c = None if labels is None else labels.repeat(c)
+    return model.log_likelihood(x_c, z.flatten(0, 1), labels_c).view(c, -1), log_p_over_q
+
+
 @torch.no_grad()
 def importance_sampled_likelihood(model, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 1000,
                                   chunk: int = 100) -> LikelihoodEstimate:
@@ -56,17 +69,12 @@ def importance_sampled_likelihood(model, x: torch.Tensor, labels: torch.Tensor |
     if k < 1 or chunk < 1:
         raise ValueError("k and chunk must be at least 1")
     mu, logvar = model.posterior(x, labels)  # (B, D, *G)
-    std = torch.exp(0.5 * logvar)
     log_sum = torch.full((x.shape[0],), -math.inf, device=mu.device, dtype=torch.float64)
     total = torch.zeros(x.shape[0], device=mu.device, dtype=torch.float64)
     for start in range(0, k, chunk):
         c = min(chunk, k - start)
         eps = torch.stack([torch.randn(mu.shape, device=mu.device) for _ in range(c)])  # (c, B, D, *G)
-        z = mu + std * eps
-        log_p_over_q = (log_normal(z) - log_normal(z, mu, logvar)).flatten(2).sum(2)  # (c, B)
-        x_c = x.expand(c, *x.shape).flatten(0, 1)  # (c * B, C, *S), sample-major like z.flatten(0, 1)
-        labels_c = None if labels is None else labels.repeat(c)
-        log_w = (model.log_likelihood(x_c, z.flatten(0, 1), labels_c).view(c, -1) + log_p_over_q).double()
+        log_w = sum(importance_log_weights(model, x, mu, logvar, eps, labels)).double()
         log_sum = torch.logaddexp(log_sum, torch.logsumexp(log_w, dim=0))
         total += log_w.sum(0)
     return LikelihoodEstimate(elbo=(total / k).float(), log_p=(log_sum - math.log(k)).float())

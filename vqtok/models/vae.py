@@ -4,7 +4,10 @@ and a mirrored decoder giving the parameters of a likelihood p(x|z), 1-D or 2-D.
 q(z|x) = N(mu(x), diag sigma^2(x)) over a latent grid ``(B, D, *S / hop)``; prior N(0, I). With strides
 whose product equals the input size (28x28 with strides [2, 2, 7]) the grid is a single global vector.
 Training minimises -ELBO = -E_q[log p(x|z)] + beta KL(q || p), one reparameterised sample of z and the
-closed-form KL, with beta warmed up linearly from 0. The CVAE conditions both networks on a class label.
+closed-form KL, with beta warmed up linearly from 0; or, with ``iw_samples = K > 1``, the importance-
+weighted bound of Burda et al. 2015 (IWAE), -log (1/K) sum_k w_k with log w_k = log p(x|z_k) +
+beta (log p(z_k) - log q(z_k|x)), K reparameterised samples. The CVAE conditions both networks on a
+class label.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from torch.nn import functional as F
 from .. import distributed
 from ..config import ModelConfig
 from ..errors import UsageError, VqtokError
-from ..metrics import kl_normal
+from ..metrics import importance_log_weights, kl_normal
 from ..nn.conv import Decoder, Encoder
 from .base import ConvFamily, LatentSpec, TrainStep
 from .likelihood import LIKELIHOODS, make_likelihood, sum_per_example
@@ -40,6 +43,7 @@ class VAEOptions:
     kl_weight: float = 1.0  # beta: the KL term's weight (1: the ELBO)
     kl_warmup_steps: int = 0  # beta rises linearly from 0 to kl_weight over these steps
     binarize: bool = False  # bernoulli: train on binary draws x_b ~ Bernoulli((x + 1) / 2), new each step
+    iw_samples: int = 1  # K > 1: train on the importance-weighted bound with K samples (IWAE), not the ELBO
 
     def __post_init__(self):
         t = self.table
@@ -49,6 +53,7 @@ class VAEOptions:
             (self.sigma > 0, f"{t}.sigma must be positive"),
             (self.kl_weight >= 0, f"{t}.kl_weight must be at least 0"),
             (self.kl_warmup_steps >= 0, f"{t}.kl_warmup_steps must be at least 0"),
+            (self.iw_samples >= 1, f"{t}.iw_samples must be at least 1"),
             (not self.binarize or self.likelihood == "bernoulli",
              f"{t}.binarize needs {t}.likelihood = \"bernoulli\""),
             (not self.learn_sigma or self.likelihood == "gaussian",
@@ -146,6 +151,8 @@ class VAE(ConvFamily):
         reconstruction loss). The loss is (-log p(x|z) + beta KL) per input element, batch-averaged."""
         x = self._targets(x)
         mu, logvar = self.posterior(x, labels)
+        if self.options.iw_samples > 1:
+            return self._importance_weighted(x, mu, logvar, labels, step)
         z = mu + torch.exp(0.5 * logvar) * distributed.global_draw(torch.randn, mu)
         params = self.likelihood_params(z, labels)
         nll = -self.likelihood.log_prob(params, x)  # (B,)
@@ -162,6 +169,25 @@ class VAE(ConvFamily):
             **self.likelihood.metrics(),
         }
         return TrainStep(self.likelihood.mean(params), loss, {k: v.detach() for k, v in metrics.items()})
+
+    def _importance_weighted(self, x, mu, logvar, labels, step: int) -> TrainStep:
+        """The IWAE loss of ``x`` from its posterior ``(mu, logvar)`` ``(B, D, *G)``, per input element."""
+        k, n_in = self.options.iw_samples, x[0].numel()
+        eps = distributed.global_draw(torch.randn, mu.unsqueeze(1).expand(-1, k, *mu.shape[1:])).transpose(0, 1)
+        log_px, log_p_over_q = importance_log_weights(self, x, mu, logvar, eps, labels)  # (K, B) each
+        beta = self.options.kl_weight_at(step)
+        bound = torch.logsumexp(log_px + beta * log_p_over_q, dim=0) - math.log(k)  # (B,)
+        kl_map = kl_normal(mu, logvar)
+        with torch.no_grad():
+            x_hat = self.likelihood.mean(self.likelihood_params(mu, labels))
+        elbo = (log_px + log_p_over_q).mean(0)
+        metrics = {
+            "iwae_bound": bound.mean(), "elbo": elbo.mean(), "nll_recon": -log_px.mean(),
+            "kl": sum_per_example(kl_map).mean(), "kl_weight": torch.tensor(beta, device=x.device),
+            "bits_per_dim": -bound.mean() / (n_in * math.log(2)), "kl_per_dim": kl_map.flatten(2).sum(2).mean(0),
+            **self.likelihood.metrics(),
+        }
+        return TrainStep(x_hat, -bound.mean() / n_in, {key: v.detach() for key, v in metrics.items()})
 
     @torch.no_grad()
     def encode(self, x, labels=None, n_q=None) -> dict[str, torch.Tensor]:
