@@ -47,9 +47,8 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
-from torch.utils.flop_counter import FlopCounterMode
-
 from common import allocator_option, apply_allocator, default_model, speech_clip, speech_recording
+from torch.utils.flop_counter import FlopCounterMode
 
 import vqtok
 from vqtok.codec.long_inputs import CHUNK_SAMPLES

@@ -22,9 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
-
 from common import speech
 
 

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import ROOT, SAMPLES
 
 import vqtok

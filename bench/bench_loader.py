@@ -28,12 +28,12 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import ROOT, on_samples_option, samples_flags
+
 from vqtok import config as cfg
-from vqtok.train.loader import auto_workers, batch_stream
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
+from vqtok.train.loader import auto_workers, batch_stream
 
 DEFAULT_RECIPES = ["speech-8k-voices", "photo-8x"]
 
@@ -41,7 +41,7 @@ DEFAULT_RECIPES = ["speech-8k-voices", "photo-8x"]
 def loader_rate(make, batches: int, workers: int) -> float:
     """Median batches per second of ``batch_stream`` after its first batch."""
     gaps, last = [], None
-    for i, _ in enumerate(batch_stream(make, 0, batches + 1, workers)):
+    for _ in batch_stream(make, 0, batches + 1, workers):
         now = time.perf_counter()
         if last is not None:
             gaps.append(now - last)

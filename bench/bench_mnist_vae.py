@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 
 import torch
-from rich.console import Console
-
 from common import ROOT
+from rich.console import Console
 
 import vqtok
 from vqtok import config as cfg

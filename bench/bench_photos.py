@@ -47,9 +47,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, features
-
 from common import ROOT
+from PIL import Image, ImageDraw, features
 
 TEST = ROOT / "bench" / "data" / "photos" / "test"
 MS_SSIM_MIN_SIDE = 161  # pytorch-msssim: the shorter side must exceed (win_size - 1) * 2 ** 4 = 160

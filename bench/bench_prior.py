@@ -63,7 +63,7 @@ def speed(device: str) -> None:
         torch.manual_seed(0)
         net = CodePrior(dims, [k], opts.width, opts.layers, opts.kernel).to(device).eval()
 
-        def draw():
+        def draw(grid=grid):
             return Draw.seeded(4, 1, grid, 1.0, 0, torch.Generator().manual_seed(0))
 
         fast_times, fast = [], None

@@ -37,10 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import peers
 import soundfile as sf
 import torch
-
-import peers
 from common import ROOT
 
 TEST = ROOT / "bench" / "data" / "speech-en" / "test"
@@ -219,7 +218,7 @@ def voice_tables(codecs: list[Codec], names: list[str]) -> None:
     for voice in voices:
         count = sum(voice_of(n) == voice for n in names)
         print(f"\nVoice {voice} ({count} files):\n")
-        print(table(codecs, lambda c, metric: mean(c, metric, {n for n in names if voice_of(n) != voice})))
+        print(table(codecs, lambda c, metric, voice=voice: mean(c, metric, {n for n in names if voice_of(n) != voice})))
 
     def over_voices(c: Codec, metric: str) -> str:
         means = [mean_value(c, metric, lambda n, v=v: voice_of(n) == v) for v in voices]

@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 import torch
+from common import ROOT, SAMPLE_DATA, allocator_option, apply_allocator, on_samples_option, samples_flags
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import ROOT, SAMPLE_DATA, allocator_option, apply_allocator, on_samples_option, samples_flags
 from vqtok import config as cfg
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer

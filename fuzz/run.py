@@ -19,7 +19,6 @@ sys.path.insert(0, str(HERE))
 
 import targets  # noqa: E402
 
-
 INSTRUMENTED = ["vqtok", "vqtok_audio", "vqtok_image", "PIL", "numpy", "zipfile", "tomllib", "soundfile",
                 "safetensors", "json"]
 
@@ -48,7 +47,6 @@ def run_atheris(target: str, seconds: int) -> int:
 
 def run_hypothesis(target: str, seconds: int) -> int:
     from hypothesis import HealthCheck, given, settings
-
     from mutations import near
 
     seeds = targets.seeds(target)

@@ -8,11 +8,11 @@ import json
 
 import pytest
 import torch
-
 from conftest import SAMPLES, TINY_IMAGE, run_cli
-from vqtok.train.adversarial import Adversary, feature_matching_loss, hinge_critic_loss, hinge_generator_loss
+
 from vqtok.config import AdversarialConfig, TrainConfig
 from vqtok.plugins import get_modality
+from vqtok.train.adversarial import Adversary, feature_matching_loss, hinge_critic_loss, hinge_generator_loss
 
 
 def judgement(*maps):

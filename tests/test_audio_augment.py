@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from vqtok_audio import AudioModality, AudioOptions
 
 from vqtok.errors import UsageError
-from vqtok_audio import AudioModality, AudioOptions
 
 AUDIO = AudioModality()
 SR = 8000

@@ -11,12 +11,12 @@ import pytest
 import soundfile as sf
 import torch
 from PIL import Image
-
-from vqtok.config import SAMPLES_DIR, resolve
-from vqtok.errors import UsageError, VqtokError
 from vqtok_audio import AudioModality, AudioOptions, multi_resolution_stft_distance, vqtok_modalities
 from vqtok_audio.loss import log_spectral_l1
 from vqtok_audio.spectral import magnitudes
+
+from vqtok.config import SAMPLES_DIR, resolve
+from vqtok.errors import UsageError, VqtokError
 
 SPEECH = SAMPLES_DIR / "speech"
 OGG = SAMPLES_DIR / "speech-ogg" / "demo-thanks.ogg"
@@ -290,7 +290,10 @@ def test_loss_range_ignores_what_lies_below_it_and_only_that():
     t = torch.arange(8000) / 8000
     sine = 0.5 * torch.sin(2 * math.pi * 440 * t)[None, None]
     noise = torch.randn(sine.shape, generator=torch.Generator().manual_seed(0))
-    spectrum = lambda x: magnitudes(x, 256, 64)
+
+    def spectrum(x):
+        return magnitudes(x, 256, 64)
+
     faint, audible = sine + 1e-5 * noise, sine + 0.05 * noise
     assert log_spectral_l1(spectrum(sine), spectrum(faint), 60.0) < 1e-3
     assert log_spectral_l1(spectrum(sine), spectrum(faint), None) > 0.3

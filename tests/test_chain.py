@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-import vqtok
 from conftest import SAMPLES, interrupt_after, run_cli
+
+import vqtok
 from vqtok import config
 from vqtok.plugins import get_modality
 

@@ -24,9 +24,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import (
+    SAMPLES,
+    SUBPROCESS_TIMEOUT,
+    TINY_AUDIO,
+    TINY_IMAGE,
+    cli_env,
+    files_under,
+    ok,
+    run_cli_here,
+    run_parallel,
+)
 from PIL import Image
-
-from conftest import SAMPLES, SUBPROCESS_TIMEOUT, TINY_AUDIO, TINY_IMAGE, cli_env, files_under, ok, run_cli_here, run_parallel
 
 
 def _tiny(settings: list[str], key: str):

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLES, SUBPROCESS_TIMEOUT, cli_env, run_cli
 
 import vqtok
-from conftest import SAMPLES, SUBPROCESS_TIMEOUT, cli_env, run_cli
 from vqtok.errors import UsageError
 from vqtok.files.codes import code_bytes
 

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import ROOT, SAMPLES, cli_env, run_cli
 from PIL import Image
 
 import vqtok
-from conftest import ROOT, SAMPLES, cli_env, run_cli
 from vqtok import config
-from vqtok.train import chain, finetune
 from vqtok.defaults import model_path
 from vqtok.files.model import read_model
 from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.plugins import get_modality
+from vqtok.train import chain, finetune
 
 # each shipped model by its @ name: the last recipe of its chain, its prior's recipe, and the data it saw
 RECIPES = {"audio": ROOT / "recipes" / "speech-8k-voices-more.toml", "image": ROOT / "recipes" / "photo-8x.toml",

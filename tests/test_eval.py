@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import DIGITS, SAMPLES, files_under, ok, run_cli, run_parallel
 from PIL import Image
 
 import vqtok
-from conftest import DIGITS, SAMPLES, files_under, ok, run_cli, run_parallel
 from vqtok.metrics import log_mel_distance, perplexity, si_sdr
 
 

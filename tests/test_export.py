@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 import torch
+from conftest import SAMPLES, files_under, run_cli
 
 import vqtok
-from conftest import SAMPLES, files_under, run_cli
 from vqtok.files.model import read_model
 
 SPEECH = SAMPLES / "speech" / "agent-alreadyon.wav"

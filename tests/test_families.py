@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import tomllib
-from conftest import (ROOT, SAMPLES, TINY_AUDIO, built_once, files_under, load_runs, ok, run_cli, run_cli_here,
-                      run_parallel, save_runs)
+from conftest import (
+    ROOT,
+    SAMPLES,
+    TINY_AUDIO,
+    built_once,
+    files_under,
+    load_runs,
+    ok,
+    run_cli,
+    run_cli_here,
+    run_parallel,
+    save_runs,
+)
 from PIL import Image
+
 from vqtok.info import model_report
 
 RECIPES = sorted((ROOT / "recipes").glob("*.toml"))

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import SAMPLES, TEST_PLUGINS, cli_env, plugin_env, run_cli
 from PIL import Image
 from torch.nn import functional as F
-
-from conftest import SAMPLES, TEST_PLUGINS, cli_env, plugin_env, run_cli
 
 TINY = ["model.channels=8", "model.max_channels=16", "model.res_blocks=1", "train.batch_size=4"]
 IMAGE = ["--modality", "image", "--data", SAMPLES / "images", "image.size=32", "model.strides=[2,2]", *TINY]

@@ -8,8 +8,8 @@ import re
 
 import pytest
 import torch
-
 from conftest import SAMPLES, TINY_IMAGE, run_cli
+
 from vqtok import config
 from vqtok.errors import UsageError, VqtokError
 from vqtok.files.model import read_model

@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import save_file
 
 import vqtok
-from vqtok.files.atomic import atomic_path
 from vqtok.errors import UsageError, VqtokError
+from vqtok.files.atomic import atomic_path
 from vqtok.files.codes import BARE, CodeFile, code_bytes, code_dtype, parse_codes
 from vqtok.files.model import read_model, read_safetensors, write_model
 

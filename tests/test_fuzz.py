@@ -6,9 +6,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-
 from conftest import ROOT
+from hypothesis import HealthCheck, given, settings
 
 sys.path.insert(0, str(ROOT / "fuzz"))
 import targets  # noqa: E402
@@ -55,8 +54,9 @@ def test_a_flac_declaring_billions_of_samples_is_refused_without_allocating_them
     import base64
     import zlib
 
-    from vqtok.errors import VqtokError
     from vqtok_audio import reading
+
+    from vqtok.errors import VqtokError
 
     found = zlib.decompress(base64.b64decode(
         "eNpL80l0ZmBgUBJgEABSt4GIkYHhywcGxgnbb9368HvOwZOzRJatvK70TK+FgUFDAaimKDUttSj1B51AXnKqQk5mkpuPo7OCoZ6JnrGCkYGRsYGZ"
@@ -73,9 +73,9 @@ def test_a_wav_declaring_a_sample_rate_of_386_mhz_is_refused_without_building_it
     of many GB (out of memory). Rates whose filter passes 2^25 coefficients are refused, naming the file."""
     import numpy as np
     import soundfile as sf
+    from vqtok_audio import reading
 
     from vqtok.errors import VqtokError
-    from vqtok_audio import reading
 
     for rate in (385_883_968, 44_101):  # a header's nonsense, and a real but coprime rate (1.4 GB filter)
         sf.write(tmp_path / "odd.wav", np.zeros(400, dtype=np.float32), rate)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from vqtok_image import ImageModality, ImageOptions
 
 import vqtok
 from vqtok.errors import VqtokError
-from vqtok_image import ImageModality, ImageOptions
 
 SAMPLES = Path(vqtok.__file__).parent / "samples" / "images"
 STEP = 1 / 127.5  # one 8-bit level in [-1, 1]

@@ -10,15 +10,15 @@ import time
 
 import pytest
 import torch
+from conftest import SAMPLES, TINY_AUDIO, TINY_IMAGE
 from safetensors import safe_open
 
-from conftest import SAMPLES, TINY_AUDIO, TINY_IMAGE
 from vqtok import config as cfg
-from vqtok.train.data import TrainingSet
 from vqtok.errors import VqtokError
-from vqtok.train.loader import LoaderDied, auto_workers, batch_stream
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
+from vqtok.train.data import TrainingSet
+from vqtok.train.loader import LoaderDied, auto_workers, batch_stream
 
 
 def _config(modality: str, data, overrides: list[str]) -> cfg.RunConfig:

@@ -6,11 +6,19 @@ import math
 
 import pytest
 import torch
-
-from vqtok.metrics import (code_counts, importance_sampled_likelihood, log_mel_distance, mse, perplexity, psnr,
-                           si_sdr, used_share)
-from vqtok.metrics.likelihood import log_normal
 from vqtok_audio import AudioModality, AudioOptions
+
+from vqtok.metrics import (
+    code_counts,
+    importance_sampled_likelihood,
+    log_mel_distance,
+    mse,
+    perplexity,
+    psnr,
+    si_sdr,
+    used_share,
+)
+from vqtok.metrics.likelihood import log_normal
 
 
 def orthogonal_noise(ref: torch.Tensor, power: float, seed: int) -> torch.Tensor:

@@ -6,7 +6,6 @@ import json
 import shutil
 
 import numpy as np
-
 from conftest import SAMPLES, TEST_PLUGINS, TINY_IMAGE, files_under, plugin_env, run_cli
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import DIGITS, SAMPLES, TINY_PRIOR, files_under, interrupt_after, ok, run_cli, run_parallel
 from PIL import Image
 
 import vqtok
-from conftest import DIGITS, SAMPLES, TINY_PRIOR, files_under, interrupt_after, ok, run_cli, run_parallel
 
 
 @pytest.fixture(scope="module")

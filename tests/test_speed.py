@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-
 from conftest import SAMPLES, TINY_IMAGE, run_cli
+
 from vqtok import config
+from vqtok.families import build_model
 from vqtok.files.model import read_model
 from vqtok.plugins import get_modality
 from vqtok.train.speed import compile_networks, wants_channels_last
-from vqtok.families import build_model
 
 
 def test_compile_picks_the_conv_networks_and_keeps_the_state_dict_names():

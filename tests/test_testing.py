@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import SAMPLES, TEST_PLUGINS
+
 from vqtok.errors import VqtokError
 from vqtok.plugins import get_modality
 from vqtok.testing import ContractError, check_family, check_modality

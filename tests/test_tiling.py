@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
 import vqtok
 import vqtok.codec.long_inputs
+from vqtok.codec.tiling import decode_tiled, encode_tiled, spans
 from vqtok.config import ModelConfig
 from vqtok.models.vqvae import VQVAE
 from vqtok.models.vqvae2 import VQVAE2, VQVAE2Options
-from vqtok.codec.tiling import decode_tiled, encode_tiled, spans
 
 
 def fitted(model):

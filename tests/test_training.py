@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import (
+    ROOT,
+    SAMPLES,
+    SUBPROCESS_TIMEOUT,
+    TINY_AUDIO,
+    TINY_IMAGE,
+    cli_env,
+    free_port,
+    interrupt_after,
+    run_cli,
+    torchrun,
+    torchrun_nodes,
+)
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 import vqtok
-from conftest import (ROOT, SAMPLES, SUBPROCESS_TIMEOUT, TINY_AUDIO, TINY_IMAGE, cli_env, free_port, interrupt_after,
-                      run_cli, torchrun, torchrun_nodes)
 
 
 def _losses(path):

@@ -18,8 +18,8 @@ def load(path, device: str = "cpu", prior=None):
     """Load a model file as a :class:`vqtok.codec.Tokenizer`, with the prior stored in it or the
     separate prior file ``prior`` (``vqtok train-prior -o``). ``path`` may name a shipped model:
     ``vqtok.load("@audio")``."""
-    from .defaults import model_path
     from .codec import Tokenizer
+    from .defaults import model_path
 
     return Tokenizer.load(model_path(path), device=device, prior=prior)
 

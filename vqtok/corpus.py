@@ -27,8 +27,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from .files.atomic import atomic_path
 from .errors import UsageError, VqtokError
+from .files.atomic import atomic_path
 
 MANIFEST = "manifest.jsonl"
 
@@ -106,8 +106,8 @@ def encode_shard(shard: Shard, report) -> None:
     message)`` after each file. Stops early when the process that started it is gone (killed)."""
     import torch
 
-    from .encode import encode_to_file
     from .codec import Tokenizer
+    from .encode import encode_to_file
 
     torch.set_num_threads(shard.threads)
     tok = Tokenizer.load(shard.model, device=shard.device)

@@ -6,11 +6,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .files.atomic import atomic_path
+from .codec import Tokenizer
 from .errors import UsageError, VqtokError
+from .files.atomic import atomic_path
 from .files.codes import CodeFile, code_bytes, parse_codes
 from .modality import find_files
-from .codec import Tokenizer
 
 CODE_SUFFIXES = (".npy", ".npz")
 

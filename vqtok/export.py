@@ -21,7 +21,8 @@ from torch import nn
 from .errors import UsageError
 from .files.model import read_model, write_model
 from .modality import stored_facts
-from .prior.store import PREFIX as PRIOR_PREFIX, RESERVED
+from .prior.store import PREFIX as PRIOR_PREFIX
+from .prior.store import RESERVED
 
 STORAGE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

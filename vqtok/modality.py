@@ -168,7 +168,7 @@ class Modality(abc.ABC):
         """Yield consecutive ``(C, n)`` pieces of the signal, ``n <= block``, that join to ``load``."""
         yield from self.load(path, options).split(block, dim=-1)
 
-    def writer(self, path: Path, options) -> "SignalWriter":
+    def writer(self, path: Path, options) -> SignalWriter:
         """A writer taking consecutive ``(C, n)`` pieces; by default collected and saved at the end."""
         return CollectingWriter(self, path, options)
 

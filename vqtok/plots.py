@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from .files.atomic import atomic_path
 from .errors import VqtokError
+from .files.atomic import atomic_path
 from .metrics import perplexity, used_share
 
 SKIPPED_KEYS = {"step", "time"}  # bookkeeping in a metrics log, not curves

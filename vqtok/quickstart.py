@@ -8,11 +8,11 @@ from pathlib import Path
 from rich.console import Console
 
 from . import config as cfg
-from .files.atomic import atomic_path
+from .codec import Tokenizer
 from .errors import VqtokError
+from .files.atomic import atomic_path
 from .files.codes import code_bytes
 from .plugins import get_modality
-from .codec import Tokenizer
 from .train import Trainer
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"

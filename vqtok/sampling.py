@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from .files.atomic import atomic_path
 from .errors import UsageError
+from .files.atomic import atomic_path
 from .modality import Modality
 
 

@@ -225,10 +225,10 @@ def _check_bad_input(modality, opts, work: Path, problems: list[str]) -> None:
 
 def _check_model(modality, data: Path, path: Path, options: dict, work: Path, problems: list[str]) -> None:
     """Train a tiny model for two steps, then encode, decode, and read the bitrate back from the file."""
+    from vqtok.codec import Tokenizer
     from vqtok.config import resolve
     from vqtok.info import model_report
     from vqtok.plugins import get_modality
-    from vqtok.codec import Tokenizer
     from vqtok.train import Trainer
 
     config = resolve({"modality": modality.name, "data": str(data), modality.name: options,
@@ -283,10 +283,10 @@ def check_family(family, modality: str = "image", data: Path | None = None, opti
 def _check_family(family, modality: str, data: Path, options: dict, work: Path, problems: list[str]) -> None:
     import torch
 
+    from vqtok.codec import Tokenizer
     from vqtok.config import resolve
     from vqtok.modality import find_files
     from vqtok.plugins import get_modality, registry
-    from vqtok.codec import Tokenizer
     from vqtok.train import Trainer
 
     if family.name not in registry().families:

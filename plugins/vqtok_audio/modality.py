@@ -3,8 +3,8 @@ discriminator, spectrograms."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +15,11 @@ from vqtok.metrics import log_mel_distance, si_sdr
 from vqtok.modality import Modality
 
 from . import augment, reading, streaming
-from .sound_formats import SUFFIXES
 from .discriminator import MultiResolutionSTFTDiscriminator
 from .figures import comparison_figures
 from .loss import multi_resolution_stft_distance, waveform_loss
 from .preview import save_preview
+from .sound_formats import SUFFIXES
 from .writer import AudioWriter
 
 

@@ -9,7 +9,6 @@ from PIL import Image, ImageDraw
 
 from vqtok.metrics import log_mel_db
 
-
 MAX_EXAMPLES = 4
 N_MELS = 64
 DYNAMIC_RANGE_DB = 80.0  # shown below each original's loudest mel bin; quieter is drawn as the floor

@@ -61,7 +61,7 @@ class RatePlan:
     margin: int  # input samples read on each side of a span; a multiple of ``orig``
 
     @classmethod
-    def between(cls, source_rate: int, target_rate: int) -> "RatePlan":
+    def between(cls, source_rate: int, target_rate: int) -> RatePlan:
         check_rates(source_rate, target_rate)
         gcd = math.gcd(source_rate, target_rate)
         orig, new = source_rate // gcd, target_rate // gcd

@@ -7,8 +7,8 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from vqtok.files.atomic import DISK_FULL, NOT_ALLOWED
 from vqtok.errors import VqtokError
+from vqtok.files.atomic import DISK_FULL, NOT_ALLOWED
 from vqtok.modality import SignalWriter
 
 from .sound_formats import output_format

@@ -8,10 +8,10 @@ import struct
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import run_cli
 from PIL import Image
 
 import vqtok
-from conftest import run_cli
 from vqtok.errors import VqtokError
 
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 import torch
+from conftest import SAMPLES, run_cli, run_parallel
 
 import vqtok
-from conftest import SAMPLES, run_cli, run_parallel
 from vqtok.errors import VqtokError
 from vqtok.files.model import read_model, write_model
 

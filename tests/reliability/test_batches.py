@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import soundfile as sf
-
 from conftest import SAMPLES, run_cli
 
 WAV = SAMPLES / "speech" / "demo-thanks.wav"

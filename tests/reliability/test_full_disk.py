@@ -8,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import SAMPLES, TINY_IMAGE, run_cli
-from vqtok.files.atomic import atomic_path
+
 from vqtok.errors import VqtokError
+from vqtok.files.atomic import atomic_path
 
 
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),

@@ -12,7 +12,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import SAMPLES, run_cli
 
 PR_CAPBSET_DROP = 24

@@ -10,9 +10,9 @@ import sys
 import time
 
 import torch
+from conftest import SAMPLES, SUBPROCESS_TIMEOUT, TINY_IMAGE, cli_env, run_cli
 
 import vqtok
-from conftest import SAMPLES, SUBPROCESS_TIMEOUT, TINY_IMAGE, cli_env, interrupt_after, run_cli
 
 ARGS = ["train", "--modality", "image", "--data", SAMPLES / "images", "--seed", 5, *TINY_IMAGE,
         "train.log_every=1", "train.checkpoint_every=4"]

@@ -6,9 +6,8 @@ one line; ``--debug`` (or ``VQTOK_DEBUG=1``) shows the traceback. torch is impor
 that need it, so ``--help`` and ``--version`` stay fast.
 """
 
-from .app import app, main
-
 # the commands register themselves on ``app``, in the order ``vqtok --help`` lists them
-from . import plugins_command, train, codec, sample, evaluate, info, quickstart  # noqa: E402,F401
+from . import codec, evaluate, info, plugins_command, quickstart, sample, train  # noqa: E402,F401
+from .app import app, main
 
 __all__ = ["app", "main"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -67,7 +66,7 @@ def main_options(
         os.environ["VQTOK_DEBUG"] = "1"
 
 
-def _model_path(model: Optional[Path], files: list[Path] = ()) -> Path:
+def _model_path(model: Path | None, files: list[Path] = ()) -> Path:
     """--model, $VQTOK_MODEL, or the shipped default of the modality of ``files`` (vqtok.defaults)."""
     from ..defaults import model_path
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from .app import MODEL_HELP, _model_path, app, err, path_argument, path_option
 from ..errors import UsageError
+from .app import MODEL_HELP, _model_path, app, err, path_argument, path_option
 
 
 # ---- encode / decode ----------------------------------------------------------------------------------
@@ -22,11 +21,11 @@ def _refuse_terminal(force: bool) -> None:
 @app.command()
 def encode(
     inputs: list[Path] = path_argument(..., help="Files or folders to encode; - reads a file from stdin."),
-    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
-    out: Optional[Path] = path_option(None, "--out", "-o", help="Code file (.npy/.npz), folder, or - for stdout."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="npy (codes only) or npz (codes + meta)."),
-    n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
-    label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae models need one)."),
+    model: Path | None = path_option(None, "--model", help=MODEL_HELP),
+    out: Path | None = path_option(None, "--out", "-o", help="Code file (.npy/.npz), folder, or - for stdout."),
+    fmt: str | None = typer.Option(None, "--format", help="npy (codes only) or npz (codes + meta)."),
+    n_q: int | None = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
+    label: str | None = typer.Option(None, "--label", help="Class label (cvae models need one)."),
     force: bool = typer.Option(False, "--force", "-f", help="Write binary to a terminal anyway."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Processes that encode a folder together (each file by one)."),
@@ -56,15 +55,15 @@ def encode(
 @app.command()
 def decode(
     codes: Path = path_argument(..., help="Code file (.npy/.npz); - reads stdin."),
-    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    model: Path | None = path_option(None, "--model", help=MODEL_HELP),
     out: Path = path_option(..., "--out", "-o", help="Output file; its suffix picks the format (.wav, .png...)."),
-    label: Optional[str] = typer.Option(None, "--label", help="Class label (cvae; default: the .npz's)."),
+    label: str | None = typer.Option(None, "--label", help="Class label (cvae; default: the .npz's)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
     """Decode a code file (or vae latent means) back into an audio file or an image."""
     model = _model_path(model, [out])  # before the imports below, which take seconds (torch)
-    from ..encode import read_code_input
     from ..codec import Tokenizer
+    from ..encode import read_code_input
 
     tok = Tokenizer.load(model, device=device)
     cf, name = read_code_input(codes)
@@ -79,14 +78,14 @@ def decode(
 @app.command()
 def compress(
     inputs: list[Path] = path_argument(..., help="Media files, code files (.npy/.npz) or folders of media files."),
-    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP + " A .npz picks the shipped "
+    model: Path | None = path_option(None, "--model", help=MODEL_HELP + " A .npz picks the shipped "
                                         "model that made it."),
-    out: Optional[Path] = path_option(None, "--out", "-o", help="The .vqz file (default: beside the input), "
+    out: Path | None = path_option(None, "--out", "-o", help="The .vqz file (default: beside the input), "
                                       "or a folder."),
-    n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: encode with the first N codebooks."),
-    label: Optional[str] = typer.Option(None, "--label", help="Class label: of a cvae model, or the class of a "
+    n_q: int | None = typer.Option(None, "--n-q", help="Residual VQ: encode with the first N codebooks."),
+    label: str | None = typer.Option(None, "--label", help="Class label: of a cvae model, or the class of a "
                                         "class-conditional prior to code with (default: the one that codes best)."),
-    prior: Optional[Path] = path_option(None, "--prior", help="A prior file made by `train-prior -o` "
+    prior: Path | None = path_option(None, "--prior", help="A prior file made by `train-prior -o` "
                                         "(default: the model file's own prior)."),
     device: str = typer.Option("cpu", "--device", help="Where the model encodes (the prior codes on the CPU)."),
 ):
@@ -107,14 +106,14 @@ def compress(
 @app.command()
 def decompress(
     inputs: list[Path] = path_argument(..., help=".vqz files or folders of them."),
-    model: Optional[Path] = path_option(None, "--model", help="The model file it was compressed with "
+    model: Path | None = path_option(None, "--model", help="The model file it was compressed with "
                                         "(default: the shipped model the .vqz names)."),
-    out: Optional[Path] = path_option(None, "--out", "-o", help="Output file (its suffix picks the format: .wav, "
+    out: Path | None = path_option(None, "--out", "-o", help="Output file (its suffix picks the format: .wav, "
                                       ".png, ...; default beside the input), or a folder."),
     codes: bool = typer.Option(False, "--codes", help="Write the code file (.npy/.npz) instead of decoding."),
-    suffix: Optional[str] = typer.Option(None, "--suffix", help="The output suffix without -o FILE (default: "
+    suffix: str | None = typer.Option(None, "--suffix", help="The output suffix without -o FILE (default: "
                                          "the modality's first, e.g. .wav; .npz with --codes)."),
-    prior: Optional[Path] = path_option(None, "--prior", help="The prior file it was compressed with, where "
+    prior: Path | None = path_option(None, "--prior", help="The prior file it was compressed with, where "
                                         "that was not the model file's own."),
     device: str = typer.Option("cpu", "--device", help="Where the model decodes (the prior decodes on the CPU)."),
 ):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from .app import MODEL_HELP, _model_path, app, err, path_argument, path_option
 from ..errors import UsageError
+from .app import MODEL_HELP, _model_path, app, err, path_argument, path_option
 
 
 # ---- eval and plot ------------------------------------------------------------------------------------
@@ -16,15 +15,15 @@ from ..errors import UsageError
 def eval_command(
     data: Path = path_option(..., "--data", "-d", help="Held-out files: a folder (class sub-folders give the "
                               "labels of conditional models and priors) or one file."),
-    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    model: Path | None = path_option(None, "--model", help=MODEL_HELP),
     iw_samples: int = typer.Option(100, "--iw-samples", "-k", help="vae/cvae: importance samples per file for "
                                    "the NLL (Burda et al. report k = 5000)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the report as JSON on stdout."),
-    plots: Optional[Path] = path_option(None, "--plots", help="Folder for pictures: reconstructions (image "
+    plots: Path | None = path_option(None, "--plots", help="Folder for pictures: reconstructions (image "
                                          "grid; audio waveforms and spectrograms) and code usage."),
-    prior: Optional[Path] = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
+    prior: Path | None = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
                                          "the prior in the model file)."),
-    n_q: Optional[int] = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
+    n_q: int | None = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
     seed: int = typer.Option(0, "--seed", help="Seed of the importance samples and of the binarization of "
                              "data for binarized-Bernoulli VAEs."),
     batch_size: int = typer.Option(64, "--batch-size", help="Images decoded together."),
@@ -43,9 +42,9 @@ def eval_command(
         raise UsageError("--batch-size must be at least 1")
     import json
 
+    from ..codec import Tokenizer
     from ..evaluation import EvalOptions, evaluate
     from ..evaluation.table import print_report
-    from ..codec import Tokenizer
 
     tok = Tokenizer.load(model, device=device, prior=prior)
     report = evaluate(tok, data, EvalOptions(iw_samples, seed, n_q, batch_size), err, plots)
@@ -61,7 +60,7 @@ def plot(
     logs: list[Path] = path_argument(..., help="Metrics logs (NAME.metrics.jsonl, written beside the model "
                                       "while it trains; train-prior writes NAME.prior.metrics.jsonl)."),
     out: Path = path_option(..., "--out", "-o", help="The PNG to write."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metrics to draw (default: "
+    metrics: str | None = typer.Option(None, "--metrics", help="Comma-separated metrics to draw (default: "
                                           "all in the log)."),
 ):
     """Draw training curves: one panel per metric (loss, reconstruction, perplexity per codebook, KL,

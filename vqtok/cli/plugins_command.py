@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import typer
 from rich.markup import escape
 
-from .app import app, err
 from .. import __version__
+from .app import app, err
 
 
 # ---- plugins ------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,7 +13,7 @@ from .app import app, err, path_option
 @app.command()
 def quickstart(
     out: Path = path_option(Path("quickstart"), "--out", "-o", help="Folder for the results."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Override the recipes' step counts."),
+    steps: int | None = typer.Option(None, "--steps", help="Override the recipes' step counts."),
 ):
     """Train small audio and image tokenizers on the samples shipped with vqtok, then encode and decode.
 

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from .app import MODEL_HELP, _model_path, app, err, path_option
 from ..errors import UsageError
+from .app import MODEL_HELP, _model_path, app, err, path_option
 
 
 # ---- sample -------------------------------------------------------------------------------------------
 @app.command()
 def sample(
-    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
+    model: Path | None = path_option(None, "--model", help=MODEL_HELP),
     out: Path = path_option(..., "--out", "-o", help="A file (.png grid, .wav for -n 1) or a folder."),
     n: int = typer.Option(8, "-n", help="Number of samples."),
-    label: Optional[str] = typer.Option(None, "--label", help="Class to sample (cvae, class-conditional "
+    label: str | None = typer.Option(None, "--label", help="Class to sample (cvae, class-conditional "
                                         "prior); default: every class in turn."),
     temperature: float = typer.Option(1.0, "--temperature", help="vae/cvae: scale of the prior's standard "
                                       "deviation; vqvae/vqvae2: divides the prior's logits (0: likeliest code)."),
     top_k: int = typer.Option(0, "--top-k", help="vqvae/vqvae2: draw each code from the k likeliest (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same samples."),
-    seconds: Optional[float] = typer.Option(None, "--seconds", help="Length of samples of data with a time "
+    seconds: float | None = typer.Option(None, "--seconds", help="Length of samples of data with a time "
                                             "axis, e.g. audio (default: the training segment)."),
-    prior: Optional[Path] = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
+    prior: Path | None = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
                                          "the prior in the model file)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
@@ -36,8 +35,8 @@ def sample(
     named with the label for a conditional model or prior.
     """
     model = _model_path(model, [out])
-    from ..sampling import sample_targets, write_samples
     from ..codec import Tokenizer
+    from ..sampling import sample_targets, write_samples
 
     tok = Tokenizer.load(model, device=device, prior=prior)
     size = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -14,17 +13,17 @@ from .app import MODEL_HELP, _model_path, _overrides, app, err, path_option
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 def train(
     ctx: typer.Context,
-    modality: Optional[str] = typer.Option(None, "--modality", "-m", help="image, audio, or a plugin's."),
-    data: Optional[Path] = path_option(None, "--data", "-d", help="Folder of training files (recursive)."),
+    modality: str | None = typer.Option(None, "--modality", "-m", help="image, audio, or a plugin's."),
+    data: Path | None = path_option(None, "--data", "-d", help="Folder of training files (recursive)."),
     out: Path = path_option(Path("model.safetensors"), "--out", "-o", help="Model file to write."),
-    recipe: Optional[Path] = path_option(None, "--recipe", "-r", help="TOML recipe (see recipes/)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train.steps)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
-    arch: Optional[str] = typer.Option(
+    recipe: Path | None = path_option(None, "--recipe", "-r", help="TOML recipe (see recipes/)."),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps (train.steps)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    arch: str | None = typer.Option(
         None, "--arch", help="Model family (model.arch): vqvae (default), vqvae2, vae, cvae, or a plugin's."),
-    init: Optional[str] = typer.Option(
+    init: str | None = typer.Option(
         None, "--init", help="Fine-tune: start from this trained model (a model file, or @audio / @image for a "
                              "shipped default), taking its modality, signal and [model] settings; or from "
                              "what a recipe (FILE.toml) trains, which is trained first."),
@@ -45,9 +44,9 @@ def train(
     made by it is there, then this one starts from it; --resume continues whichever stage stopped.
     """
     from .. import config as cfg
+    from ..plugins import get_modality
     from ..train.chain import build_stages, names_recipe
     from ..train.loop import RunPaths
-    from ..plugins import get_modality
 
     overrides = _overrides(ctx)
     recipe_dict = cfg.read_recipe(recipe) if recipe else {}
@@ -99,18 +98,18 @@ def _train_run(config, out: Path, resume: bool) -> None:
 @app.command("train-prior", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 def train_prior(
     ctx: typer.Context,
-    model: Optional[Path] = path_option(None, "--model", help=MODEL_HELP),
-    data: Optional[Path] = path_option(None, "--data", "-d", help="Folder of files to encode and learn from."),
-    valid: Optional[Path] = path_option(None, "--valid", help="Held-out folder for bits per code (default: "
+    model: Path | None = path_option(None, "--model", help=MODEL_HELP),
+    data: Path | None = path_option(None, "--data", "-d", help="Folder of files to encode and learn from."),
+    valid: Path | None = path_option(None, "--valid", help="Held-out folder for bits per code (default: "
                                          "prior.valid_share of --data, not trained on)."),
-    out: Optional[Path] = path_option(None, "--out", "-o", help="Write the prior to this file instead of "
+    out: Path | None = path_option(None, "--out", "-o", help="Write the prior to this file instead of "
                                        "into the model file."),
-    recipe: Optional[Path] = path_option(None, "--recipe", "-r",
+    recipe: Path | None = path_option(None, "--recipe", "-r",
                                           help="TOML recipe with a prior table and a train table."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps (train.steps, default 2000)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (train.seed)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps (train.steps, default 2000)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (train.seed)."),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run."),
 ):
     """Train a PixelCNN prior over a vqvae or vqvae2 model's codes, so that it can sample.
@@ -130,9 +129,9 @@ def train_prior(
     from rich.table import Table
 
     from .. import distributed
-    from .model_table import entropy_rows
-    from ..prior.train import PriorTrainer, resolve_prior_run
     from ..codec import Tokenizer
+    from ..prior.train import PriorTrainer, resolve_prior_run
+    from .model_table import entropy_rows
 
     run = resolve_prior_run(recipe, overrides, {"data": str(data) if data else None,
                                                 "valid": str(valid) if valid else None, "train.steps": steps,

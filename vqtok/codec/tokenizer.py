@@ -16,10 +16,10 @@ import torch
 from torch.nn import functional as F
 
 from .. import config as config_mod
-from ..files.atomic import atomic_path
 from ..device import pick_device
 from ..errors import UsageError, VqtokError, first_line
 from ..families import build_model
+from ..files.atomic import atomic_path
 from ..files.codes import CodeFile
 from ..files.model import ModelFile, read_model
 from ..models.base import Family, LatentSpec
@@ -46,13 +46,13 @@ class Tokenizer(FileArrays, LongInputs):
         self.prior_info: dict = {}  # its description, when one was trained
 
     @classmethod
-    def load(cls, path: Path, device: str = "cpu", prior: Path | None = None) -> "Tokenizer":
+    def load(cls, path: Path, device: str = "cpu", prior: Path | None = None) -> Tokenizer:
         """The model in ``path`` with its prior: the one stored in it, or the prior file ``prior``."""
         return cls.from_model_file(read_model(path), path, device, prior)
 
     @classmethod
     def from_model_file(cls, mf: ModelFile, path: Path, device: str = "cpu",
-                        prior: Path | None = None) -> "Tokenizer":
+                        prior: Path | None = None) -> Tokenizer:
         """As :meth:`load`, from the model file ``path`` already read as ``mf``."""
         name = mf.meta.get("modality", "?")
         try:

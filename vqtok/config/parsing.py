@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-
 from .schema import SAMPLES_DIR
 
 

@@ -4,7 +4,6 @@ flags, in that order, into one validated :class:`RunConfig`; and reading one bac
 from __future__ import annotations
 
 from ..errors import UsageError, VqtokError
-
 from .parsing import _check_shape, _merge, build_section, layered
 from .schema import AdversarialConfig, ModelConfig, RunConfig, TrainConfig
 

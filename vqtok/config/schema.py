@@ -11,7 +11,6 @@ from typing import Any
 
 from ..errors import UsageError
 
-
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 MAX_CODEBOOK = 2**20  # entries per codebook: beyond this its tables would not fit a machine's memory
 

@@ -26,11 +26,11 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..train.data import TrainingSet, evaluation_batches
+from ..codec import Tokenizer, crop_batch
 from ..errors import UsageError
 from ..info import latent_rates, rate_unit
 from ..metrics import code_counts, importance_sampled_likelihood, perplexity, used_share
-from ..codec import Tokenizer, crop_batch
+from ..train.data import TrainingSet, evaluation_batches
 
 LN2 = math.log(2.0)
 IW_BUDGET = 2**21  # input elements decoded at once while importance sampling (k samples x batch)

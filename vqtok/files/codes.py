@@ -27,7 +27,7 @@ class CodeFile:
     meta: dict | None  # None for a bare .npy
 
     @classmethod
-    def bare(cls, array: np.ndarray) -> "CodeFile":
+    def bare(cls, array: np.ndarray) -> CodeFile:
         return cls({BARE: array}, None)
 
 

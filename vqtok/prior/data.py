@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from .. import distributed
-from ..train.data import evaluation_batches
 from ..codec import Tokenizer
+from ..train.data import evaluation_batches
 from .model import CodeBatch
 
 Codes = dict[str, torch.Tensor]  # name -> (n_q, *G) int64, one example
@@ -38,7 +38,7 @@ class CodeSet:
 
     @classmethod
     def encode(cls, tok: Tokenizer, files: list[Path], labels: torch.Tensor, console: Console,
-               batch_size: int = 32) -> "CodeSet":
+               batch_size: int = 32) -> CodeSet:
         items: list[Codes] = []
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"encode {len(files)} file(s)", total=len(files))
@@ -53,7 +53,7 @@ class CodeSet:
                     progress.advance(task, len(indices))
         return cls(items, labels, list(files))
 
-    def subset(self, indices: list[int]) -> "CodeSet":
+    def subset(self, indices: list[int]) -> CodeSet:
         return CodeSet([self.items[i] for i in indices], self.labels[indices], [self.files[i] for i in indices])
 
     def batch(self, step: int, size: int, seed: int, hops: dict[str, int], window: int, rank: int = 0,

@@ -49,7 +49,7 @@ class Draw:
 
     @classmethod
     def seeded(cls, n: int, n_q: int, grid: list[int], temperature: float, top_k: int,
-               generator: torch.Generator | None) -> "Draw":
+               generator: torch.Generator | None) -> Draw:
         return cls(temperature, top_k, torch.rand((n, n_q, *grid), generator=generator))
 
     @property
@@ -210,26 +210,26 @@ class CodePrior(nn.Module):
         n, c, dev = draw.n, self.head.out[0][1].in_features, self._device()
         r = self.kernel // 2
         codes = torch.zeros((n, self.n_q, height, width), dtype=torch.long, device=dev)
-        # vertical[l][:, :, r + i, r + j]: layer l's vertical input at (i, j), zero-padded around
+        # vertical[k][:, :, r + i, r + j]: layer k's vertical input at (i, j), zero-padded around
         vertical = [torch.zeros(n, c, r + height, width + 2 * r, device=dev) for _ in self.layers]
         for i in range(height):
             if i > 0:  # the first layer's vertical input at row i is the embedded row i - 1
                 vertical[0][:, :, r + i, r: r + width] = self.embed(codes[:, :, i - 1])
             cond_row = cond if cond is None or cond.shape[2] == 1 else cond[:, :, i: i + 1]
             row_bias = []
-            for l, layer in enumerate(self.layers):
-                v_out, bias = layer.vertical_row(vertical[l][:, :, i: i + r + 1], cond_row)
-                if l + 1 < len(self.layers):
-                    vertical[l + 1][:, :, r + i, r: r + width] = v_out[:, :, 0]
+            for k, layer in enumerate(self.layers):
+                v_out, bias = layer.vertical_row(vertical[k][:, :, i: i + r + 1], cond_row)
+                if k + 1 < len(self.layers):
+                    vertical[k + 1][:, :, r + i, r: r + width] = v_out[:, :, 0]
                 row_bias.append(bias)
-            # horizontal[l][:, :, r + j]: layer l's horizontal input at (i, j), zero-padded on the left
+            # horizontal[k][:, :, r + j]: layer k's horizontal input at (i, j), zero-padded on the left
             horizontal = [torch.zeros(n, c, r + width, device=dev) for _ in self.layers]
             for j in range(width):
-                for l, layer in enumerate(self.layers):
-                    bias = row_bias[l][:, :, min(j, row_bias[l].shape[-1] - 1)]
-                    out = layer.horizontal_step(horizontal[l][:, :, j: j + r + 1], horizontal[l][:, :, r + j], bias)
-                    if l + 1 < len(self.layers):
-                        horizontal[l + 1][:, :, r + j] = out
+                for k, layer in enumerate(self.layers):
+                    bias = row_bias[k][:, :, min(j, row_bias[k].shape[-1] - 1)]
+                    out = layer.horizontal_step(horizontal[k][:, :, j: j + r + 1], horizontal[k][:, :, r + j], bias)
+                    if k + 1 < len(self.layers):
+                        horizontal[k + 1][:, :, r + j] = out
                 codes[:, :, i, j] = self.head.sample(out, draw, (i, j))
                 if j + 1 < width:
                     horizontal[0][:, :, r + j + 1] = self.embed(codes[:, :, i, j])

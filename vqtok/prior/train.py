@@ -18,16 +18,16 @@ import torch
 from rich.console import Console
 
 from .. import distributed
-from ..files.atomic import atomic_path
-from ..config import TrainConfig, build_section, layered, read_recipe, resolve_data_path
-from ..train.data import TrainingSet
-from ..console import stderr_console
-from ..errors import UsageError
-from ..info import latent_rates
-from ..device import pick_device
-from ..train.loop import RunPaths, TrainingLoop, setup_distributed
-from ..modality import Modality
 from ..codec import Tokenizer
+from ..config import TrainConfig, build_section, layered, read_recipe, resolve_data_path
+from ..console import stderr_console
+from ..device import pick_device
+from ..errors import UsageError
+from ..files.atomic import atomic_path
+from ..info import latent_rates
+from ..modality import Modality
+from ..train.data import TrainingSet
+from ..train.loop import RunPaths, TrainingLoop, setup_distributed
 from .data import CodeSet
 from .entropy import entropy_report, mean_bits, prior_bits, uniform_bits, unigram_bits
 from .model import Prior, PriorOptions

@@ -21,8 +21,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import distributed
-from ..files.checkpoint import load_optimizer, optimizer_tensors
 from ..config import AdversarialConfig, TrainConfig
+from ..files.checkpoint import load_optimizer, optimizer_tensors
 from .loop import lr_at
 
 Judgement = list[list[torch.Tensor]]  # per sub-discriminator: its feature maps, the last its logits

@@ -87,7 +87,7 @@ def evaluation_batches(files: list[Path], modality: Modality, options,
     indices of its files."""
     pending: list[tuple[int, torch.Tensor]] = []
     for i, path in enumerate(files):
-        x = read_example(path, lambda: modality.evaluation_example(path, options))
+        x = read_example(path, lambda path=path: modality.evaluation_example(path, options))
         if pending and (len(pending) == batch_size or pending[0][1].shape != x.shape):
             yield [j for j, _ in pending], torch.stack([t for _, t in pending])
             pending = []

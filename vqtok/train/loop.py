@@ -19,25 +19,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import distributed
-from ..files.atomic import atomic_path
-from ..files.checkpoint import checkpoint_extra, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..console import stderr_console
 from ..errors import UsageError, VqtokError
+from ..files.atomic import atomic_path
+from ..files.checkpoint import checkpoint_extra, load_checkpoint, save_checkpoint
+from ..files.model import model_stem
+from ..models.base import TrainStep
+from .loader import LoaderDied, batch_stream, resolve_workers
 from .runlock import exclusive
 from .speed import as_channels_last, compile_networks, wants_channels_last
-from ..files.model import model_stem
-from .loader import LoaderDied, batch_stream, resolve_workers
-from ..models.base import TrainStep
 
 
 @dataclass
@@ -50,7 +50,7 @@ class RunPaths:
     preview: Path  # x.preview.png
 
     @classmethod
-    def for_model(cls, out: Path, tag: str = "") -> "RunPaths":
+    def for_model(cls, out: Path, tag: str = "") -> RunPaths:
         """Paths beside ``out``; ``tag`` (e.g. ``".prior"``) keeps the files of another run on the same
         model apart."""
         stem = model_stem(out) + tag
@@ -398,6 +398,6 @@ class TrainingLoop:
         return {
             "steps": self.step, "completed": not interrupted, "seconds": round(self.elapsed, 2),
             "device": str(self.device), "world_size": distributed.world_size(), **self.summary_facts(),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "final": {k: v for k, v in self.last.items() if k not in ("step", "time")},
         }

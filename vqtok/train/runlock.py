@@ -11,8 +11,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..files.atomic import write_error
 from ..errors import UsageError
+from ..files.atomic import write_error
 
 try:
     import fcntl

@@ -19,19 +19,19 @@ from rich.console import Console
 
 from .. import distributed
 from ..config import RunConfig, from_dict, resolve_data_path
-from .data import TrainingSet
-from ..errors import UsageError
-from .adversarial import Adversary
-from ..families import build_model
-from .finetune import start_from
-from .chain import lineage
-from ..files.model import write_model
-from ..models.quantize import TRAINING_ONLY
 from ..device import pick_device
-from .loop import RunPaths, TrainingLoop, setup_distributed
+from ..errors import UsageError
+from ..families import build_model
+from ..files.model import write_model
 from ..modality import Modality, stored_facts
 from ..models.base import TrainStep
+from ..models.quantize import TRAINING_ONLY
 from ..plugins import get_family, get_modality
+from .adversarial import Adversary
+from .chain import lineage
+from .data import TrainingSet
+from .finetune import start_from
+from .loop import RunPaths, TrainingLoop, setup_distributed
 
 
 class Trainer(TrainingLoop):

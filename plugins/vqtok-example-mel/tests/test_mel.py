@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from PIL import Image
+from vqtok_example_mel import MelModality, MelOptions
 
 import vqtok
-
 from vqtok.config import SAMPLES_DIR
 from vqtok.files.codes import parse_codes
 from vqtok.testing import check_modality
-from vqtok_example_mel import MelModality, MelOptions
 
 SPEECH = SAMPLES_DIR / "speech"  # 8 kHz recordings shipped with vqtok
 TINY = ["model.channels=8", "model.max_channels=16", "model.latent_dim=8", "model.codebook_size=32",

@@ -3,8 +3,9 @@ raise. vqtok must name this plugin in one line, and show the traceback into this
 
 from __future__ import annotations
 
-import vqtok
 from vqtok_sensor import SensorModality
+
+import vqtok
 
 
 class BuggySensor(SensorModality):

@@ -1,7 +1,8 @@
 """A plugin whose family claims the built-in name ``vqvae``: vqtok must refuse to guess which one."""
 
-import vqtok
 from vqtok_fsq import FSQ
+
+import vqtok
 
 
 class CopycatVQVAE(FSQ):

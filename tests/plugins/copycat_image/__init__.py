@@ -1,7 +1,8 @@
 """A second plugin that also claims the ``image`` modality name: vqtok must refuse to guess."""
 
-import vqtok
 from vqtok_image import ImageModality
+
+import vqtok
 
 
 class CopycatImage(ImageModality):

@@ -3,8 +3,9 @@ function left unmarked (``vqtok_families`` without ``@vqtok.hookimpl``)."""
 
 from __future__ import annotations
 
-import vqtok
 from vqtok_sensor import SensorModality
+
+import vqtok
 
 
 @vqtok.hookimpl
