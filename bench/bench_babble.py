@@ -32,21 +32,21 @@ def median_pitch(audio: np.ndarray, rate: int) -> tuple[float, float]:
     """(median pitch in Hz over voiced frames or nan, share of voiced frames) of mono ``audio``."""
     frame, hop = int(0.04 * rate), int(0.01 * rate)
     lo, hi = int(rate / 400), int(rate / 60)
-    frames = [audio[i: i + frame] for i in range(0, len(audio) - frame, hop)]
+    frames = [audio[i : i + frame] for i in range(0, len(audio) - frame, hop)]
     if not frames:
         return float("nan"), 0.0
-    energy = np.array([float(np.sum(f ** 2)) + 1e-12 for f in frames])
+    energy = np.array([float(np.sum(f**2)) + 1e-12 for f in frames])
     loud = 10 * np.log10(energy) > 10 * np.log10(energy.max()) - 30
     pitches = []
     for f, ok in zip(frames, loud):
         if not ok:
             continue
         f = f - f.mean()
-        ac = np.correlate(f, f, mode="full")[frame - 1:]
+        ac = np.correlate(f, f, mode="full")[frame - 1 :]
         if ac[0] <= 0:
             continue
         ac = ac / ac[0]
-        lag = lo + int(np.argmax(ac[lo: hi + 1]))
+        lag = lo + int(np.argmax(ac[lo : hi + 1]))
         if ac[lag] > 0.5:
             pitches.append(rate / lag)
     return (statistics.median(pitches) if pitches else float("nan")), len(pitches) / len(frames)
@@ -88,7 +88,7 @@ def main() -> None:
     if args.reference:
         for split in ("train", "test"):
             for voice in sorted(p for p in (args.reference / split).iterdir() if p.is_dir()):
-                files = sorted(voice.rglob("*.wav"))[::max(1, len(list(voice.rglob('*.wav'))) // 20)][:20]
+                files = sorted(voice.rglob("*.wav"))[:: max(1, len(list(voice.rglob("*.wav"))) // 20)][:20]
                 values = [median_pitch(*sf.read(f, dtype="float32")) for f in files]
                 print(f"  {split:5s} {voice.name:18s} {describe(values)}")
 

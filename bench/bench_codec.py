@@ -1,6 +1,7 @@
 """Audio encode/decode speed on CPU against EnCodec (24 kHz, 6 kbit/s), and peak memory on long files.
 
-    python bench/bench_codec.py [--minutes 10 60] [--repeats 5] [--seconds 30] [--model PATH] [--no-peer] [--system-allocator]
+    python bench/bench_codec.py [--minutes 10 60] [--repeats 5] [--seconds 30] [--model PATH] [--no-peer]
+                                [--system-allocator]
 
 The model is the default audio configuration (16 kHz, hop 320; one training step, since speed does not
 depend on the weights), or the trained audio model ``--model PATH`` (e.g. an 8 kHz speech model). The
@@ -61,8 +62,10 @@ AIM = 100.0  # the default audio model's aim: this many seconds of audio per sec
 
 def peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
     """Peak RSS of ``cmd`` in MB, measured in a fresh parent so no earlier child counts, and its wall time."""
-    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
-             "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    probe = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
+        "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", probe, *cmd], check=True, capture_output=True, text=True)
     return int(out.stdout.strip()) / 1024, time.perf_counter() - t
@@ -95,8 +98,11 @@ def lstm_flops(module: torch.nn.LSTM, inputs) -> int:
 def gflop(fn, model: torch.nn.Module) -> float:
     """GFLOP of ``fn()``: convolutions and matmuls by ``FlopCounterMode``, plus ``model``'s LSTMs."""
     counted = []
-    hooks = [m.register_forward_hook(lambda m, inp, out: counted.append(lstm_flops(m, inp)))
-             for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    hooks = [
+        m.register_forward_hook(lambda m, inp, out: counted.append(lstm_flops(m, inp)))
+        for m in model.modules()
+        if isinstance(m, torch.nn.LSTM)
+    ]
     try:
         with FlopCounterMode(display=False) as counter:
             fn()
@@ -116,8 +122,15 @@ def encodec_peer():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.nn.utils.weight_norm, as the package uses it
-        model = EncodecModel._get_model([1.5, 3.0, 6.0, 12.0, 24.0], PEER_RATE, 1, causal=True,
-                                        model_norm="weight_norm", audio_normalize=False, name="my_encodec_24khz")
+        model = EncodecModel._get_model(
+            [1.5, 3.0, 6.0, 12.0, 24.0],
+            PEER_RATE,
+            1,
+            causal=True,
+            model_norm="weight_norm",
+            audio_normalize=False,
+            name="my_encodec_24khz",
+        )
     model.set_target_bandwidth(PEER_KBPS)
     with torch.no_grad():  # the codebooks start as zeros awaiting k-means: give them distinct entries
         for layer in model.quantizer.vq.layers:
@@ -133,14 +146,18 @@ def describe(tok, path: Path, default: bool) -> tuple[int, str]:
     latents = ", ".join(f"{name} {s.channels} x {sr / s.hop:g}/s" for name, s in tok.specs.items())
     what = "default audio model (1 training step)" if default else f"model {path}"
     rate = f"{bits:,.0f} bit/s" if bits else "continuous latents"
-    return sr, (f"{what}: {tok.family}, {sr} Hz, hop {tok.hop}, {params:,} parameters, latents {latents}, "
-                f"{rate}")
+    return sr, (f"{what}: {tok.family}, {sr} Hz, hop {tok.hop}, {params:,} parameters, latents {latents}, {rate}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, nargs="*", default=[10, 60],
-                    help="lengths of the peak-memory files (none: skip that part)")
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        nargs="*",
+        default=[10, 60],
+        help="lengths of the peak-memory files (none: skip that part)",
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the speech the speed is measured on")
     ap.add_argument("--model", type=Path, help="a trained vqtok audio model (default: the default configuration)")
@@ -150,8 +167,10 @@ def main():
     started = time.perf_counter()
     print(apply_allocator(args))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
-          f"{os.cpu_count()} CPUs, load average {load}")
+    print(
+        f"torch {torch.__version__}, torch.get_num_threads() = {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs, load average {load}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = args.model or default_model("audio", tmp)
@@ -175,19 +194,29 @@ def main():
         cf, cf_warm = tok.encode_file(wav, label=label), tok.encode_file(wav_warm, label=label)
         lat, lat_warm = tok.encode_tensor(x, labels=labels), tok.encode_tensor(x_warm, labels=labels)
         ops = {
-            ("vqtok", "file", "encode"): (lambda: tok.encode_file(wav_warm, label=label),
-                                          lambda: tok.encode_file(wav, label=label)),
-            ("vqtok", "file", "decode"): (lambda: tok.decode_to_file(cf_warm, tmp / "back.wav", label=label),
-                                          lambda: tok.decode_to_file(cf, tmp / "back.wav", label=label)),
-            ("vqtok", "tensor", "encode"): (lambda: tok.encode_tensor(x_warm, labels=labels),
-                                            lambda: tok.encode_tensor(x, labels=labels)),
-            ("vqtok", "tensor", "decode"): (lambda: tok.decode_tensor(lat_warm, labels),
-                                            lambda: tok.decode_tensor(lat, labels)),
+            ("vqtok", "file", "encode"): (
+                lambda: tok.encode_file(wav_warm, label=label),
+                lambda: tok.encode_file(wav, label=label),
+            ),
+            ("vqtok", "file", "decode"): (
+                lambda: tok.decode_to_file(cf_warm, tmp / "back.wav", label=label),
+                lambda: tok.decode_to_file(cf, tmp / "back.wav", label=label),
+            ),
+            ("vqtok", "tensor", "encode"): (
+                lambda: tok.encode_tensor(x_warm, labels=labels),
+                lambda: tok.encode_tensor(x, labels=labels),
+            ),
+            ("vqtok", "tensor", "decode"): (
+                lambda: tok.decode_tensor(lat_warm, labels),
+                lambda: tok.decode_tensor(lat, labels),
+            ),
         }
         one_second = x[:, :sr]
         lat_one = tok.encode_tensor(one_second, labels=labels)
-        flops = {("vqtok", "encode"): gflop(lambda: tok.encode_tensor(one_second, labels=labels), tok.model),
-                 ("vqtok", "decode"): gflop(lambda: tok.decode_tensor(lat_one, labels), tok.model)}
+        flops = {
+            ("vqtok", "encode"): gflop(lambda: tok.encode_tensor(one_second, labels=labels), tok.model),
+            ("vqtok", "decode"): gflop(lambda: tok.decode_tensor(lat_one, labels), tok.model),
+        }
         peer = None if args.no_peer else encodec_peer()
         if peer is None and not args.no_peer:
             print("EnCodec peer skipped: `pip install encodec` to compare")
@@ -213,31 +242,46 @@ def main():
                     peer.segment = segment
                     with torch.no_grad():
                         return fn()
+
                 return go
 
             ops[("EnCodec", "tensor", "encode")] = (run(lambda: peer.encode(y_warm)), run(lambda: peer.encode(y)))
-            ops[("EnCodec", "tensor", "decode")] = (run(lambda: peer.decode(frames_warm)),
-                                                    run(lambda: peer.decode(frames)))
-            ops[("EnCodec", "segments", "encode")] = (run(lambda: peer.encode(y_warm), segment),
-                                                      run(lambda: peer.encode(y), segment))
-            ops[("EnCodec", "segments", "decode")] = (run(lambda: peer.decode(seg_frames_warm), segment),
-                                                      run(lambda: peer.decode(seg_frames), segment))
-            print(f"peer: EnCodec 24 kHz architecture (PyPI encodec, random weights), causal, weight_norm, "
-                  f"{PEER_RATE} Hz, hop {peer.encoder.hop_length}, {sum(p.numel() for p in peer.parameters()):,} "
-                  f"parameters, {PEER_KBPS:g} kbit/s = {len(frames[0][0][0])} codebooks x {peer.frame_rate}/s; "
-                  f"segments: its own overlap-add, {segment:.3f} s with {peer.overlap:.0%} overlap")
+            ops[("EnCodec", "tensor", "decode")] = (
+                run(lambda: peer.decode(frames_warm)),
+                run(lambda: peer.decode(frames)),
+            )
+            ops[("EnCodec", "segments", "encode")] = (
+                run(lambda: peer.encode(y_warm), segment),
+                run(lambda: peer.encode(y), segment),
+            )
+            ops[("EnCodec", "segments", "decode")] = (
+                run(lambda: peer.decode(seg_frames_warm), segment),
+                run(lambda: peer.decode(seg_frames), segment),
+            )
+            print(
+                f"peer: EnCodec 24 kHz architecture (PyPI encodec, random weights), causal, weight_norm, "
+                f"{PEER_RATE} Hz, hop {peer.encoder.hop_length}, {sum(p.numel() for p in peer.parameters()):,} "
+                f"parameters, {PEER_KBPS:g} kbit/s = {len(frames[0][0][0])} codebooks x {peer.frame_rate}/s; "
+                f"segments: its own overlap-add, {segment:.3f} s with {peer.overlap:.0%} overlap"
+            )
 
         t, load_before = time.perf_counter(), os.getloadavg()[0]
         med = interleaved_medians(ops, args.repeats)
         load_after = os.getloadavg()[0]
-        print(f"\nspeed on {seconds:g} s of speech (median of {args.repeats}, interleaved, after a "
-              f"{WARMUP_SECONDS:g} s warm-up; took {time.perf_counter() - t:.0f} s; 1-minute load average "
-              f"{load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} CPUs)")
+        print(
+            f"\nspeed on {seconds:g} s of speech (median of {args.repeats}, interleaved, after a "
+            f"{WARMUP_SECONDS:g} s warm-up; took {time.perf_counter() - t:.0f} s; 1-minute load average "
+            f"{load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} CPUs)"
+        )
         if max(load_before, load_after) > (os.cpu_count() or 1):
-            print("warning: more runnable processes than CPUs during the timings: figures are unreliable, "
-                  "EnCodec's most of all")
-        print(f"{'model':<9}{'path':<8}{'encode xRT':>12}{'decode xRT':>12}{'GFLOP per s of audio':>24}"
-              f"{'achieved GFLOP/s':>20}")
+            print(
+                "warning: more runnable processes than CPUs during the timings: figures are unreliable, "
+                "EnCodec's most of all"
+            )
+        print(
+            f"{'model':<9}{'path':<8}{'encode xRT':>12}{'decode xRT':>12}{'GFLOP per s of audio':>24}"
+            f"{'achieved GFLOP/s':>20}"
+        )
         print(f"{'':<41}{'enc':>10}{'dec':>10}{'enc':>10}{'dec':>10}")
         speed = {key: seconds / s for key, s in med.items()}
         for who, how in [("vqtok", "file"), ("vqtok", "tensor"), ("EnCodec", "tensor"), ("EnCodec", "segments")]:
@@ -245,8 +289,10 @@ def main():
                 continue
             enc, dec = speed[(who, how, "encode")], speed[(who, how, "decode")]
             f_enc, f_dec = flops[(who, "encode")], flops[(who, "decode")]
-            print(f"{who:<9}{how:<8}{enc:>12.1f}{dec:>12.1f}{'':>4}{f_enc:>10.2f}{f_dec:>10.2f}"
-                  f"{f_enc * enc:>10.1f}{f_dec * dec:>10.1f}")
+            print(
+                f"{who:<9}{how:<8}{enc:>12.1f}{dec:>12.1f}{'':>4}{f_enc:>10.2f}{f_dec:>10.2f}"
+                f"{f_enc * enc:>10.1f}{f_dec * dec:>10.1f}"
+            )
         if peer is not None:
             for ours, theirs in (("file", "segments"), ("tensor", "tensor")):
                 r_enc = speed[("vqtok", ours, "encode")] / speed[("EnCodec", theirs, "encode")]
@@ -255,22 +301,39 @@ def main():
         if args.model is None:
             enc, dec = speed[("vqtok", "file", "encode")], speed[("vqtok", "file", "decode")]
             verdict = "met" if min(enc, dec) >= AIM else "NOT met"
-            print(f"aim {AIM:g}x real time on 2 cores (default model, file API): encode {enc:.1f}x, "
-                  f"decode {dec:.1f}x: {verdict} on this machine ({os.cpu_count()} CPUs, "
-                  f"{torch.get_num_threads()} threads)")
+            print(
+                f"aim {AIM:g}x real time on 2 cores (default model, file API): encode {enc:.1f}x, "
+                f"decode {dec:.1f}x: {verdict} on this machine ({os.cpu_count()} CPUs, "
+                f"{torch.get_num_threads()} threads)"
+            )
 
         # ---- peak memory on long files ----
         if args.minutes:
-            print(f"\n{'file':>10}{'peak RSS encode (MB)':>24}{'peak RSS decode (MB)':>24}"
-                  f"{'encode wall s':>16}{'decode wall s':>16}")
+            print(
+                f"\n{'file':>10}{'peak RSS encode (MB)':>24}{'peak RSS decode (MB)':>24}"
+                f"{'encode wall s':>16}{'decode wall s':>16}"
+            )
         extra = ["--label", label] if label is not None else []
         for minutes in args.minutes:
             long = speech_recording(tmp / f"long-{minutes:g}.wav", minutes, sr)
             npz = tmp / f"long-{minutes:g}.npz"
-            enc_mb, enc_s = peak_rss_mb([sys.executable, "-m", "vqtok", "encode", "--model", str(model),
-                                         str(long), "-o", str(npz), *extra])
-            dec_mb, dec_s = peak_rss_mb([sys.executable, "-m", "vqtok", "decode", "--model", str(model),
-                                         str(npz), "-o", str(tmp / "long-back.wav"), *extra])
+            enc_mb, enc_s = peak_rss_mb(
+                [sys.executable, "-m", "vqtok", "encode", "--model", str(model), str(long), "-o", str(npz), *extra]
+            )
+            dec_mb, dec_s = peak_rss_mb(
+                [
+                    sys.executable,
+                    "-m",
+                    "vqtok",
+                    "decode",
+                    "--model",
+                    str(model),
+                    str(npz),
+                    "-o",
+                    str(tmp / "long-back.wav"),
+                    *extra,
+                ]
+            )
             assert sf.info(tmp / "long-back.wav").frames == sf.info(long).frames
             print(f"{minutes:>8g} m{enc_mb:>24.0f}{dec_mb:>24.0f}{enc_s:>16.0f}{dec_s:>16.0f}")
             long.unlink()

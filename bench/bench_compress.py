@@ -49,17 +49,22 @@ def prior_bits(tok, codes, window: int) -> float:
     """-log2 p of ``codes`` under the prior, tile by tile (no label: an unconditional prior or "no label")."""
     layout = TileLayout({k: list(v.shape) for k, v in codes.items()}, {k: s.hop for k, s in tok.specs.items()}, window)
     with torch.no_grad():
-        return sum(float(sum(v.sum() for v in tok.prior.nll({k: t[k][None] for k in t}).values()))
-                   for t in layout.cut(codes)) / math.log(2)
+        return sum(
+            float(sum(v.sum() for v in tok.prior.nll({k: t[k][None] for k in t}).values())) for t in layout.cut(codes)
+        ) / math.log(2)
 
 
 def raw_bits(tok, codes) -> float:
-    return sum(math.log2(tok.specs[n].codebook_sizes[q]) * c[q].numel() for n, c in codes.items() for q in range(len(c)))
+    return sum(
+        math.log2(tok.specs[n].codebook_sizes[q]) * c[q].numel() for n, c in codes.items() for q in range(len(c))
+    )
 
 
 def measure(tok, files: list[Path]) -> dict:
-    codec, t = Codec(tok), {k: 0.0 for k in ("raw", "estimate", "coded", "file", "units", "encode", "compress",
-                                              "decompress", "decode")}
+    codec, t = (
+        Codec(tok),
+        {k: 0.0 for k in ("raw", "estimate", "coded", "file", "units", "encode", "compress", "decompress", "decode")},
+    )
     warm = tok.from_file_arrays(tok.encode_file(files[0]), "")  # first calls pay for one-time set-up
     codec.decompress(parse_container(container_bytes(codec.compress(warm, None)), ""), "")
     for path in files:
@@ -80,7 +85,9 @@ def measure(tok, files: list[Path]) -> dict:
         tok.decode_latents(back, None)
         t["decode"] += time.perf_counter() - start
         t["raw"] += raw_bits(tok, codes)
-        t["estimate"] += prior_bits(tok, codes, box.header["window"]) if box.header["coder"] == "prior" else raw_bits(tok, codes)
+        t["estimate"] += (
+            prior_bits(tok, codes, box.header["window"]) if box.header["coder"] == "prior" else raw_bits(tok, codes)
+        )
         t["coded"] += 8 * sum(map(len, box.chunks))
         t["file"] += 8 * len(data)
         size = cf.meta["size"]
@@ -96,13 +103,19 @@ def report(name: str, tok, files: list[Path], t: dict) -> None:
     info = (tok.prior_info or {}).get("entropy", {}).get("bitrate", {}).get("prior")
     total = f"{t['units']:.1f} s" if audio else f"{t['units']:.2f} megapixels"
     print(f"\n{name}: {len(files)} file(s), {total}")
-    print(f"  raw {rate['raw']:.4g} {unit} | estimate (-log2 p, these files) {rate['estimate']:.4g} | coded "
-          f"{rate['coded']:.4g} ({rate['coded'] / rate['estimate']:.4f} x estimate, {rate['coded'] / rate['raw']:.3f} x raw)"
-          f" | whole files {rate['file']:.4g} ({rate['file'] / rate['raw']:.3f} x raw)"
-          + (f" | info's figure {info:.4g}" if info is not None and audio else ""))
-    print(f"  speed ({speed_unit}): compress {t['units'] / t['compress']:.1f}, decompress {t['units'] / t['decompress']:.1f}"
-          f" (coding only); encode+compress {t['units'] / (t['encode'] + t['compress']):.1f}, "
-          f"decompress+decode {t['units'] / (t['decompress'] + t['decode']):.1f}")
+    print(
+        f"  raw {rate['raw']:.4g} {unit} | estimate (-log2 p, these files) {rate['estimate']:.4g} | coded "
+        f"{rate['coded']:.4g} ({rate['coded'] / rate['estimate']:.4f} x estimate, "
+        f"{rate['coded'] / rate['raw']:.3f} x raw)"
+        f" | whole files {rate['file']:.4g} ({rate['file'] / rate['raw']:.3f} x raw)"
+        + (f" | info's figure {info:.4g}" if info is not None and audio else "")
+    )
+    print(
+        f"  speed ({speed_unit}): compress {t['units'] / t['compress']:.1f}, "
+        f"decompress {t['units'] / t['decompress']:.1f}"
+        f" (coding only); encode+compress {t['units'] / (t['encode'] + t['compress']):.1f}, "
+        f"decompress+decode {t['units'] / (t['decompress'] + t['decode']):.1f}"
+    )
 
 
 def joined_recording(files: list[Path], seconds: float, sample_rate: int, folder: Path) -> Path:
@@ -129,8 +142,10 @@ def main() -> None:
     args = ap.parse_args()
     tok = vqtok.load(model_path(args.model))
     files = find_files(args.data, tok.modality)[: args.limit or None]
-    print(f"model {args.model} ({tok.model_hash}), coder: {'prior' if tok.has_prior else 'uniform'}, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"model {args.model} ({tok.model_hash}), coder: {'prior' if tok.has_prior else 'uniform'}, "
+        f"threads {torch.get_num_threads()}"
+    )
     report(str(args.data), tok, files, measure(tok, files))
     if args.long:
         rate = tok.modality.describe(tok.config.options)["sample_rate"]

@@ -34,14 +34,18 @@ def write_clips(folder: Path, rate: int, clips: int, seconds: float) -> None:
         start = (i * n) % max(len(audio) - n, 1)
         sub = folder / f"{i % 20:02d}"
         sub.mkdir(parents=True, exist_ok=True)
-        sf.write(sub / f"clip{i:05d}.wav", audio[start:start + n], rate, subtype="PCM_16")
+        sf.write(sub / f"clip{i:05d}.wav", audio[start : start + n], rate, subtype="PCM_16")
 
 
 def encode(model: str, clips: Path, out: Path, jobs: int) -> float:
     """Wall seconds of one ``vqtok encode`` run (it must succeed)."""
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vqtok", "encode", "--model", model, str(clips), "-o", str(out),
-                    "--jobs", str(jobs)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "vqtok", "encode", "--model", model, str(clips), "-o", str(out), "--jobs", str(jobs)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t
 
 
@@ -71,14 +75,15 @@ def main() -> None:
                 if jobs == job_counts[0]:
                     rerun.append(encode(args.model, clips, out, jobs))
         audio_seconds = args.clips * args.seconds
-        print(f"{args.clips} clips of {args.seconds} s at {rate} Hz ({audio_seconds / 60:.0f} min of audio), "
-              f"model {args.model}, median of {args.repeats}")
+        print(
+            f"{args.clips} clips of {args.seconds} s at {rate} Hz ({audio_seconds / 60:.0f} min of audio), "
+            f"model {args.model}, median of {args.repeats}"
+        )
         print(f"{'jobs':>4}  {'wall s':>7}  {'files/s':>8}  {'audio s/s':>9}  {'vs 1 job':>8}")
         base = statistics.median(times[job_counts[0]])
         for jobs in job_counts:
             wall = statistics.median(times[jobs])
-            print(f"{jobs:>4}  {wall:7.1f}  {args.clips / wall:8.1f}  {audio_seconds / wall:9.0f}  "
-                  f"{base / wall:7.2f}x")
+            print(f"{jobs:>4}  {wall:7.1f}  {args.clips / wall:8.1f}  {audio_seconds / wall:9.0f}  {base / wall:7.2f}x")
         print(f"rerun with everything done ({job_counts[0]} job): {statistics.median(rerun):.1f} s")
 
 

@@ -28,12 +28,28 @@ from vqtok import config as cfg
 from vqtok.plugins import get_modality
 from vqtok.train import Trainer
 
-SPEECH = ["audio.sample_rate=8000", "audio.segment_seconds=0.5", "model.strides=[2,4,8]", "model.channels=16",
-          "model.max_channels=128", "model.res_blocks=1", "model.latent_dim=32", "train.batch_size=8",
-          "train.lr=2e-3"]
-DIGITS32 = ["image.size=32", "image.channels=1", "model.strides=[2,2]", "model.channels=32",
-            "model.max_channels=64", "model.res_blocks=1", "model.latent_dim=32", "train.batch_size=32",
-            "train.lr=2e-3"]
+SPEECH = [
+    "audio.sample_rate=8000",
+    "audio.segment_seconds=0.5",
+    "model.strides=[2,4,8]",
+    "model.channels=16",
+    "model.max_channels=128",
+    "model.res_blocks=1",
+    "model.latent_dim=32",
+    "train.batch_size=8",
+    "train.lr=2e-3",
+]
+DIGITS32 = [
+    "image.size=32",
+    "image.channels=1",
+    "model.strides=[2,2]",
+    "model.channels=32",
+    "model.max_channels=64",
+    "model.res_blocks=1",
+    "model.latent_dim=32",
+    "train.batch_size=32",
+    "train.lr=2e-3",
+]
 
 
 def train(folder: Path, name: str, recipe: dict | None, overrides: list[str], steps: int) -> Path:
@@ -84,26 +100,37 @@ def bench_equal_bits(folder: Path, scale: float) -> None:
     print("| data | model | codes | bits per input | held-out error |")
     print("|---|---|---|---|---|")
     rows = []
-    for name, arch, k, extra in [("digits-vqvae2", "vqvae2", 256, ["vqvae2.top_strides=[2]"]),
-                                 ("digits-vqvae", "vqvae", 1024, [])]:
+    for name, arch, k, extra in [
+        ("digits-vqvae2", "vqvae2", 256, ["vqvae2.top_strides=[2]"]),
+        ("digits-vqvae", "vqvae", 1024, []),
+    ]:
         recipe = {"modality": "image", "data": str(SAMPLES / "digits" / "train")}
-        tok = vqtok.load(train(folder, name, recipe, DIGITS32 + [f"model.arch=\"{arch}\"",
-                                                                  f"model.codebook_size={k}"] + extra, img_steps))
+        tok = vqtok.load(
+            train(
+                folder, name, recipe, DIGITS32 + [f'model.arch="{arch}"', f"model.codebook_size={k}"] + extra, img_steps
+            )
+        )
         x = digits("test", tok)  # 32 x 32, as trained
         with torch.no_grad():
             mse = torch.stack([(tok.decode(tok.encode(xi)) - xi).pow(2).mean() for xi in x]).mean().item()
         codes = "8x8 + 4x4, K=256" if arch == "vqvae2" else "8x8, K=1024"
         rows.append(f"| 200 MNIST test digits at 32x32 | {arch} | {codes} | 640 | MSE {mse:.4f} |")
     train_dir, held_out = speech_split(folder)
-    for name, arch, k, extra in [("speech-vqvae2", "vqvae2", 256, ["vqvae2.top_strides=[4]"]),
-                                 ("speech-vqvae", "vqvae", 1024, [])]:
+    for name, arch, k, extra in [
+        ("speech-vqvae2", "vqvae2", 256, ["vqvae2.top_strides=[4]"]),
+        ("speech-vqvae", "vqvae", 1024, []),
+    ]:
         recipe = {"modality": "audio", "data": str(train_dir)}
-        tok = vqtok.load(train(folder, name, recipe, SPEECH + [f"model.arch=\"{arch}\"",
-                                                                f"model.codebook_size={k}"] + extra, aud_steps))
+        tok = vqtok.load(
+            train(
+                folder, name, recipe, SPEECH + [f'model.arch="{arch}"', f"model.codebook_size={k}"] + extra, aud_steps
+            )
+        )
         stft, snr = speech_scores(tok, held_out)
         codes = "125/s + 31.25/s, K=256" if arch == "vqvae2" else "125/s, K=1024"
-        rows.append(f"| 2 held-out speech files, 8 kHz | {arch} | {codes} | 1250 bit/s | "
-                    f"MR-STFT {stft:.3f}, SNR {snr:.2f} dB |")
+        rows.append(
+            f"| 2 held-out speech files, 8 kHz | {arch} | {codes} | 1250 bit/s | MR-STFT {stft:.3f}, SNR {snr:.2f} dB |"
+        )
     print("\n".join(rows))
 
 

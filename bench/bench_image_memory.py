@@ -44,9 +44,11 @@ if sys.argv[3] == "decode":
 
 def peak_mb(command: list[str]) -> tuple[float, float]:
     """Run ``command`` in a fresh child; its peak RSS in MB and its wall time in s."""
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "r = subprocess.run(sys.argv[1:]); "
-             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t, r.returncode)")
+    probe = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "r = subprocess.run(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t, r.returncode)"
+    )
     out = subprocess.run([sys.executable, "-c", probe, *command], capture_output=True, text=True, check=True)
     kb, seconds, code = out.stdout.split()[-3:]
     if code != "0":

@@ -77,11 +77,15 @@ def main():
     args = ap.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, device {device}, "
-          f"train.workers=auto gives {auto_workers(device)} here; load average "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
-    print(f"{'recipe':<20}{'batch':>6}{'model ex/s':>12}" + "".join(f"{f'{w} workers ex/s':>16}{'ratio':>7}"
-                                                                      for w in counts))
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, device {device}, "
+        f"train.workers=auto gives {auto_workers(device)} here; load average "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}\n"
+    )
+    print(
+        f"{'recipe':<20}{'batch':>6}{'model ex/s':>12}"
+        + "".join(f"{f'{w} workers ex/s':>16}{'ratio':>7}" for w in counts)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.recipes:
             path = Path(name) if Path(name).suffix else ROOT / "recipes" / f"{name}.toml"
@@ -99,8 +103,10 @@ def main():
                 loaded = loader_rate(trainer.batch_maker(), args.batches, w) * size
                 row += f"{loaded:>16.1f}{loaded / model:>7.1f}"
             print(row, flush=True)
-    print("\nex/s: training examples per second; ratio: the loader's rate over the model's (above 1: the "
-          "loader keeps up).")
+    print(
+        "\nex/s: training examples per second; ratio: the loader's rate over the model's (above 1: the "
+        "loader keeps up)."
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,12 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="Measure this model instead of training one.")
     parser.add_argument("--k", type=int, default=5000, help="Importance samples per test digit.")
     parser.add_argument("--test-digits", type=int, default=10000)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mnist-vae.safetensors",
-                        help="Where the trained model goes.")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench" / "out" / "mnist-vae.safetensors",
+        help="Where the trained model goes.",
+    )
     args = parser.parse_args()
     if not (MNIST / "train").is_dir():
         raise SystemExit("bench/data/mnist is missing: run `python bench/data.py mnist` first")
@@ -84,11 +88,15 @@ def main() -> None:
     print(f"\nTest NLL on dynamically binarized MNIST (measured in {seconds:.0f} s)")
     print("| model | training | test digits | -ELBO (nats) | NLL (nats) | bits/dim |")
     print("|---|---|---|---|---|---|")
-    print(f"| Burda et al. 2015, VAE, 1 stochastic layer (Table 1) | 3,280 passes | 10,000 | | "
-          f"{PUBLISHED:.2f} (k = 5000) | {PUBLISHED / (784 * math.log(2)):.4f} |")
-    print(f"| vqtok `recipes/mnist-vae.toml` | {steps} steps x {batch} ({epochs:.1f} passes over {t['files']} "
-          f"digits), {t['seconds'] / 60:.0f} min on {t['device']} | {files} | {-lik['elbo_nats']:.2f} | "
-          f"{lik['nll_nats']:.2f} (k = {args.k}) | {lik['nll_bits_per_dim']:.4f} |")
+    print(
+        f"| Burda et al. 2015, VAE, 1 stochastic layer (Table 1) | 3,280 passes | 10,000 | | "
+        f"{PUBLISHED:.2f} (k = 5000) | {PUBLISHED / (784 * math.log(2)):.4f} |"
+    )
+    print(
+        f"| vqtok `recipes/mnist-vae.toml` | {steps} steps x {batch} ({epochs:.1f} passes over {t['files']} "
+        f"digits), {t['seconds'] / 60:.0f} min on {t['device']} | {files} | {-lik['elbo_nats']:.2f} | "
+        f"{lik['nll_nats']:.2f} (k = {args.k}) | {lik['nll_bits_per_dim']:.4f} |"
+    )
 
 
 if __name__ == "__main__":

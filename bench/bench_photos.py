@@ -116,7 +116,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def quality_scores(ref: np.ndarray, out: np.ndarray) -> dict[str, float | None]:
     diff = ref.astype(np.float64) - out.astype(np.float64)
     mse = float(np.mean(diff * diff))
-    psnr = math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+    psnr = math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
     x, y = (torch.from_numpy(a.transpose(2, 0, 1).copy()).float()[None] for a in (ref, out))
     with torch.no_grad():
         s, ms = ssim_and_ms_ssim(x, y)
@@ -149,8 +149,9 @@ def load_photos(test: Path, limit: int | None, max_side: int | None, tok, folder
         if max_side and max(pixels.shape[:2]) > max_side:
             img = Image.fromarray(pixels)
             scale = max_side / max(img.size)
-            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                             Image.Resampling.LANCZOS)
+            img = img.resize(
+                (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.LANCZOS
+            )
             path = folder / f"{name.replace('/', '-')}.png"
             img.save(path)
             pixels = np.asarray(img)
@@ -171,8 +172,10 @@ def load_models(models: list[str], n_qs: list[int | None]) -> list[RatePoint]:
         tok = vqtok.load(path)
         report = model_report(path)
         if report.get("modality") != "image" or tok.config.options.channels != 3:
-            raise SystemExit(f"--model {model} ({path}): not an RGB image model "
-                             f"({report.get('modality')}, {report['decode'].get('channels')} channel(s))")
+            raise SystemExit(
+                f"--model {model} ({path}): not an RGB image model "
+                f"({report.get('modality')}, {report['decode'].get('channels')} channel(s))"
+            )
         if not all(s.discrete for s in tok.specs.values()):
             raise SystemExit(f"--model {model}: a {tok.family} model has continuous latents: no bit rate")
         entropy = (report.get("prior") or {}).get("entropy") or {}
@@ -307,7 +310,7 @@ def picture_names(photos: list[Photo]) -> set[str]:
 def centre_crop(a: np.ndarray, side: int) -> Image.Image:
     h, w = a.shape[:2]
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return Image.fromarray(a[top: top + side, left: left + side])
+    return Image.fromarray(a[top : top + side, left : left + side])
 
 
 def write_strip(out: Path, panels: list[tuple[str, np.ndarray]], side: int) -> int:
@@ -328,8 +331,10 @@ def picture(folder: Path, point: RatePoint, photo: Photo, decoded: dict[str, np.
     panels = [("original", photo.pixels)]
     for row in point.rows()[:3]:  # vqtok and the peers at its raw rate
         setting = f" q{row.quality[photo.name]}" if photo.name in row.quality else ""
-        label = (f"{'vqtok' if row is point.vqtok else row.name}{setting} {row.bpp[photo.name]:.3f} bpp "
-                 f"{fmt(row.scores['psnr'].get(photo.name), 'psnr')} dB")
+        label = (
+            f"{'vqtok' if row is point.vqtok else row.name}{setting} {row.bpp[photo.name]:.3f} bpp "
+            f"{fmt(row.scores['psnr'].get(photo.name), 'psnr')} dB"
+        )
         panels.append((label, decoded[row.name]))
     stem = f"{photo.name.replace('/', '-')}_{point.label.removeprefix('vqtok ').replace(' --n-q ', '_nq')}"
     side = CROP
@@ -371,16 +376,20 @@ def versions() -> str:
         msssim = version("pytorch-msssim")
     except PackageNotFoundError:
         msssim = "not installed"
-    return (f"Pillow {PIL.__version__}, {jpeg}, libwebp {features.version('webp')}; pytorch-msssim {msssim}; "
-            f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    return (
+        f"Pillow {PIL.__version__}, {jpeg}, libwebp {features.version('webp')}; pytorch-msssim {msssim}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+    )
 
 
 def notes(points: list[RatePoint], photos: list[Photo]) -> None:
-    print("\nbpp: bits over the photo's pixels; vqtok: raw, log2 K per code (no header), in brackets the prior-coded "
-          "rate (the codes times the prior's bits per code that `vqtok train-prior` measured on its own held-out "
-          "files, not on these photos); JPEG / WebP: the whole file, headers included. Each peer takes the highest "
-          "quality setting whose file is not larger than the vqtok rate (raw; '@ prior': the prior-coded rate); "
-          "* marks a photo where even the lowest setting is larger (JPEG 1, WebP 0), which is then used.")
+    print(
+        "\nbpp: bits over the photo's pixels; vqtok: raw, log2 K per code (no header), in brackets the prior-coded "
+        "rate (the codes times the prior's bits per code that `vqtok train-prior` measured on its own held-out "
+        "files, not on these photos); JPEG / WebP: the whole file, headers included. Each peer takes the highest "
+        "quality setting whose file is not larger than the vqtok rate (raw; '@ prior': the prior-coded rate); "
+        "* marks a photo where even the lowest setting is larger (JPEG 1, WebP 0), which is then used."
+    )
     for point in points:
         if point.prior_bits is None and point.n_q is None:
             print(f"- {point.label}: no prior with an entropy report in the model: raw rate only")
@@ -396,14 +405,20 @@ def notes(points: list[RatePoint], photos: list[Photo]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", default=[], help="a vqtok RGB image model or @NAME (repeatable; "
-                        "default @image)")
-    parser.add_argument("--n-q", default="all", help="codebooks of each residual model: 'all' and/or numbers, "
-                        "comma-separated")
+    parser.add_argument(
+        "--model", action="append", default=[], help="a vqtok RGB image model or @NAME (repeatable; default @image)"
+    )
+    parser.add_argument(
+        "--n-q", default="all", help="codebooks of each residual model: 'all' and/or numbers, comma-separated"
+    )
     parser.add_argument("--test", type=Path, default=TEST, help="folder of PNG photos (recursive)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N photos (sorted by path)")
-    parser.add_argument("--max-side", type=int, default=None, help="scale each photo down (Lanczos) to at most "
-                        "N pixels on its longer side first")
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=None,
+        help="scale each photo down (Lanczos) to at most N pixels on its longer side first",
+    )
     parser.add_argument("--pictures", type=Path, default=None, help="write centre-crop comparison strips here")
     args = parser.parse_args()
     n_qs = [None if k == "all" else int(k) for k in args.n_q.split(",") if k]
@@ -432,8 +447,12 @@ def main() -> None:
         for i, photo in enumerate(photos, 1):
             for point in points:
                 note = bench_photo(point, photo, args.pictures if photo.name in shown else None)
-                print(f"[{i}/{len(photos)}] {photo.name} {photo.pixels.shape[1]}x{photo.pixels.shape[0]} "
-                      f"{point.label}: {note}", file=sys.stderr, flush=True)
+                print(
+                    f"[{i}/{len(photos)}] {photo.name} {photo.pixels.shape[1]}x{photo.pixels.shape[0]} "
+                    f"{point.label}: {note}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             photo.coded.clear()
     for point in points:
         print(f"## {point.label}\n\nMeans over the {len(photos)} photos:\n\n{rate_table(point)}\n")

@@ -38,9 +38,19 @@ from vqtok.prior.network import CodePrior, Draw
 
 MNIST = Path(__file__).resolve().parent / "data" / "mnist"
 SPEECH = Path(__file__).resolve().parent / "data" / "speech-en"
-DIGIT_VQVAE = ["image.size=28", "image.channels=1", "model.strides=[2,2]", "model.channels=32",
-               "model.max_channels=64", "model.latent_dim=16", "model.codebook_size=128", "model.res_blocks=1",
-               "train.lr=2e-3", "--batch-size", "64"]
+DIGIT_VQVAE = [
+    "image.size=28",
+    "image.channels=1",
+    "model.strides=[2,2]",
+    "model.channels=32",
+    "model.max_channels=64",
+    "model.latent_dim=16",
+    "model.codebook_size=128",
+    "model.res_blocks=1",
+    "train.lr=2e-3",
+    "--batch-size",
+    "64",
+]
 SPEECH_VQVAE = ["--recipe", str(ROOT / "recipes" / "quickstart-audio.toml")]
 
 
@@ -54,6 +64,7 @@ def cli(*args) -> str:
 
 
 # ---- speed --------------------------------------------------------------------------------------------------
+
 
 def speed(device: str) -> None:
     opts = PriorOptions()
@@ -76,8 +87,9 @@ def speed(device: str) -> None:
         naive_time = time.perf_counter() - t
         rows.append((what, statistics.median(fast_times), naive_time, torch.equal(fast, naive)))
         print(f"  {what}: streaming {statistics.median(fast_times):.2f} s, naive {naive_time:.1f} s", flush=True)
-    print(f"\nSampling 4 at a time, default prior ({opts.layers} layers x {opts.width}, kernel {opts.kernel}), "
-          f"{device}")
+    print(
+        f"\nSampling 4 at a time, default prior ({opts.layers} layers x {opts.width}, kernel {opts.kernel}), {device}"
+    )
     print("| grid | streaming (median of 3) | naive loop | speed-up | same codes |")
     print("|---|---|---|---|---|")
     for what, f, n, same in rows:
@@ -86,28 +98,58 @@ def speed(device: str) -> None:
 
 # ---- entropy ------------------------------------------------------------------------------------------------
 
+
 def entropy_table(title: str, report: dict, budget: str) -> None:
     bits, rate, unit = report["bits_per_code"], report.get("bitrate", {}), report.get("unit", "")
     print(f"\n{title} ({budget}; measured on {report['held_out']})")
     print(f"| level | uniform bits/code | unigram | prior | raw {unit} | unigram {unit} | prior {unit} |")
     print("|---|---|---|---|---|---|---|")
     for name in report["levels"]:
-        print(f"| {name} | {bits['uniform'][name]:.3f} | {bits['unigram'][name]:.3f} | {bits['prior'][name]:.3f} "
-              f"| {rate.get('uniform', 0):.1f} | {rate.get('unigram', 0):.1f} | {rate.get('prior', 0):.1f} |")
+        print(
+            f"| {name} | {bits['uniform'][name]:.3f} | {bits['unigram'][name]:.3f} | {bits['prior'][name]:.3f} "
+            f"| {rate.get('uniform', 0):.1f} | {rate.get('unigram', 0):.1f} | {rate.get('prior', 0):.1f} |"
+        )
 
 
 def mnist(folder: Path, scale: float, device: str) -> None:
     root = MNIST if MNIST.exists() else SAMPLES / "digits"
     model = folder / "mnist-vqvae.safetensors"
     vq_steps, prior_steps = int(1500 * scale), int(3000 * scale)
-    cli("train", "--modality", "image", "--data", root / "train", "-o", model, "--steps", vq_steps,
-        "--device", device, *DIGIT_VQVAE)
-    cli("train-prior", "--model", model, "--data", root / "train", "--valid", root / "test", "--steps", prior_steps,
-        "--batch-size", 64, "--device", device)
+    cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        root / "train",
+        "-o",
+        model,
+        "--steps",
+        vq_steps,
+        "--device",
+        device,
+        *DIGIT_VQVAE,
+    )
+    cli(
+        "train-prior",
+        "--model",
+        model,
+        "--data",
+        root / "train",
+        "--valid",
+        root / "test",
+        "--steps",
+        prior_steps,
+        "--batch-size",
+        64,
+        "--device",
+        device,
+    )
     tok = vqtok.load(model)
     t = tok.prior_info["training"]
-    budget = (f"{root.relative_to(ROOT)}; VQ-VAE {vq_steps} steps x 64, 7 x 7 codes of 128; "
-              f"prior {prior_steps} steps x 64, {t['seconds']:.0f} s, weights of step {t['kept']['step']}")
+    budget = (
+        f"{root.relative_to(ROOT)}; VQ-VAE {vq_steps} steps x 64, 7 x 7 codes of 128; "
+        f"prior {prior_steps} steps x 64, {t['seconds']:.0f} s, weights of step {t['kept']['step']}"
+    )
     entropy_table("MNIST digit codes, class-conditional prior", tok.prior_info["entropy"], budget)
     picture(tok, ROOT / "docs" / "prior-samples.png")
 
@@ -135,13 +177,29 @@ def speech(folder: Path, scale: float, device: str) -> None:
     model = folder / "speech-vqvae.safetensors"
     vq_steps, prior_steps = int(1000 * scale), int(2000 * scale)
     cli("train", *SPEECH_VQVAE, "--data", train_dir, "-o", model, "--steps", vq_steps, "--device", device)
-    cli("train-prior", "--model", model, "--data", train_dir, "--valid", test_dir, "--steps", prior_steps,
-        "--batch-size", 32, "prior.window=256", "--device", device)
+    cli(
+        "train-prior",
+        "--model",
+        model,
+        "--data",
+        train_dir,
+        "--valid",
+        test_dir,
+        "--steps",
+        prior_steps,
+        "--batch-size",
+        32,
+        "prior.window=256",
+        "--device",
+        device,
+    )
     tok = vqtok.load(model)
     t = tok.prior_info["training"]
-    budget = (f"{n_train} files of {train_dir.parent.name}; quickstart-audio recipe {vq_steps} steps, 125 codes/s "
-              f"of 256; prior {prior_steps} steps x 32 windows of 256 codes, {t['seconds']:.0f} s, "
-              f"weights of step {t['kept']['step']}")
+    budget = (
+        f"{n_train} files of {train_dir.parent.name}; quickstart-audio recipe {vq_steps} steps, 125 codes/s "
+        f"of 256; prior {prior_steps} steps x 32 windows of 256 codes, {t['seconds']:.0f} s, "
+        f"weights of step {t['kept']['step']}"
+    )
     entropy_table("Speech codes (8 kHz), unconditional prior", tok.prior_info["entropy"], budget)
     report = json.dumps(tok.prior_info["entropy"]["bitrate"])
     print(f"  bitrates: {report}")

@@ -45,6 +45,7 @@ K, D = 1024, 64
 def medians(fns: dict, repeats: int, device: torch.device, warmup: int = 3) -> dict:
     """Median seconds of each function, timed round-robin (one call of each in turn), so that all of
     them see the same share of a noisy machine; the clock is read after the device has finished."""
+
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -91,26 +92,36 @@ def main():
     torch.manual_seed(0)
     z = torch.randn(n, D, device=device)
     ours = VectorQuantizer(size=K, dim=D, beta=0.25, update="ema", decay=0.99, kmeans_init=False).to(device)
-    peer = VectorQuantize(dim=D, codebook_size=K, decay=0.99, commitment_weight=0.25, kmeans_init=False,
-                          rotation_trick=False, sync_codebook=False).to(device)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}; "
-          f"vector-quantize-pytorch {importlib.metadata.version('vector-quantize-pytorch')}; "
-          f"N = {n}, K = {K}, D = {D}, float32; medians of {repeats}")
+    peer = VectorQuantize(
+        dim=D,
+        codebook_size=K,
+        decay=0.99,
+        commitment_weight=0.25,
+        kmeans_init=False,
+        rotation_trick=False,
+        sync_codebook=False,
+    ).to(device)
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}; "
+        f"vector-quantize-pytorch {importlib.metadata.version('vector-quantize-pytorch')}; "
+        f"N = {n}, K = {K}, D = {D}, float32; medians of {repeats}"
+    )
 
     ours.train(), peer.train()
-    train = medians({"ours": lambda: train_step(ours, z, False), "peer": lambda: train_step(peer, z, True)},
-                    repeats, device)
+    train = medians(
+        {"ours": lambda: train_step(ours, z, False), "peer": lambda: train_step(peer, z, True)}, repeats, device
+    )
     ours.eval(), peer.eval()
-    enc = medians({"ours": lambda: encode(ours, z, False), "peer": lambda: encode(peer, z, True)},
-                  repeats, device)
+    enc = medians({"ours": lambda: encode(ours, z, False), "peer": lambda: encode(peer, z, True)}, repeats, device)
 
     codebook = ours.codebook.detach().clone()  # trained by the steps above: a realistic codebook
     codes = nearest(z, codebook)
     brute = torch.cdist(z.double(), codebook.double()).argmin(dim=1)
     assert torch.equal(codes, brute), f"{int((codes != brute).sum())} codes differ from cdist's argmin"
     product, cb_t = torch.empty(n, K, device=device), codebook.t()
-    search = medians({"search": lambda: nearest(z, codebook),
-                      "matmul": lambda: torch.mm(z, cb_t, out=product)}, repeats, device)
+    search = medians(
+        {"search": lambda: nearest(z, codebook), "matmul": lambda: torch.mm(z, cb_t, out=product)}, repeats, device
+    )
     peer._codebook.embed.copy_(codebook[None])  # same codebook in both: do they pick the same codes?
     agree = float((encode(peer, z, True) == encode(ours, z, False)).float().mean())
 
@@ -121,8 +132,10 @@ def main():
     for name, key in (("search (nearest)", "search"), ("matmul N x D @ D x K", "matmul")):
         t = search[key]
         print(f"{name:<24}{t * 1e3:>10.1f}{'':>22}{flops / t / 1e9:>10.1f}{search['matmul'] / t:>16.0%}")
-    print(f"search codes equal float64 cdist argmin: {n} of {n}; peer picks vqtok's code for {agree:.2%} "
-          "of the vectors when both hold the same codebook")
+    print(
+        f"search codes equal float64 cdist argmin: {n} of {n}; peer picks vqtok's code for {agree:.2%} "
+        "of the vectors when both hold the same codebook"
+    )
 
 
 if __name__ == "__main__":

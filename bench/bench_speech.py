@@ -97,8 +97,10 @@ def run_opus(kbps: float, signals: list[np.ndarray], folder: Path) -> Codec:
     c = Codec(f"Opus {kbps:g} kbit/s", f"{1000 * kbps:g}")
     for x in signals:
         c.add(peers.opus(x, kbps, folder))
-    c.measured = (f"`.opus` file over the audio duration; the Opus packets alone: "
-                  f"{c.payload_bits / c.coded_seconds:.0f} bit/s (the rest: Ogg pages and headers)")
+    c.measured = (
+        f"`.opus` file over the audio duration; the Opus packets alone: "
+        f"{c.payload_bits / c.coded_seconds:.0f} bit/s (the rest: Ogg pages and headers)"
+    )
     return c
 
 
@@ -129,16 +131,19 @@ def run_vqtok(path: Path, files: list[Path], lengths: list[int], n_q: int | None
     for f, n in zip(files, lengths):
         cf = tok.encode_file(f, n_q)
         if raw is not None:  # one position per array column; each code costs log2 K of its codebook
-            c.stream_bits += sum(a.shape[-1] * sum(np.log2(tok.specs[k].codebook_sizes[: a.shape[0]]))
-                                 for k, a in cf.arrays.items())
+            c.stream_bits += sum(
+                a.shape[-1] * sum(np.log2(tok.specs[k].codebook_sizes[: a.shape[0]])) for k, a in cf.arrays.items()
+            )
         y = tok.decode(cf).float()  # (1, T) at the model's rate
         if model_sr != SR:
             y = torchaudio.functional.resample(y, model_sr, SR)
         c.decoded.append(y[0].numpy())
         c.coded_seconds += n / SR
     per_position = " + ".join(f"{r['bits_per_position']:g}" for r in rates.values() if r["discrete"])
-    c.measured = (f"codes written ({per_position} bits per position, log2 K per code; the last position of a file "
-                  "covers its padding to the hop) over the audio duration")
+    c.measured = (
+        f"codes written ({per_position} bits per position, log2 K per code; the last position of a file "
+        "covers its padding to the hop) over the audio duration"
+    )
     if raw is None:
         c.stream_bits = float("nan")
     return c
@@ -177,8 +182,12 @@ def score(c: Codec, names: list[str], signals: list[np.ndarray]) -> None:
         c.scores["si_sdr"][name] = float(si_sdr(est, ref)[0])
 
 
-METRICS = {"pesq": ("PESQ NB", 2), "stoi": ("STOI", 3), "log_mel": ("log-mel dist. (dB)", 2),
-           "si_sdr": ("SI-SDR (dB)", 2)}
+METRICS = {
+    "pesq": ("PESQ NB", 2),
+    "stoi": ("STOI", 3),
+    "log_mel": ("log-mel dist. (dB)", 2),
+    "si_sdr": ("SI-SDR (dB)", 2),
+}
 
 
 def mean_value(c: Codec, metric: str, keep=lambda name: True) -> float | None:
@@ -204,8 +213,12 @@ def table(codecs: list[Codec], per_codec=lambda c, metric: mean(c, metric)) -> s
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]
     for c in codecs:
         measured = c.stream_bits / c.coded_seconds
-        cells = [c.name, c.nominal, "-" if np.isnan(measured) else f"{measured:.0f}",
-                 *(per_codec(c, metric) for metric in METRICS)]
+        cells = [
+            c.name,
+            c.nominal,
+            "-" if np.isnan(measured) else f"{measured:.0f}",
+            *(per_codec(c, metric) for metric in METRICS),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -231,15 +244,19 @@ def voice_tables(codecs: list[Codec], names: list[str]) -> None:
 
 def quiet_note(codecs: list[Codec], names: list[str], signals: list[np.ndarray]) -> None:
     """Name the near-silent references, which stay in the table's means, and give the means without them."""
-    level = {name: 10 * np.log10(max(float(np.mean(np.square(x, dtype=np.float64))), 1e-20))
-             for name, x in zip(names, signals)}
+    level = {
+        name: 10 * np.log10(max(float(np.mean(np.square(x, dtype=np.float64))), 1e-20))
+        for name, x in zip(names, signals)
+    }
     quiet = {name for name, db in level.items() if db < QUIET_DBFS}
     if not quiet:
         return
     names = ", ".join(f"{name} ({level[name]:.0f} dBFS RMS)" for name in sorted(quiet))
-    print(f"\nNear-silent reference(s), below {QUIET_DBFS:.0f} dBFS: {names}. They count in the means above "
-          "(as in `vqtok eval`) although no metric means anything on them; the means without them "
-          f"({len(names) - len(quiet)} files; PESQ, STOI, log-mel, SI-SDR):")
+    print(
+        f"\nNear-silent reference(s), below {QUIET_DBFS:.0f} dBFS: {names}. They count in the means above "
+        "(as in `vqtok eval`) although no metric means anything on them; the means without them "
+        f"({len(names) - len(quiet)} files; PESQ, STOI, log-mel, SI-SDR):"
+    )
     for c in codecs:
         print(f"- {c.name}: " + ", ".join(mean(c, metric, quiet) for metric in METRICS))
 
@@ -266,9 +283,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, action="append", default=[], help="a vqtok audio model (repeatable)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N test files (sorted)")
-    parser.add_argument("--modes", default="3200,2400,1600,1300,700C", help="codec2 modes, comma-separated ('' for none)")
+    parser.add_argument(
+        "--modes", default="3200,2400,1600,1300,700C", help="codec2 modes, comma-separated ('' for none)"
+    )
     parser.add_argument("--opus-kbps", default="6,8", help="Opus bitrates in kbit/s, comma-separated ('' for none)")
-    parser.add_argument("--n-q", default="all", help="codebooks of each residual model: 'all' and/or numbers, comma-separated")
+    parser.add_argument(
+        "--n-q", default="all", help="codebooks of each residual model: 'all' and/or numbers, comma-separated"
+    )
     parser.add_argument("--test", type=Path, default=TEST, help="folder of 8 kHz mono WAVs (voices in sub-folders)")
     args = parser.parse_args()
     n_qs = [None if k == "all" else int(k) for k in args.n_q.split(",") if k]
@@ -291,8 +312,10 @@ def main() -> None:
         peers.require("opusenc", "opusdec")
 
     print("$ python " + " ".join(shlex.quote(a) for a in sys.argv))
-    print(f"{time.strftime('%Y-%m-%d %H:%M')}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{tool_versions()}")
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M')}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{tool_versions()}"
+    )
     files, signals = load_test(args.test, args.limit)
     names = [f.relative_to(args.test).as_posix() for f in files]
     seconds = sum(len(x) for x in signals) / SR
@@ -311,17 +334,23 @@ def main() -> None:
         c.decoded = []
     print(table(codecs))
     voice_tables(codecs, names)
-    print(f"\nMeans over the {len(files)} files (PESQ and STOI: over the files they are defined on, below). "
-          "bitrate: nominal (vqtok: raw, log2 K per code; with a prior, its entropy-coded rate in brackets); "
-          "measured: total bits written over total seconds of audio:")
+    print(
+        f"\nMeans over the {len(files)} files (PESQ and STOI: over the files they are defined on, below). "
+        "bitrate: nominal (vqtok: raw, log2 K per code; with a prior, its entropy-coded rate in brackets); "
+        "measured: total bits written over total seconds of audio:"
+    )
     for c in codecs:
         print(f"- {c.name}: {c.measured}")
-    print(f"\nDelay (one lag per codec, the median over the files of the best cross-correlation lag within "
-          f"+-{MAX_LAG_SECONDS * 1000:.0f} ms; positive: the output is late):")
+    print(
+        f"\nDelay (one lag per codec, the median over the files of the best cross-correlation lag within "
+        f"+-{MAX_LAG_SECONDS * 1000:.0f} ms; positive: the output is late):"
+    )
     for c in codecs:
         near = sum(abs(lag - c.lag) <= SR // 1000 for lag in c.lags)
-        print(f"- {c.name}: {c.lag} samples = {1000 * c.lag / SR:.2f} ms ({near}/{len(c.lags)} files within 1 ms "
-              f"of it; per-file range {1000 * min(c.lags) / SR:.1f} to {1000 * max(c.lags) / SR:.1f} ms)")
+        print(
+            f"- {c.name}: {c.lag} samples = {1000 * c.lag / SR:.2f} ms ({near}/{len(c.lags)} files within 1 ms "
+            f"of it; per-file range {1000 * min(c.lags) / SR:.1f} to {1000 * max(c.lags) / SR:.1f} ms)"
+        )
     failed: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for c in codecs:
         for metric, fs in c.failures.items():
@@ -334,8 +363,10 @@ def main() -> None:
             print(f"- {metric.upper()}, {which}: {len(fs)} file(s): {'; '.join(fs)}")
     quiet_note(codecs, names, signals)
     if any(c.name.startswith("vqtok") and "Hz)" in c.name for c in codecs):
-        print("\nModels marked (N Hz) work at N Hz: their output was resampled to 8 kHz "
-              "(torchaudio.functional.resample) before scoring.")
+        print(
+            "\nModels marked (N Hz) work at N Hz: their output was resampled to 8 kHz "
+            "(torchaudio.functional.resample) before scoring."
+        )
     print(f"\n{time.perf_counter() - t:.0f} s")
 
 

@@ -17,9 +17,13 @@ SAMPLE_DATA = {"image": SAMPLES / "images", "audio": SAMPLES / "speech"}  # ship
 
 
 def on_samples_option(ap) -> None:
-    ap.add_argument("--on-samples", action="store_true", help="train every recipe on the samples vqtok ships "
-                    "(vqtok/samples/images or speech) instead of its own data: for a speed check on a machine "
-                    "without bench/data (a GPU machine)")
+    ap.add_argument(
+        "--on-samples",
+        action="store_true",
+        help="train every recipe on the samples vqtok ships "
+        "(vqtok/samples/images or speech) instead of its own data: for a speed check on a machine "
+        "without bench/data (a GPU machine)",
+    )
 
 
 def samples_flags(recipe: dict) -> dict:
@@ -29,8 +33,11 @@ def samples_flags(recipe: dict) -> dict:
 
 def allocator_option(ap) -> None:
     """``--system-allocator``: measure without the allocator settings the vqtok CLI applies."""
-    ap.add_argument("--system-allocator", action="store_true",
-                    help="leave glibc's malloc settings alone (the vqtok CLI applies vqtok.allocator's)")
+    ap.add_argument(
+        "--system-allocator",
+        action="store_true",
+        help="leave glibc's malloc settings alone (the vqtok CLI applies vqtok.allocator's)",
+    )
 
 
 def apply_allocator(args) -> str:

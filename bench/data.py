@@ -112,8 +112,10 @@ def check_speech_split(test: Path) -> None:
     listed = SPEECH_TEST_LIST.read_text().split()
     if built != listed:
         missing, extra = sorted(set(listed) - set(built)), sorted(set(built) - set(listed))
-        raise SystemExit(f"{test}: the test split differs from {SPEECH_TEST_LIST.name} (missing {missing[:5]}, "
-                         f"extra {extra[:5]}); another version of {SPEECH_PACKAGE}? Results would not be comparable.")
+        raise SystemExit(
+            f"{test}: the test split differs from {SPEECH_TEST_LIST.name} (missing {missing[:5]}, "
+            f"extra {extra[:5]}); another version of {SPEECH_PACKAGE}? Results would not be comparable."
+        )
 
 
 VOICES = HERE / "speech-voices.toml"
@@ -230,8 +232,9 @@ def select_photos(root: Path, spec: dict) -> dict[str, Path]:
     for pattern in spec.get("exclude", []):
         excluded = [name for name in photos if fnmatch.fnmatchcase(name, pattern)]
         if not excluded:
-            raise SystemExit(f"{spec['name']}: exclude {pattern!r} matches nothing (another version of "
-                             f"{spec['package']}?)")
+            raise SystemExit(
+                f"{spec['name']}: exclude {pattern!r} matches nothing (another version of {spec['package']}?)"
+            )
         for name in excluded:
             del photos[name]
     return photos
@@ -276,8 +279,10 @@ def check_photos_split(test: Path, listed: list[str]) -> None:
     built = sorted(p.relative_to(test).with_suffix("").as_posix() for p in test.rglob("*.png"))
     if built != sorted(listed):
         missing, extra = sorted(set(listed) - set(built)), sorted(set(built) - set(listed))
-        raise SystemExit(f"{test}: the test photos differ from {PHOTOS.name} [test] (missing {missing}, extra "
-                         f"{extra}); another version of a package? Results would not be comparable.")
+        raise SystemExit(
+            f"{test}: the test photos differ from {PHOTOS.name} [test] (missing {missing}, extra "
+            f"{extra}); another version of a package? Results would not be comparable."
+        )
 
 
 def main() -> None:

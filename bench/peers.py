@@ -19,8 +19,15 @@ SAMPLE_RATE = 8000
 INSTALL_HINT = "apt-get install codec2 opus-tools"
 
 # codec2 modes: nominal bit/s and samples per frame at 8 kHz (codec2 1.0, codec2.c: codec2_create)
-CODEC2_MODES = {"3200": (3200, 160), "2400": (2400, 160), "1600": (1600, 320), "1400": (1400, 320),
-                "1300": (1300, 320), "1200": (1200, 320), "700C": (700, 320)}
+CODEC2_MODES = {
+    "3200": (3200, 160),
+    "2400": (2400, 160),
+    "1600": (1600, 320),
+    "1400": (1400, 320),
+    "1300": (1300, 320),
+    "1200": (1200, 320),
+    "700C": (700, 320),
+}
 
 # libopus encoder controls passed with ``opusenc --set-ctl-int`` (opus_defines.h)
 OPUS_SET_APPLICATION, OPUS_APPLICATION_VOIP = 4000, 2048
@@ -93,9 +100,22 @@ def opus(x: np.ndarray, kbps: float, folder: Path) -> Coded:
     removes the pre-skip and the end padding (the output has the input's length)."""
     wav, coded, out = folder / "opus-in.wav", folder / f"opus-{kbps:g}.opus", folder / f"opus-{kbps:g}.wav"
     sf.write(wav, to_pcm16(x), SAMPLE_RATE, subtype="PCM_16")
-    run("opusenc", "--quiet", "--bitrate", f"{kbps:g}", "--hard-cbr", "--speech", "--padding", "0",
-        "--set-ctl-int", f"{OPUS_SET_APPLICATION}={OPUS_APPLICATION_VOIP}",
-        "--set-ctl-int", f"{OPUS_SET_BANDWIDTH}={OPUS_BANDWIDTH_NARROWBAND}", wav, coded)
+    run(
+        "opusenc",
+        "--quiet",
+        "--bitrate",
+        f"{kbps:g}",
+        "--hard-cbr",
+        "--speech",
+        "--padding",
+        "0",
+        "--set-ctl-int",
+        f"{OPUS_SET_APPLICATION}={OPUS_APPLICATION_VOIP}",
+        "--set-ctl-int",
+        f"{OPUS_SET_BANDWIDTH}={OPUS_BANDWIDTH_NARROWBAND}",
+        wav,
+        coded,
+    )
     run("opusdec", "--quiet", "--rate", str(SAMPLE_RATE), coded, out)
     y, sr = sf.read(out, dtype="float32", always_2d=True)
     if sr != SAMPLE_RATE:
@@ -108,13 +128,13 @@ def ogg_packets(data: bytes) -> list[bytes]:
     """The packets of a single-stream Ogg file (for Ogg Opus: OpusHead, OpusTags, then the audio packets)."""
     packets, current, i = [], b"", 0
     while i < len(data):
-        if data[i:i + 4] != b"OggS":
+        if data[i : i + 4] != b"OggS":
             raise ValueError(f"not an Ogg page at byte {i}")
         count = data[i + 26]
-        lacing = data[i + 27:i + 27 + count]
+        lacing = data[i + 27 : i + 27 + count]
         j = i + 27 + count
         for size in lacing:
-            current += data[j:j + size]
+            current += data[j : j + size]
             j += size
             if size < 255:
                 packets.append(current)
@@ -128,7 +148,9 @@ def estimate_lag(ref: np.ndarray, deg: np.ndarray, max_lag: int) -> int:
     ``sum_n ref[n] * deg[n + d]`` (positive: ``deg`` is late), computed with FFTs."""
     n = len(ref) + len(deg)
     size = 1 << (n - 1).bit_length()
-    c = np.fft.irfft(np.fft.rfft(deg.astype(np.float64), size) * np.conj(np.fft.rfft(ref.astype(np.float64), size)), size)
+    c = np.fft.irfft(
+        np.fft.rfft(deg.astype(np.float64), size) * np.conj(np.fft.rfft(ref.astype(np.float64), size)), size
+    )
     lags = np.arange(-max_lag, max_lag + 1)
     return int(lags[np.argmax(c[lags % size])])
 

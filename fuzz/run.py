@@ -19,8 +19,18 @@ sys.path.insert(0, str(HERE))
 
 import targets  # noqa: E402
 
-INSTRUMENTED = ["vqtok", "vqtok_audio", "vqtok_image", "PIL", "numpy", "zipfile", "tomllib", "soundfile",
-                "safetensors", "json"]
+INSTRUMENTED = [
+    "vqtok",
+    "vqtok_audio",
+    "vqtok_image",
+    "PIL",
+    "numpy",
+    "zipfile",
+    "tomllib",
+    "soundfile",
+    "safetensors",
+    "json",
+]
 
 
 def run_atheris(target: str, seconds: int) -> int:
@@ -33,15 +43,25 @@ def run_atheris(target: str, seconds: int) -> int:
     # the readers are imported inside instrument_imports (the plugins, lazily imported ones included, and the
     # Python parts of PIL, numpy's .npy reader, zipfile, tomllib and soundfile): coverage guides the fuzzer
     # through them too. torch itself is not instrumented (its size makes that take many minutes).
-    child = (f"import sys, atheris; sys.path.insert(0, {str(HERE)!r})\n"
-             f"with atheris.instrument_imports(include={INSTRUMENTED!r}):\n"
-             "    import torch, numpy, zipfile, tomllib, json\n"
-             "    import targets\n"
-             f"    targets.load_readers({target!r})\n"
-             f"atheris.Setup(sys.argv, lambda data: targets.check({target!r}, data))\n"
-             "atheris.Fuzz()\n")
-    args = [sys.executable, "-c", child, str(corpus), f"-max_total_time={seconds}",
-            f"-artifact_prefix={crashes}/{target}-", "-rss_limit_mb=4096", "-timeout=30"]
+    child = (
+        f"import sys, atheris; sys.path.insert(0, {str(HERE)!r})\n"
+        f"with atheris.instrument_imports(include={INSTRUMENTED!r}):\n"
+        "    import torch, numpy, zipfile, tomllib, json\n"
+        "    import targets\n"
+        f"    targets.load_readers({target!r})\n"
+        f"atheris.Setup(sys.argv, lambda data: targets.check({target!r}, data))\n"
+        "atheris.Fuzz()\n"
+    )
+    args = [
+        sys.executable,
+        "-c",
+        child,
+        str(corpus),
+        f"-max_total_time={seconds}",
+        f"-artifact_prefix={crashes}/{target}-",
+        "-rss_limit_mb=4096",
+        "-timeout=30",
+    ]
     return subprocess.run(args).returncode
 
 
@@ -52,8 +72,7 @@ def run_hypothesis(target: str, seconds: int) -> int:
     seeds = targets.seeds(target)
     examples = 0
 
-    @settings(max_examples=200, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(near(seeds))
     def one_round(data):
         nonlocal examples
@@ -73,6 +92,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60, help="per target")
     try:
         import atheris  # noqa: F401
+
         default = "atheris"
     except ImportError:
         default = "hypothesis"

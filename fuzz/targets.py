@@ -68,7 +68,12 @@ def override(data: bytes) -> None:
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
-    "codes": codes, "model": model_file, "audio": audio, "image": image, "recipe": recipe, "override": override,
+    "codes": codes,
+    "model": model_file,
+    "audio": audio,
+    "image": image,
+    "recipe": recipe,
+    "override": override,
 }
 
 
@@ -94,8 +99,7 @@ def seeds(target: str) -> list[bytes]:
     """A few valid inputs of ``target``'s kind."""
     if target == "codes":
         arrays = {"codes": np.arange(12, dtype=np.int16).reshape(2, 6)}
-        return [code_bytes(CodeFile(arrays, {"size": [480], "modality": "audio"}), as_npz)
-                for as_npz in (True, False)]
+        return [code_bytes(CodeFile(arrays, {"size": [480], "modality": "audio"}), as_npz) for as_npz in (True, False)]
     if target == "model":
         import torch
 
@@ -120,7 +124,7 @@ def seeds(target: str) -> list[bytes]:
     if target == "recipe":
         return [b'modality = "audio"\ndata = "x"\n[model]\nstrides = [2, 4]\ncodebook_size = 64\n[train]\nsteps = 5\n']
     if target == "override":
-        return [b"model.codebook_size=64", b"train.lr=1e-3", b'audio.speed=[0.9, 1.1]']
+        return [b"model.codebook_size=64", b"train.lr=1e-3", b"audio.speed=[0.9, 1.1]"]
     raise KeyError(target)
 
 

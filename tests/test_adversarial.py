@@ -35,8 +35,12 @@ def test_hinge_losses_and_feature_matching_on_known_values():
 def test_the_generator_terms_train_the_reconstruction_and_leave_the_discriminator_alone(modality, shape):
     mod = get_modality(modality)
     options = mod.config_class(sample_rate=8000) if modality == "audio" else mod.config_class(size=32)
-    adversary = Adversary(mod.discriminator(options, 8), AdversarialConfig(weight=1.0, feature_weight=1.0),
-                          TrainConfig(), torch.device("cpu"))
+    adversary = Adversary(
+        mod.discriminator(options, 8),
+        AdversarialConfig(weight=1.0, feature_weight=1.0),
+        TrainConfig(),
+        torch.device("cpu"),
+    )
     x = torch.rand(shape) * 2 - 1
     x_hat = (x + 0.3 * torch.randn(shape)).requires_grad_(True)
     loss, metrics = adversary.generator_loss(x, x_hat)
@@ -51,9 +55,23 @@ def test_the_generator_terms_train_the_reconstruction_and_leave_the_discriminato
 
 def test_the_discriminator_learns_to_tell_originals_from_reconstructions(tmp_path):
     out = tmp_path / "gan.safetensors"
-    run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 60, "-o", out, *TINY_IMAGE,
-            "train.warmup_steps=5", "adversarial.weight=0.1", "adversarial.lr=2e-3", "adversarial.channels=8",
-            "adversarial.start_step=10")
+    run_cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "--steps",
+        60,
+        "-o",
+        out,
+        *TINY_IMAGE,
+        "train.warmup_steps=5",
+        "adversarial.weight=0.1",
+        "adversarial.lr=2e-3",
+        "adversarial.channels=8",
+        "adversarial.start_step=10",
+    )
     log = [json.loads(line) for line in out.with_name("gan.metrics.jsonl").read_text().splitlines()]
     assert "adv_d" not in log[0] and "adv_d" in log[-1]  # the first 10 steps: the reconstruction loss alone
     critic = [r["adv_d"] for r in log if "adv_d" in r]

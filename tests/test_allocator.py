@@ -10,16 +10,18 @@ CHECK = "from vqtok.allocator import keep_freed_memory; print(keep_freed_memory(
 
 
 def run_check(env: dict) -> str:
-    return subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
-                    reason="mallopt is glibc's")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="mallopt is glibc's"
+)
 def test_settings_take_effect_on_glibc():
     assert run_check(clean_env()) == "True"
 

@@ -82,9 +82,18 @@ def test_augmented_segments_are_reproducible(tmp_path):
     assert not torch.equal(segment(tmp_path / "a.wav", 7, **every), segment(tmp_path / "a.wav", 8, **every))
 
 
-@pytest.mark.parametrize("values", [{"speed": [1.2, 0.8]}, {"speed": [0.1, 1.0]}, {"speed": [1.0]},
-                                    {"gain_db": [6.0, -6.0]}, {"band_limit": 1.5}, {"noise": -0.1},
-                                    {"noise_snr_db": [40.0, 10.0]}])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"speed": [1.2, 0.8]},
+        {"speed": [0.1, 1.0]},
+        {"speed": [1.0]},
+        {"gain_db": [6.0, -6.0]},
+        {"band_limit": 1.5},
+        {"noise": -0.1},
+        {"noise_snr_db": [40.0, 10.0]},
+    ],
+)
 def test_bad_augmentation_options_are_usage_errors(values):
     with pytest.raises(UsageError, match="audio."):
         AudioOptions(**values)

@@ -17,8 +17,15 @@ def make_model(n_q: int = 1, channels: int = 1, strides=(2, 4), res_blocks: int 
     """A small random 1-D VQ-VAE whose codebook is fitted (k-means) to its own encoder outputs, so that
     the codes are varied, then put in eval mode."""
     torch.manual_seed(0)
-    cfg = ModelConfig(strides=list(strides), channels=8, max_channels=16, latent_dim=8, codebook_size=16,
-                      res_blocks=res_blocks, n_q=n_q)
+    cfg = ModelConfig(
+        strides=list(strides),
+        channels=8,
+        max_channels=16,
+        latent_dim=8,
+        codebook_size=16,
+        res_blocks=res_blocks,
+        n_q=n_q,
+    )
     model = VQVAE(1, channels, cfg)
     with torch.no_grad():
         x = signal(64 * model.hop, channels, seed=99)[None]
@@ -44,7 +51,7 @@ def split(x: torch.Tensor, sizes) -> list[torch.Tensor]:
     for size in itertools.cycle(sizes):
         if start >= x.shape[-1]:
             return pieces
-        pieces.append(x[:, start: start + size])
+        pieces.append(x[:, start : start + size])
         start += size
 
 
@@ -67,6 +74,7 @@ def decoder_fn(model):
 
 
 # ---- receptive radius --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module", params=[(2, 4), (3, 5), (4, 4, 2)], ids=str)
 def any_model(request) -> VQVAE:
@@ -101,7 +109,7 @@ def test_decoder_context_bounds_what_a_sample_sees(any_model):
     z = torch.randn(1, 8, n, generator=g)
     changed = z.clone()
     changed[..., : j - ctx] = 3 * torch.randn(1, 8, j - ctx, generator=g)
-    changed[..., j + ctx + 1:] = 3 * torch.randn(1, 8, n - (j + ctx + 1), generator=g)
+    changed[..., j + ctx + 1 :] = 3 * torch.randn(1, 8, n - (j + ctx + 1), generator=g)
     with torch.no_grad():
         y, y_changed = model.decoder(z), model.decoder(changed)
     own = slice(j * hop, (j + 1) * hop)
@@ -111,14 +119,18 @@ def test_decoder_context_bounds_what_a_sample_sees(any_model):
 
 # ---- encode_stream -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("length", [1003, 8 * 40, 3])
-@pytest.mark.parametrize("sizes, chunk", [
-    ([1, 2, 1, 3], 4),  # tiny pieces, chunk far smaller than the signal
-    ([1, 7, 50, 2, 200, 13], 5),
-    ([10_000], 3),  # one piece holding everything
-    ([64], 1),  # one code per chunk
-    ([37], 1000),  # a chunk longer than the signal
-])
+@pytest.mark.parametrize(
+    "sizes, chunk",
+    [
+        ([1, 2, 1, 3], 4),  # tiny pieces, chunk far smaller than the signal
+        ([1, 7, 50, 2, 200, 13], 5),
+        ([10_000], 3),  # one piece holding everything
+        ([64], 1),  # one code per chunk
+        ([37], 1000),  # a chunk longer than the signal
+    ],
+)
 def test_encode_stream_equals_whole_encoding(model, length, sizes, chunk):
     x = signal(length, seed=length)
     expected = whole_codes(model, x)
@@ -151,6 +163,7 @@ def test_encode_stream_of_nothing_is_empty(model):
 
 
 # ---- decode_stream ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 500])
 def test_decode_stream_pieces_join_to_whole_decode(model, chunk):
@@ -185,7 +198,8 @@ def test_decode_stream_residual_multichannel(model_rvq):
 def test_round_trip_through_both_streams(model):
     x = signal(2001, seed=11)
     codes = encode_stream(split(x, [100, 3]), encoder_fn(model), model.hop, model.encoder_context, 9)
-    y = torch.cat(list(decode_stream(codes, decoder_fn(model), model.hop, model.decoder_context, 9,
-                                     length=x.shape[-1])), dim=-1)
+    y = torch.cat(
+        list(decode_stream(codes, decoder_fn(model), model.hop, model.decoder_context, 9, length=x.shape[-1])), dim=-1
+    )
     assert y.shape == x.shape
     assert torch.allclose(y, decoder_fn(model)(whole_codes(model, x))[:, : x.shape[-1]], atol=1e-5)

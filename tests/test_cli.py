@@ -61,9 +61,17 @@ def env(tmp_path_factory):
     """``cli_env()``, with its bytecode cache warmed on the second core while the first trains a model
     (session-scoped and listed before the models in the fixtures below)."""
     env = cli_env()
-    warm = subprocess.Popen([sys.executable, "-c", "import vqtok.cli, vqtok.encode, vqtok.info, vqtok.train; "
-                             "from vqtok.plugins import get_modality; get_modality('audio')"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    warm = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import vqtok.cli, vqtok.encode, vqtok.info, vqtok.train; "
+            "from vqtok.plugins import get_modality; get_modality('audio')",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     yield env
     warm.wait()
 
@@ -87,6 +95,7 @@ def model_rate_length(path: Path) -> int:
 
 # ---- audio: encode, decode, formats, stdin, folders, determinism ------------------------------------
 
+
 @pytest.fixture(scope="module")
 def audio(env, audio_model, tmp_path_factory):
     d = tmp_path_factory.mktemp("audio_cli")
@@ -103,27 +112,33 @@ def audio(env, audio_model, tmp_path_factory):
     (d / "existing").mkdir()
     m = ["--model", audio_model]
     env_model = {**env, "VQTOK_MODEL": str(audio_model)}
-    enc = run_parallel(env, {
-        "stdout": (["encode", *m, WAV], {}),
-        "stdin": (["encode", *m, "-", "-o", d / "from-stdin.npy"], {"input": WAV.read_bytes()}),
-        # no --model: VQTOK_MODEL; -o an existing folder: the code file goes inside it
-        "env_into_folder": (["encode", WAV, "-o", d / "existing"], {"env": env_model}),
-        "npz": (["encode", *m, tone, "-o", d / "tone16k.npz"], {}),
-        "tree_npy": (["encode", *m, tree, "-o", d / "out-npy"], {}),
-        "tree_npz": (["encode", *m, tree, "-o", d / "out-npz", "--format", "npz"], {}),
-    })
+    enc = run_parallel(
+        env,
+        {
+            "stdout": (["encode", *m, WAV], {}),
+            "stdin": (["encode", *m, "-", "-o", d / "from-stdin.npy"], {"input": WAV.read_bytes()}),
+            # no --model: VQTOK_MODEL; -o an existing folder: the code file goes inside it
+            "env_into_folder": (["encode", WAV, "-o", d / "existing"], {"env": env_model}),
+            "npz": (["encode", *m, tone, "-o", d / "tone16k.npz"], {}),
+            "tree_npy": (["encode", *m, tree, "-o", d / "out-npy"], {}),
+            "tree_npz": (["encode", *m, tree, "-o", d / "out-npz", "--format", "npz"], {}),
+        },
+    )
     for proc in enc.values():
         ok(proc)
     (d / "codes.npy").write_bytes(enc["stdout"].stdout)
     back = d / "back"
-    dec = run_parallel(env, {
-        "npy": (["decode", *m, d / "codes.npy", "-o", back / "from-npy.wav"], {}),
-        "stdin": (["decode", *m, "-", "-o", back / "from-stdin.wav"], {"input": enc["stdout"].stdout}),
-        "wav": (["decode", *m, d / "out-npz/a/demo-thanks.npz", "-o", back / "wav.wav"], {}),
-        "flac": (["decode", *m, d / "out-npz/a/b/vm-opts.npz", "-o", back / "flac.flac"], {}),
-        "ogg": (["decode", *m, d / "out-npz/c/demo-thanks.npz", "-o", back / "ogg.wav"], {}),
-        "tone": (["decode", *m, d / "tone16k.npz", "-o", back / "tone.wav"], {}),
-    })
+    dec = run_parallel(
+        env,
+        {
+            "npy": (["decode", *m, d / "codes.npy", "-o", back / "from-npy.wav"], {}),
+            "stdin": (["decode", *m, "-", "-o", back / "from-stdin.wav"], {"input": enc["stdout"].stdout}),
+            "wav": (["decode", *m, d / "out-npz/a/demo-thanks.npz", "-o", back / "wav.wav"], {}),
+            "flac": (["decode", *m, d / "out-npz/a/b/vm-opts.npz", "-o", back / "flac.flac"], {}),
+            "ogg": (["decode", *m, d / "out-npz/c/demo-thanks.npz", "-o", back / "ogg.wav"], {}),
+            "tone": (["decode", *m, d / "tone16k.npz", "-o", back / "tone.wav"], {}),
+        },
+    )
     return SimpleNamespace(dir=d, tree=tree, tone=tone, back=back, enc=enc, dec=dec)
 
 
@@ -183,8 +198,10 @@ def test_audio_decode_reads_codes_from_stdin(audio):
     assert (audio.back / "from-stdin.wav").read_bytes() == (audio.back / "from-npy.wav").read_bytes()
 
 
-@pytest.mark.parametrize("name, out, src", [("wav", "wav.wav", WAV), ("flac", "flac.flac", FLAC),
-                                            ("ogg", "ogg.wav", OGG), ("tone", "tone.wav", None)])
+@pytest.mark.parametrize(
+    "name, out, src",
+    [("wav", "wav.wav", WAV), ("flac", "flac.flac", FLAC), ("ogg", "ogg.wav", OGG), ("tone", "tone.wav", None)],
+)
 def test_audio_decode_of_npz_restores_the_exact_length(audio, name, out, src):
     ok(audio.dec[name])
     info = sf.info(str(audio.back / out))
@@ -195,6 +212,7 @@ def test_audio_decode_of_npz_restores_the_exact_length(audio, name, out, src):
 
 
 # ---- audio longer than one chunk: the Python API, in process -------------------------------------------
+
 
 @pytest.mark.parametrize("chunk_samples", [4096, 1000])
 def test_chunked_audio_has_no_seams(audio_model, tmp_path, monkeypatch, chunk_samples):
@@ -229,6 +247,7 @@ def test_chunked_audio_has_no_seams(audio_model, tmp_path, monkeypatch, chunk_sa
 
 # ---- images -----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def images(env, image_model, tmp_path_factory):
     d = tmp_path_factory.mktemp("image_cli")
@@ -241,20 +260,26 @@ def images(env, image_model, tmp_path_factory):
     shutil.copy(GRAY, tree / "gray" / "text.png")
     (tree / "gray" / "README").write_text("skipped\n")
     m = ["--model", image_model]
-    enc = run_parallel(env, {
-        "stdout": (["encode", *m, tree / "photos" / "crop.png"], {}),
-        "tree_npz": (["encode", *m, tree, "-o", d / "out", "--format", "npz"], {}),
-    })
+    enc = run_parallel(
+        env,
+        {
+            "stdout": (["encode", *m, tree / "photos" / "crop.png"], {}),
+            "tree_npz": (["encode", *m, tree, "-o", d / "out", "--format", "npz"], {}),
+        },
+    )
     for proc in enc.values():
         ok(proc)
     (d / "crop.npy").write_bytes(enc["stdout"].stdout)
     back = d / "back"
-    dec = run_parallel(env, {
-        "npy": (["decode", *m, d / "crop.npy", "-o", back / "crop-npy.png"], {}),
-        "png": (["decode", *m, d / "out/photos/crop.npz", "-o", back / "crop.png"], {}),
-        "jpeg": (["decode", *m, d / "out/photos/hubble.npz", "-o", back / "hubble.jpg"], {}),
-        "gray": (["decode", *m, d / "out/gray/text.npz", "-o", back / "text.png"], {}),
-    })
+    dec = run_parallel(
+        env,
+        {
+            "npy": (["decode", *m, d / "crop.npy", "-o", back / "crop-npy.png"], {}),
+            "png": (["decode", *m, d / "out/photos/crop.npz", "-o", back / "crop.png"], {}),
+            "jpeg": (["decode", *m, d / "out/photos/hubble.npz", "-o", back / "hubble.jpg"], {}),
+            "gray": (["decode", *m, d / "out/gray/text.npz", "-o", back / "text.png"], {}),
+        },
+    )
     return SimpleNamespace(dir=d, tree=tree, back=back, enc=enc, dec=dec)
 
 
@@ -262,8 +287,9 @@ def _grid(width: int, height: int) -> tuple[int, int]:
     return math.ceil(height / IMAGE_HOP), math.ceil(width / IMAGE_HOP)
 
 
-@pytest.mark.parametrize("rel, size", [("photos/crop", (61, 45)), ("photos/hubble", (192, 167)),
-                                       ("gray/text", (192, 74))])
+@pytest.mark.parametrize(
+    "rel, size", [("photos/crop", (61, 45)), ("photos/hubble", (192, 167)), ("gray/text", (192, 74))]
+)
 def test_image_codes_keep_the_image_size_not_the_training_size(images, rel, size):
     assert size != (IMAGE_SIZE, IMAGE_SIZE)
     codes, meta = npz(images.dir / "out" / (rel + ".npz"))
@@ -272,8 +298,12 @@ def test_image_codes_keep_the_image_size_not_the_training_size(images, rel, size
 
 
 def test_image_folder_output_mirrors_the_tree(images):
-    assert files_under(images.dir / "out") == {"photos/crop.npz", "photos/hubble.npz", "gray/text.npz",
-                                               "manifest.jsonl"}
+    assert files_under(images.dir / "out") == {
+        "photos/crop.npz",
+        "photos/hubble.npz",
+        "gray/text.npz",
+        "manifest.jsonl",
+    }
 
 
 def test_image_stdout_codes_equal_the_folder_codes(images):
@@ -289,9 +319,14 @@ def test_image_decode_of_npy_gives_the_padded_grid(images):
         assert img.size == (w * IMAGE_HOP, h * IMAGE_HOP) and img.mode == "RGB"
 
 
-@pytest.mark.parametrize("name, out, size, fmt", [("png", "crop.png", (61, 45), "PNG"),
-                                                  ("jpeg", "hubble.jpg", (192, 167), "JPEG"),
-                                                  ("gray", "text.png", (192, 74), "PNG")])
+@pytest.mark.parametrize(
+    "name, out, size, fmt",
+    [
+        ("png", "crop.png", (61, 45), "PNG"),
+        ("jpeg", "hubble.jpg", (192, 167), "JPEG"),
+        ("gray", "text.png", (192, 74), "PNG"),
+    ],
+)
 def test_image_decode_of_npz_restores_the_original_size(images, name, out, size, fmt):
     ok(images.dec[name])
     with Image.open(images.back / out) as img:
@@ -300,6 +335,7 @@ def test_image_decode_of_npz_restores_the_original_size(images, name, out, size,
 
 
 # ---- stdout to a terminal ----------------------------------------------------------------------------
+
 
 def _encode_to_pty(env, model, *flags) -> tuple[subprocess.Popen, bytearray, threading.Thread]:
     """``vqtok encode`` with its stdout on a terminal (raw mode); what it writes there is collected."""
@@ -343,14 +379,18 @@ def test_binary_to_a_terminal_is_refused_unless_forced(env, audio_model, audio):
 
 # ---- info ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def info(env, audio_model, image_model):
-    return run_parallel(env, {
-        "audio_table": (["info", audio_model], {}),
-        "audio_json": (["info", "--json", audio_model], {}),
-        "image_table": (["info", image_model], {}),
-        "image_json": (["info", "--json", image_model], {}),
-    })
+    return run_parallel(
+        env,
+        {
+            "audio_table": (["info", audio_model], {}),
+            "audio_json": (["info", "--json", audio_model], {}),
+            "image_table": (["info", image_model], {}),
+            "image_json": (["info", "--json", image_model], {}),
+        },
+    )
 
 
 def test_info_table_goes_to_stderr(info):
@@ -365,8 +405,10 @@ def test_info_table_goes_to_stderr(info):
 
 
 def test_info_json_goes_to_stdout(info, audio, images):
-    for name, modality, code_file in [("audio_json", "audio", audio.dir / "tone16k.npz"),
-                                      ("image_json", "image", images.dir / "out/gray/text.npz")]:
+    for name, modality, code_file in [
+        ("audio_json", "audio", audio.dir / "tone16k.npz"),
+        ("image_json", "image", images.dir / "out/gray/text.npz"),
+    ]:
         report = json.loads(ok(info[name]).stdout)
         assert report["family"] == "vqvae" and report["modality"] == modality
         assert report["decode"]["latents"]["codes"]["codebook_sizes"] == [AUDIO_K if modality == "audio" else IMAGE_K]
@@ -377,6 +419,7 @@ def test_info_json_goes_to_stdout(info, audio, images):
 
 
 # ---- errors: one line, the right exit code, no traceback, nothing written ----------------------------
+
 
 @dataclass
 class Bad:
@@ -433,30 +476,36 @@ def _bad_cases(b: Path, out: Path, audio_model: Path, image_model: Path) -> dict
         "text-on-stdin": Bad(["encode", *a, "-", "-o", codes], 1, "<stdin>", input=b"not a sound\n"),
         "train-empty-folder": Bad([*train, "--data", b / "empty"], 1, f"{b / 'empty'}: an empty folder"),
         "train-no-supported-files": Bad([*train, "--data", b / "nothing-usable"], 1, "nothing-usable"),
-        "model-not-safetensors": Bad(["encode", "--model", b / "not-a-model.safetensors", WAV, "-o", codes],
-                                     1, "not-a-model.safetensors"),
-        "model-without-metadata": Bad(["encode", "--model", b / "foreign.safetensors", WAV, "-o", codes],
-                                      1, "foreign.safetensors"),
-        "model-truncated": Bad(["encode", "--model", b / "truncated.safetensors", WAV, "-o", codes],
-                               1, "truncated.safetensors"),
-        "model-without-config": Bad(["encode", "--model", b / "no-config.safetensors", WAV, "-o", codes],
-                                    1, "no-config.safetensors"),
+        "model-not-safetensors": Bad(
+            ["encode", "--model", b / "not-a-model.safetensors", WAV, "-o", codes], 1, "not-a-model.safetensors"
+        ),
+        "model-without-metadata": Bad(
+            ["encode", "--model", b / "foreign.safetensors", WAV, "-o", codes], 1, "foreign.safetensors"
+        ),
+        "model-truncated": Bad(
+            ["encode", "--model", b / "truncated.safetensors", WAV, "-o", codes], 1, "truncated.safetensors"
+        ),
+        "model-without-config": Bad(
+            ["encode", "--model", b / "no-config.safetensors", WAV, "-o", codes], 1, "no-config.safetensors"
+        ),
         "info-without-decode-facts": Bad(["info", b / "no-decode.safetensors"], 1, "no-decode.safetensors"),
         "image-to-audio-model": Bad(["encode", *a, GRAY, "-o", codes], 1, "text.png"),
         "wav-to-image-model": Bad(["encode", *i, WAV, "-o", codes], 1, "demo-thanks.wav"),
         "code-out-of-range": Bad(["decode", *a, b / "too-big.npy", "-o", out / "x.wav"], 1, "too-big.npy"),
         "codes-3d-for-audio": Bad(["decode", *a, b / "three-d.npy", "-o", out / "x.wav"], 1, "three-d.npy"),
-        "codes-without-codebooks": Bad(["decode", *a, b / "no-codebooks.npy", "-o", out / "x.wav"],
-                                       1, "no-codebooks.npy"),
-        "codes-of-another-model": Bad(["decode", *a, b / "other-model.npz", "-o", out / "x.wav"],
-                                      1, "other-model.npz"),
-        "image-codes-to-audio-model": Bad(["decode", *a, b / "image-codes.npz", "-o", out / "x.wav"],
-                                          1, "image-codes.npz"),
+        "codes-without-codebooks": Bad(
+            ["decode", *a, b / "no-codebooks.npy", "-o", out / "x.wav"], 1, "no-codebooks.npy"
+        ),
+        "codes-of-another-model": Bad(["decode", *a, b / "other-model.npz", "-o", out / "x.wav"], 1, "other-model.npz"),
+        "image-codes-to-audio-model": Bad(
+            ["decode", *a, b / "image-codes.npz", "-o", out / "x.wav"], 1, "image-codes.npz"
+        ),
         "junk-codes-on-stdin": Bad(["decode", *a, "-", "-o", out / "x.wav"], 1, "<stdin>", input=b"junk\n"),
         "too-many-codebooks": Bad(["encode", *a, "--n-q", 5, WAV, "-o", codes], 2, "--n-q 5"),
         "unknown-override-key": Bad([*train, "--data", SAMPLES / "speech", "model.nope=1"], 2, "model.nope"),
-        "unknown-modality": Bad(["train", "--modality", "nope", "--data", SAMPLES / "speech", "-o",
-                                 out / "m.safetensors"], 2, "nope"),
+        "unknown-modality": Bad(
+            ["train", "--modality", "nope", "--data", SAMPLES / "speech", "-o", out / "m.safetensors"], 2, "nope"
+        ),
         "unknown-output-suffix": Bad(["decode", *a, b / "too-big.npy", "-o", out / "x.xyz"], 2, "x.xyz"),
         "no-model-for-these-files": Bad(["encode", b / "too-big.npy", "-o", codes], 2, "VQTOK_MODEL"),
         "two-inputs-one-output": Bad(["encode", *a, b / "clash", "-o", out / "codes"], 2, "take.npy"),

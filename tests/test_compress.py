@@ -38,18 +38,21 @@ def _round_trip(tok, path, n_q=None):
 def _prior_bits(tok, codes, window) -> float:
     """-log2 p of the codes under the prior, tile by tile as compress codes them (no label needed)."""
     prior = tok.prior
-    layout = TileLayout({k: list(v.shape) for k, v in codes.items()}, {k: s.hop for k, s in tok.specs.items()},
-                        window)
+    layout = TileLayout({k: list(v.shape) for k, v in codes.items()}, {k: s.hop for k, s in tok.specs.items()}, window)
     with torch.no_grad():
-        return sum(float(sum(v.sum() for v in prior.nll({k: t[k][None] for k in t}).values()))
-                   for t in layout.cut(codes)) / math.log(2)
+        return sum(
+            float(sum(v.sum() for v in prior.nll({k: t[k][None] for k in t}).values())) for t in layout.cut(codes)
+        ) / math.log(2)
 
 
-@pytest.mark.parametrize("model,prior,data", [
-    ("speech.safetensors", "speech-prior.safetensors", SPEECH),  # two levels, 1-D, prior in its own file
-    ("images-v2.safetensors", None, PHOTO),  # two levels, 2-D
-    ("speech-rvq.safetensors", None, SPEECH),  # two residual codebooks
-])
+@pytest.mark.parametrize(
+    "model,prior,data",
+    [
+        ("speech.safetensors", "speech-prior.safetensors", SPEECH),  # two levels, 1-D, prior in its own file
+        ("images-v2.safetensors", None, PHOTO),  # two levels, 2-D
+        ("speech-rvq.safetensors", None, SPEECH),  # two residual codebooks
+    ],
+)
 def test_codes_come_back_exactly_in_the_bits_the_prior_predicts(models, model, prior, data):
     tok = vqtok.load(models / model, prior=models / prior if prior else None)
     codes, box, back = _round_trip(tok, data)
@@ -124,16 +127,22 @@ def _corrupt(data: bytes, how: str) -> bytes:
         return data[:-3] + bytes([data[-3] ^ 0x10]) + data[-2:]
     if how == "header byte":
         at = 10 + header_len // 2
-        return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
+        return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
     if how == "future version":
         return data[:4] + struct.pack("<H", 9) + data[6:]
     return b"RIFF" + data[4:]  # not a .vqz
 
 
-@pytest.mark.parametrize("how,message", [
-    ("truncated", "truncated"), ("payload byte", "chunk 1 of 1 is damaged"), ("header byte", "header is damaged"),
-    ("future version", "newer than this vqtok reads"), ("not a vqz", "not a .vqz file"),
-])
+@pytest.mark.parametrize(
+    "how,message",
+    [
+        ("truncated", "truncated"),
+        ("payload byte", "chunk 1 of 1 is damaged"),
+        ("header byte", "header is damaged"),
+        ("future version", "newer than this vqtok reads"),
+        ("not a vqz", "not a .vqz file"),
+    ],
+)
 def test_a_damaged_or_future_vqz_is_refused_and_nothing_is_written(models, tmp_path, how, message):
     digits = models / "digits.safetensors"
     good = tmp_path / "good.vqz"
@@ -153,8 +162,10 @@ def test_foreign_model_out_of_range_codes_and_overwriting_the_input_are_refused(
         "another model": (["decompress", vqz, "--model", other, "-o", tmp_path / "x.png"], "compressed with model"),
         "onto itself": (["decompress", vqz, "--model", digits, "--codes", "-o", vqz], "overwrite its input"),
         "no model": (["decompress", vqz, "-o", tmp_path / "x.png"], "not a shipped one"),
-        "out of range": (["compress", tmp_path / "big.npy", "--model", digits, "-o", tmp_path / "big.vqz"],
-                         "lies outside"),
+        "out of range": (
+            ["compress", tmp_path / "big.npy", "--model", digits, "-o", tmp_path / "big.vqz"],
+            "lies outside",
+        ),
     }
     np.save(tmp_path / "big.npy", np.full((7, 7), 999, dtype=np.int16))
     before = sorted(p.name for p in tmp_path.iterdir())

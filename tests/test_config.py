@@ -55,18 +55,22 @@ def run(recipe=None, overrides=(), flags=None):
 
 # ---- parse_override ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, key, value, kind", [
-    ("model.n_q=8", "model.n_q", 8, int),
-    ("train.lr=1e-3", "train.lr", 1e-3, float),
-    ("train.lr=0.5", "train.lr", 0.5, float),
-    ("train.amp=false", "train.amp", False, bool),
-    ("train.amp=true", "train.amp", True, bool),
-    ("model.strides=[2, 4, 8]", "model.strides", [2, 4, 8], list),
-    ("train.device=cuda:1", "train.device", "cuda:1", str),
-    ("data=some/folder", "data", "some/folder", str),
-    ('model.arch="vqvae"', "model.arch", "vqvae", str),
-    (" model.n_q =3", "model.n_q", 3, int),
-])
+
+@pytest.mark.parametrize(
+    "text, key, value, kind",
+    [
+        ("model.n_q=8", "model.n_q", 8, int),
+        ("train.lr=1e-3", "train.lr", 1e-3, float),
+        ("train.lr=0.5", "train.lr", 0.5, float),
+        ("train.amp=false", "train.amp", False, bool),
+        ("train.amp=true", "train.amp", True, bool),
+        ("model.strides=[2, 4, 8]", "model.strides", [2, 4, 8], list),
+        ("train.device=cuda:1", "train.device", "cuda:1", str),
+        ("data=some/folder", "data", "some/folder", str),
+        ('model.arch="vqvae"', "model.arch", "vqvae", str),
+        (" model.n_q =3", "model.n_q", 3, int),
+    ],
+)
 def test_parse_override_types(text, key, value, kind):
     k, v = parse_override(text)
     assert k == key
@@ -81,6 +85,7 @@ def test_parse_override_rejects_malformed(text):
 
 
 # ---- resolve: precedence ----------------------------------------------------------------------------
+
 
 def test_builtin_defaults_when_nothing_is_set():
     c = run()
@@ -142,6 +147,7 @@ def test_override_reaches_the_modality_section():
 
 # ---- resolve: errors ----------------------------------------------------------------------------------
 
+
 def test_unknown_key_error_names_the_key():
     with pytest.raises(UsageError, match=r"model\.codebok_size"):
         run(overrides=["model.codebok_size=3"])
@@ -165,18 +171,21 @@ def test_options_of_another_family_say_which_arch_they_belong_to():
     assert c.family_options.kl_weight == 2.0 and c.to_dict()["vae"]["kl_weight"] == 2.0
 
 
-@pytest.mark.parametrize("override, where", [
-    ("model.channels=\"wide\"", "model.channels"),
-    ("model.channels=2.5", "model.channels"),
-    ("model.channels=true", "model.channels"),  # a bool is not an int here
-    ("model.kmeans_init=1", "model.kmeans_init"),
-    ("train.lr=\"fast\"", "train.lr"),
-    ("train.lr=true", "train.lr"),
-    ("train.device=3", "train.device"),
-    ("model.strides=[\"a\"]", "model.strides"),
-    ("model.strides=\"2,2\"", "model.strides"),
-    ("fake.flag=\"yes\"", "fake.flag"),
-])
+@pytest.mark.parametrize(
+    "override, where",
+    [
+        ('model.channels="wide"', "model.channels"),
+        ("model.channels=2.5", "model.channels"),
+        ("model.channels=true", "model.channels"),  # a bool is not an int here
+        ("model.kmeans_init=1", "model.kmeans_init"),
+        ('train.lr="fast"', "train.lr"),
+        ("train.lr=true", "train.lr"),
+        ("train.device=3", "train.device"),
+        ('model.strides=["a"]', "model.strides"),
+        ('model.strides="2,2"', "model.strides"),
+        ('fake.flag="yes"', "fake.flag"),
+    ],
+)
 def test_wrong_types_are_rejected(override, where):
     with pytest.raises(UsageError) as info:
         run(overrides=[override])
@@ -195,23 +204,26 @@ def test_scalar_is_accepted_for_a_list_field():
 
 def test_validation_rejects_impossible_values():
     with pytest.raises(UsageError, match="codebook_update"):
-        run(overrides=["model.codebook_update=\"sgd\""])
+        run(overrides=['model.codebook_update="sgd"'])
     with pytest.raises(UsageError, match="steps"):
         run(overrides=["train.steps=0"])
     with pytest.raises(UsageError, match="ema_decay"):
         run(overrides=["model.ema_decay=1"])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.res_blocks=-1", "model.res_blocks and kmeans_iters must not be negative"),
-    ("model.kmeans_iters=-1", "model.res_blocks and kmeans_iters must not be negative"),
-    ("train.warmup_steps=-5", "train.warmup_steps and grad_clip must not be negative"),
-    ("train.device=\"tpu\"", "train.device 'tpu'"),
-    ("train.device=\"cudaX\"", "train.device 'cudaX'"),
-    ("model.codebook_size=100000000", "model.codebook_size must lie in [2, 1048576]"),
-    ("model.n_q=0", "model.n_q must lie in [1, 64]"),
-    ("model.max_channels=0", "max_channels must be positive"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.res_blocks=-1", "model.res_blocks and kmeans_iters must not be negative"),
+        ("model.kmeans_iters=-1", "model.res_blocks and kmeans_iters must not be negative"),
+        ("train.warmup_steps=-5", "train.warmup_steps and grad_clip must not be negative"),
+        ('train.device="tpu"', "train.device 'tpu'"),
+        ('train.device="cudaX"', "train.device 'cudaX'"),
+        ("model.codebook_size=100000000", "model.codebook_size must lie in [2, 1048576]"),
+        ("model.n_q=0", "model.n_q must lie in [1, 64]"),
+        ("model.max_channels=0", "max_channels must be positive"),
+    ],
+)
 def test_every_setting_is_checked_for_range_before_training(override, message):
     with pytest.raises(UsageError) as info:
         run(overrides=[override])
@@ -241,12 +253,14 @@ def test_data_must_be_a_string():
 
 # ---- recipes -------------------------------------------------------------------------------------------
 
+
 def test_read_recipe_resolves_data_relative_to_the_recipe(tmp_path, monkeypatch):
     folder = tmp_path / "recipes"
     folder.mkdir()
     recipe = folder / "r.toml"
-    recipe.write_text('# vqtok train --recipe r.toml\nmodality = "fake"\ndata = "imgs/train"\n'
-                      "[model]\ncodebook_size = 128\n")
+    recipe.write_text(
+        '# vqtok train --recipe r.toml\nmodality = "fake"\ndata = "imgs/train"\n[model]\ncodebook_size = 128\n'
+    )
     monkeypatch.chdir(tmp_path)  # the working folder must not matter
     r = read_recipe(recipe)
     assert Path(r["data"]) == folder / "imgs" / "train"
@@ -313,9 +327,12 @@ def test_recipe_then_resolve(tmp_path):
 
 # ---- stored form ----------------------------------------------------------------------------------------
 
+
 def test_from_dict_round_trips_to_dict():
-    c = run({"fake": {"label": "x", "shape": [3]}, "about": "trained on x"},
-            ["model.n_q=3", "train.lr=0.01", "train.amp=false", "train.lr_decay=cosine"])
+    c = run(
+        {"fake": {"label": "x", "shape": [3]}, "about": "trained on x"},
+        ["model.n_q=3", "train.lr=0.01", "train.amp=false", "train.lr_decay=cosine"],
+    )
     again = from_dict(c.to_dict(), get_modality)
     assert again == c
     via_json = from_dict(json.loads(c.to_json()), get_modality)
@@ -330,13 +347,16 @@ def test_about_must_be_text_and_lr_decay_a_known_schedule():
         run(overrides=["train.lr_decay=linear"])
 
 
-@pytest.mark.parametrize("recipe, overrides, message", [
-    ({"modality": {"mod": {"ld": 0}}}, [], "modality must be text, got {'mod'"),  # found by the fuzzer (TOML)
-    ({}, ["model=.se=28"], "model is a section of settings ([model] in a recipe, model.KEY=VALUE"),  # (override)
-    ({"data": ["a", "b"]}, [], "data must be text"),
-    ({"init": 3}, [], "init must be text"),
-    ({"train": 5}, [], "train is a section of settings"),
-])
+@pytest.mark.parametrize(
+    "recipe, overrides, message",
+    [
+        ({"modality": {"mod": {"ld": 0}}}, [], "modality must be text, got {'mod'"),  # found by the fuzzer (TOML)
+        ({}, ["model=.se=28"], "model is a section of settings ([model] in a recipe, model.KEY=VALUE"),  # (override)
+        ({"data": ["a", "b"]}, [], "data must be text"),
+        ({"init": 3}, [], "init must be text"),
+        ({"train": 5}, [], "train is a section of settings"),
+    ],
+)
 def test_a_setting_of_the_wrong_shape_is_a_usage_error(recipe, overrides, message):
     with pytest.raises(UsageError, match=re.escape(message)):
         run(recipe, overrides)

@@ -75,8 +75,19 @@ def test_jobs_split_the_files_and_a_rerun_encodes_only_what_is_missing_or_change
 def test_kill_9_mid_run_then_the_same_command_finishes_without_losing_or_repeating(audio_model, tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     clips = _corpus(src, copies=12)
-    args = [sys.executable, "-m", "vqtok", "encode", "--model", str(audio_model), str(src), "-o", str(out),
-            "--jobs", "2"]
+    args = [
+        sys.executable,
+        "-m",
+        "vqtok",
+        "encode",
+        "--model",
+        str(audio_model),
+        str(src),
+        "-o",
+        str(out),
+        "--jobs",
+        "2",
+    ]
     proc = subprocess.Popen(args, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     manifest = out / "manifest.jsonl"
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT
@@ -92,8 +103,9 @@ def test_kill_9_mid_run_then_the_same_command_finishes_without_losing_or_repeati
     again = run_cli("encode", "--model", audio_model, src, "-o", out, "--jobs", "2")
     assert f"{done_when_killed} of {len(clips)} file(s) already encoded" in again.stderr
     records = _manifest(out)
-    assert sorted(r["output"] for r in records) == sorted(c.relative_to(src).with_suffix(".npy").as_posix()
-                                                          for c in clips)  # each once: none lost, none twice
+    assert sorted(r["output"] for r in records) == sorted(
+        c.relative_to(src).with_suffix(".npy").as_posix() for c in clips
+    )  # each once: none lost, none twice
     assert all(r["status"] == "ok" for r in records)
     assert not list(out.rglob(".*partial*"))
 
@@ -102,9 +114,26 @@ def test_torchrun_ranks_split_the_files(audio_model, tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     clips = _corpus(src)
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "vqtok", "encode", "--model",
-                           str(audio_model), str(src), "-o", str(out)], env=cli_env(), capture_output=True,
-                          text=True, timeout=SUBPROCESS_TIMEOUT)
+    proc = subprocess.run(
+        [
+            torchrun,
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "vqtok",
+            "encode",
+            "--model",
+            str(audio_model),
+            str(src),
+            "-o",
+            str(out),
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("wrote ") == 1  # rank 0 reports for all
     records = _manifest(out)
@@ -118,5 +147,6 @@ def test_no_processes_is_a_usage_error(jobs, tmp_path):
     from vqtok.encode import encode_inputs
 
     with pytest.raises(UsageError, match="--jobs"):
-        encode_inputs([SAMPLES / "speech"], "unused", tmp_path / "out", None, None, None, False, "cpu", None,
-                      None, jobs)
+        encode_inputs(
+            [SAMPLES / "speech"], "unused", tmp_path / "out", None, None, None, False, "cpu", None, None, jobs
+        )

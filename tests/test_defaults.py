@@ -24,13 +24,21 @@ from vqtok.plugins import get_modality
 from vqtok.train import chain, finetune
 
 # each shipped model by its @ name: the last recipe of its chain, its prior's recipe, and the data it saw
-RECIPES = {"audio": ROOT / "recipes" / "speech-8k-voices-more.toml", "image": ROOT / "recipes" / "photo-8x.toml",
-           "digits": ROOT / "recipes" / "mnist-vqvae.toml"}
-PRIOR_RECIPES = {"audio": ROOT / "recipes" / "priors" / "speech-8k-voices.toml",
-                 "image": ROOT / "recipes" / "priors" / "photo-8x.toml",
-                 "digits": ROOT / "recipes" / "priors" / "mnist-vqvae.toml"}
-TRAINED_ON = {"audio": "bench/data/speech-voices/train", "image": "bench/data/photos/train",
-              "digits": "bench/data/mnist/train"}
+RECIPES = {
+    "audio": ROOT / "recipes" / "speech-8k-voices-more.toml",
+    "image": ROOT / "recipes" / "photo-8x.toml",
+    "digits": ROOT / "recipes" / "mnist-vqvae.toml",
+}
+PRIOR_RECIPES = {
+    "audio": ROOT / "recipes" / "priors" / "speech-8k-voices.toml",
+    "image": ROOT / "recipes" / "priors" / "photo-8x.toml",
+    "digits": ROOT / "recipes" / "priors" / "mnist-vqvae.toml",
+}
+TRAINED_ON = {
+    "audio": "bench/data/speech-voices/train",
+    "image": "bench/data/photos/train",
+    "digits": "bench/data/mnist/train",
+}
 SPEECH = SAMPLES / "speech" / "agent-alreadyon.wav"
 PHOTO = SAMPLES / "images" / "chelsea.png"  # scikit-image's cat: a test photo set, never trained on
 DIGIT = SAMPLES / "digits" / "test" / "3" / "00030.png"

@@ -57,11 +57,13 @@ def test_eval_of_a_vqvae_with_a_class_conditional_prior(models, tmp_path):
     sse = torch.stack([(y - x).double().square().sum() for x, y in zip(xs, ys)])
     var = float(sse.sum()) / (784 * len(xs))
     assert bound["recon_sigma"] == pytest.approx(math.sqrt(var), rel=1e-4)
-    assert bound["recon_nats"] == pytest.approx(float((392 * math.log(2 * math.pi * var) + sse / (2 * var)).mean()),
-                                                rel=1e-4)
+    assert bound["recon_nats"] == pytest.approx(
+        float((392 * math.log(2 * math.pi * var) + sse / (2 * var)).mean()), rel=1e-4
+    )
     assert report["quality"]["mse"] == pytest.approx(float(sse.mean()) / 784, rel=1e-4)
     assert report["quality"]["psnr_db"] == pytest.approx(
-        float(torch.stack([10 * torch.log10(4 / ((y - x).square().mean())) for x, y in zip(xs, ys)]).mean()), rel=1e-4)
+        float(torch.stack([10 * torch.log10(4 / ((y - x).square().mean())) for x, y in zip(xs, ys)]).mean()), rel=1e-4
+    )
     counts = np.bincount(np.concatenate([tok.encode(x).ravel() for x in xs]), minlength=64)
     (codebook,) = report["codebooks"]["codes"]
     assert codebook["perplexity"] == pytest.approx(perplexity(torch.from_numpy(counts)), rel=1e-9)
@@ -84,8 +86,13 @@ def test_a_conditional_prior_measures_unlabelled_files_under_the_mixture_of_its_
             flat.mkdir(exist_ok=True)
             shutil.copy(path, flat / f"{digit}-{path.name}")
     model = models / "digits.safetensors"
-    runs = run_parallel(None, {name: (["eval", "--json", "--model", model, "--data", folder], {})
-                               for name, folder in (("flat", flat), ("labelled", labelled))})
+    runs = run_parallel(
+        None,
+        {
+            name: (["eval", "--json", "--model", model, "--data", folder], {})
+            for name, folder in (("flat", flat), ("labelled", labelled))
+        },
+    )
     mixture, given = (json.loads(ok(runs[n]).stdout)["bound"] for n in ("flat", "labelled"))
     assert mixture["code_model"] == "prior (mixture over its classes)"
     assert mixture["code_nats"] <= given["code_nats"] + math.log(10)
@@ -118,9 +125,11 @@ def test_eval_of_speech_reports_the_audio_metrics_and_draws_them(audio_model, tm
     tok = vqtok.load(audio_model)
     xs, ys = reconstructions(tok, SAMPLES / "speech")
     assert report["quality"]["si_sdr_db"] == pytest.approx(
-        float(torch.stack([si_sdr(y[None], x[None])[0] for x, y in zip(xs, ys)]).mean()), abs=1e-3)
+        float(torch.stack([si_sdr(y[None], x[None])[0] for x, y in zip(xs, ys)]).mean()), abs=1e-3
+    )
     assert report["quality"]["log_mel_distance_db"] == pytest.approx(
-        float(torch.stack([log_mel_distance(y[None], x[None], 8000)[0] for x, y in zip(xs, ys)]).mean()), abs=1e-3)
+        float(torch.stack([log_mel_distance(y[None], x[None], 8000)[0] for x, y in zip(xs, ys)]).mean()), abs=1e-3
+    )
     assert report["quality"]["mr_stft"] > 0
     assert report["bitrate"] == {"unit": "bit/s", "raw": 125 * 6}  # 8 kHz / hop 64, codes of 64
     assert sorted(files_under(tmp_path / "plots")) == ["code-usage.png", "spectrograms.png", "waveforms.png"]
@@ -130,12 +139,26 @@ def test_eval_of_speech_reports_the_audio_metrics_and_draws_them(audio_model, tm
 
 def test_eval_of_residual_and_two_level_models_with_their_priors(models):
     rvq, v2 = models / "speech-rvq.safetensors", models / "speech.safetensors"
-    runs = run_parallel(None, {
-        "all": (["eval", "--json", "--model", rvq, "--data", SAMPLES / "speech"], {}),
-        "first": (["eval", "--json", "--model", rvq, "--data", SAMPLES / "speech", "--n-q", 1], {}),
-        "v2": (["eval", "--json", "--model", v2, "--prior", models / "speech-prior.safetensors",
-                "--data", SAMPLES / "speech"], {}),
-    })
+    runs = run_parallel(
+        None,
+        {
+            "all": (["eval", "--json", "--model", rvq, "--data", SAMPLES / "speech"], {}),
+            "first": (["eval", "--json", "--model", rvq, "--data", SAMPLES / "speech", "--n-q", 1], {}),
+            "v2": (
+                [
+                    "eval",
+                    "--json",
+                    "--model",
+                    v2,
+                    "--prior",
+                    models / "speech-prior.safetensors",
+                    "--data",
+                    SAMPLES / "speech",
+                ],
+                {},
+            ),
+        },
+    )
     every, first, v2 = (json.loads(ok(runs[n]).stdout) for n in ("all", "first", "v2"))
     assert every["bitrate"]["raw"] == 2 * 750 and first["bitrate"]["raw"] == 750 and first["n_q"] == 1
     assert len(every["codebooks"]["codes"]) == 2 and len(first["codebooks"]["codes"]) == 1
@@ -152,20 +175,46 @@ def test_bad_eval_input_is_a_clear_error_and_writes_nothing(models, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "a-file").write_text("x")
     cvae = tmp_path / "cvae.safetensors"
-    ok(run_cli("train", "--modality", "image", "--arch", "cvae", "--data", DIGITS / "train", "-o", cvae, "--steps", 1,
-               "image.size=16", "image.channels=1", "model.channels=8", "model.latent_dim=4"))
+    ok(
+        run_cli(
+            "train",
+            "--modality",
+            "image",
+            "--arch",
+            "cvae",
+            "--data",
+            DIGITS / "train",
+            "-o",
+            cvae,
+            "--steps",
+            1,
+            "image.size=16",
+            "image.channels=1",
+            "model.channels=8",
+            "model.latent_dim=4",
+        )
+    )
     image, rvq = models / "images-v2.safetensors", models / "speech-rvq.safetensors"
     cases = {
         "broken file": (["--model", image, "--data", data, "--plots", tmp_path / "plots"], 1, "broken.png"),
         "no files": (["--model", image, "--data", tmp_path / "empty"], 1, "empty folder"),
-        "zero samples": (["--model", models / "vae.safetensors", "--data", SAMPLES / "images", "-k", 0], 2,
-                         "--iw-samples"),
-        "plots is a file": (["--model", image, "--data", SAMPLES / "images", "--plots", tmp_path / "a-file"], 2,
-                            "not a folder"),
+        "zero samples": (
+            ["--model", models / "vae.safetensors", "--data", SAMPLES / "images", "-k", 0],
+            2,
+            "--iw-samples",
+        ),
+        "plots is a file": (
+            ["--model", image, "--data", SAMPLES / "images", "--plots", tmp_path / "a-file"],
+            2,
+            "not a folder",
+        ),
         "n_q too large": (["--model", rvq, "--data", SAMPLES / "speech", "--n-q", 3], 2, "use 1 to 2"),
         "cvae without classes": (["--model", cvae, "--data", SAMPLES / "images"], 2, "sub-folder"),
-        "prior of another model": (["--model", image, "--prior", models / "speech-prior.safetensors",
-                                    "--data", SAMPLES / "images"], 1, "model"),
+        "prior of another model": (
+            ["--model", image, "--prior", models / "speech-prior.safetensors", "--data", SAMPLES / "images"],
+            1,
+            "model",
+        ),
     }
     runs = run_parallel(None, {name: (["eval", "--json", *args], {}) for name, (args, _, _) in cases.items()})
     for name, (_, code, message) in cases.items():

@@ -28,8 +28,11 @@ def test_export_halves_the_file_and_keeps_the_codebooks_float32(prior_models, tm
             assert t.dtype == torch.bfloat16, name
             assert torch.equal(t, before.tensors[name].to(torch.bfloat16)), name
     assert any(k.startswith("prior.") and v.dtype == torch.bfloat16 for k, v in after.tensors.items())
-    assert after.meta["export"] == {"dtype": "bfloat16", "from_model_hash": before.meta["model_hash"],
-                                    "from_file": source.name}
+    assert after.meta["export"] == {
+        "dtype": "bfloat16",
+        "from_model_hash": before.meta["model_hash"],
+        "from_file": source.name,
+    }
     assert after.meta["model_hash"] != before.meta["model_hash"]  # codes name the weights that made them
     assert "stored as" in run_cli("info", out).stderr
     run_cli("sample", "--model", out, "-n", 2, "-o", tmp_path / "samples")  # the prior in bfloat16 still samples

@@ -31,8 +31,16 @@ WAV = SAMPLES / "speech" / "demo-thanks.wav"
 DIGIT = SAMPLES / "digits" / "test" / "7" / sorted(p.name for p in (SAMPLES / "digits" / "test" / "7").iterdir())[0]
 PHOTO = SAMPLES / "images" / "hubble_deep_field.jpg"
 FAST = ["--steps", 2, "--batch-size", 2, "train.log_every=1"]
-TINY_VAE = ["image.size=28", "image.channels=1", "model.strides=[2,2,7]", "model.channels=8",
-            "model.max_channels=16", "model.res_blocks=1", "model.latent_dim=4", "train.batch_size=8"]
+TINY_VAE = [
+    "image.size=28",
+    "image.channels=1",
+    "model.strides=[2,2,7]",
+    "model.channels=8",
+    "model.max_channels=16",
+    "model.res_blocks=1",
+    "model.latent_dim=4",
+    "train.batch_size=8",
+]
 
 
 def _recipe(path: Path) -> dict:
@@ -68,14 +76,26 @@ def _data_args(path: Path) -> list:
 
 # ---- every recipe, a few steps, then encode, decode and info (in-process) ------------------------------------------
 
+
 def _run_recipes(root: Path) -> None:
     """Train, encode and decode with every recipe through the command-line app, in this process (60
     commands: a subprocess each would spend most of the time starting Python and torch)."""
+
     def train(recipes: list[Path]) -> dict:
         # a chain starts from the few steps its first stage got here (its own data is not in a checkout)
-        return {p.stem: run_cli_here("train", "--recipe", p, "-o", root / f"{p.stem}.safetensors", *FAST,
-                                     *_data_args(p), *(["--init", root / f"{_stage(p).stem}.safetensors"]
-                                                       if _stage(p) else [])) for p in recipes}
+        return {
+            p.stem: run_cli_here(
+                "train",
+                "--recipe",
+                p,
+                "-o",
+                root / f"{p.stem}.safetensors",
+                *FAST,
+                *_data_args(p),
+                *(["--init", root / f"{_stage(p).stem}.safetensors"] if _stage(p) else []),
+            )
+            for p in recipes
+        }
 
     trained = train([p for p in RECIPES if not _stage(p)])
     trained.update(train([p for p in RECIPES if _stage(p)]))
@@ -84,10 +104,20 @@ def _run_recipes(root: Path) -> None:
         recipe, model = _recipe(p), root / f"{p.stem}.safetensors"
         label = ["--label", "7" if recipe["modality"] == "image" else "en"] if "cvae" in p.stem else []
         src = _input_for(recipe)
-        encoded[f"{p.stem}/encode"] = run_cli_here("encode", "--model", model, src, "-o", root / f"{p.stem}.npz",
-                                                   *label)
-    decoded = {p.stem: run_cli_here("decode", "--model", root / f"{p.stem}.safetensors", root / f"{p.stem}.npz",
-                                    "-o", root / f"{p.stem}.out{_input_for(_recipe(p)).suffix}") for p in RECIPES}
+        encoded[f"{p.stem}/encode"] = run_cli_here(
+            "encode", "--model", model, src, "-o", root / f"{p.stem}.npz", *label
+        )
+    decoded = {
+        p.stem: run_cli_here(
+            "decode",
+            "--model",
+            root / f"{p.stem}.safetensors",
+            root / f"{p.stem}.npz",
+            "-o",
+            root / f"{p.stem}.out{_input_for(_recipe(p)).suffix}",
+        )
+        for p in RECIPES
+    }
     for phase, runs in (("trained", trained), ("encoded", encoded), ("decoded", decoded)):
         save_runs(root / f"{phase}.json", runs)
 
@@ -132,12 +162,28 @@ def test_recipe_trains_encodes_decodes_and_reports(recipe_runs, recipe):
 
 # ---- VAE: latent means as float32 .npy, per-dimension KL, active units ---------------------------------
 
+
 @pytest.fixture(scope="module")
 def vae(tmp_path_factory):
     root = tmp_path_factory.mktemp("vae")
     model = root / "vae.safetensors"
-    run_cli("train", "--modality", "image", "--arch", "vae", "--data", SAMPLES / "digits" / "train", "-o", model,
-            "--steps", 30, *TINY_VAE, "vae.likelihood=bernoulli", "vae.kl_warmup_steps=20", "train.log_every=5")
+    run_cli(
+        "train",
+        "--modality",
+        "image",
+        "--arch",
+        "vae",
+        "--data",
+        SAMPLES / "digits" / "train",
+        "-o",
+        model,
+        "--steps",
+        30,
+        *TINY_VAE,
+        "vae.likelihood=bernoulli",
+        "vae.kl_warmup_steps=20",
+        "train.log_every=5",
+    )
     return model
 
 
@@ -167,10 +213,14 @@ def test_vae_encodes_float32_means_and_decodes_them(vae, tmp_path):
     assert Image.open(tmp_path / "back.png").size == (28, 28)
     np.save(tmp_path / "moved.npy", z + 3)  # any float latent decodes: the latent space is continuous
     ok(run_cli("decode", "--model", vae, tmp_path / "moved.npy", "-o", tmp_path / "moved.png"))
-    assert np.asarray(Image.open(tmp_path / "moved.png")).tobytes() != np.asarray(Image.open(tmp_path / "back.png")).tobytes()
+    assert (
+        np.asarray(Image.open(tmp_path / "moved.png")).tobytes()
+        != np.asarray(Image.open(tmp_path / "back.png")).tobytes()
+    )
 
 
 # ---- sampling ----------------------------------------------------------------------------------------
+
 
 def test_vae_samples_a_grid_and_files_reproducibly(vae, tmp_path):
     ok(run_cli("sample", "--model", vae, "-n", 6, "--seed", 1, "-o", tmp_path / "a.png"))
@@ -181,15 +231,27 @@ def test_vae_samples_a_grid_and_files_reproducibly(vae, tmp_path):
     assert pixels["a"].shape == (28, 6 * 28 + 5 * 2)  # one row of six, 2 px apart
     assert np.array_equal(pixels["a"], pixels["b"]) and not np.array_equal(pixels["a"], pixels["c"])
     cold = pixels["cold"]
-    assert all(np.array_equal(cold[:, :28], cold[:, i * 30: i * 30 + 28]) for i in range(6))  # z = 0 for all
+    assert all(np.array_equal(cold[:, :28], cold[:, i * 30 : i * 30 + 28]) for i in range(6))  # z = 0 for all
     ok(run_cli("sample", "--model", vae, "-n", 3, "-o", tmp_path / "folder"))
     assert files_under(tmp_path / "folder") == {"sample-000.png", "sample-001.png", "sample-002.png"}
 
 
 def test_audio_vae_samples_wav_files_of_the_asked_length(tmp_path):
     model = tmp_path / "a.safetensors"
-    run_cli("train", "--modality", "audio", "--arch", "vae", "--data", SAMPLES / "speech", "-o", model, "--steps", 3,
-            *TINY_AUDIO)
+    run_cli(
+        "train",
+        "--modality",
+        "audio",
+        "--arch",
+        "vae",
+        "--data",
+        SAMPLES / "speech",
+        "-o",
+        model,
+        "--steps",
+        3,
+        *TINY_AUDIO,
+    )
     ok(run_cli("sample", "--model", model, "-n", 2, "--seconds", 0.3, "-o", tmp_path / "babble"))
     wavs = sorted((tmp_path / "babble").iterdir())
     assert [w.name for w in wavs] == ["sample-000.wav", "sample-001.wav"]
@@ -206,12 +268,26 @@ def test_discrete_models_say_they_need_a_prior(tmp_path, audio_model):
 
 # ---- VQ-VAE-2 ----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def vqvae2(tmp_path_factory):
     root = tmp_path_factory.mktemp("vqvae2")
     model = root / "v2.safetensors"
-    run_cli("train", "--modality", "audio", "--arch", "vqvae2", "--data", SAMPLES / "speech", "-o", model,
-            "--steps", 3, *TINY_AUDIO, "vqvae2.top_strides=[4]")
+    run_cli(
+        "train",
+        "--modality",
+        "audio",
+        "--arch",
+        "vqvae2",
+        "--data",
+        SAMPLES / "speech",
+        "-o",
+        model,
+        "--steps",
+        3,
+        *TINY_AUDIO,
+        "vqvae2.top_strides=[4]",
+    )
     return model
 
 
@@ -232,6 +308,7 @@ def test_vqvae2_audio_codes_are_npz_with_two_rates(vqvae2, tmp_path):
 
 # ---- bad input ---------------------------------------------------------------------------------------
 
+
 def _bad_files(folder: Path, vqvae2: Path) -> None:
     folder.mkdir()
     np.save(folder / "ints.npy", np.zeros((4, 1, 1), np.int16))
@@ -245,18 +322,47 @@ def _bad_files(folder: Path, vqvae2: Path) -> None:
 
 
 BAD = {  # name: (args, exit code, what the one line must mention); {vae}, {v2}, {a}, {b}, {o} are filled in
-    "unknown-arch": (["train", "-m", "audio", "--data", "{speech}", "--arch", "nope", "-o", "{o}/m.safetensors"], 2,
-                     "vqvae2"),
-    "vae-option-for-vqvae": (["train", "-m", "audio", "--data", "{speech}", "-o", "{o}/m.safetensors",
-                              "vae.kl_weight=2"], 2, "'vae'"),
-    "bad-likelihood": (["train", "-m", "image", "--arch", "vae", "--data", "{digits}", "-o", "{o}/m.safetensors",
-                        "vae.likelihood=poisson"], 2, "likelihood"),
-    "model-n-q-for-vqvae2": (["train", "-m", "audio", "--arch", "vqvae2", "--data", "{speech}", "-o",
-                        "{o}/m.safetensors", "model.n_q=2"], 2, "n_q"),
-    "cvae-without-labels": (["train", "-m", "audio", "--arch", "cvae", "--data", "{b}/flat", "-o",
-                             "{o}/m.safetensors", "--steps", "1"], 2, "sub-folder"),
-    "quantizer-dropout-range": (["train", "-m", "audio", "--data", "{speech}", "-o", "{o}/m.safetensors",
-                                 "model.quantizer_dropout=1.5"], 2, "quantizer_dropout"),
+    "unknown-arch": (
+        ["train", "-m", "audio", "--data", "{speech}", "--arch", "nope", "-o", "{o}/m.safetensors"],
+        2,
+        "vqvae2",
+    ),
+    "vae-option-for-vqvae": (
+        ["train", "-m", "audio", "--data", "{speech}", "-o", "{o}/m.safetensors", "vae.kl_weight=2"],
+        2,
+        "'vae'",
+    ),
+    "bad-likelihood": (
+        [
+            "train",
+            "-m",
+            "image",
+            "--arch",
+            "vae",
+            "--data",
+            "{digits}",
+            "-o",
+            "{o}/m.safetensors",
+            "vae.likelihood=poisson",
+        ],
+        2,
+        "likelihood",
+    ),
+    "model-n-q-for-vqvae2": (
+        ["train", "-m", "audio", "--arch", "vqvae2", "--data", "{speech}", "-o", "{o}/m.safetensors", "model.n_q=2"],
+        2,
+        "n_q",
+    ),
+    "cvae-without-labels": (
+        ["train", "-m", "audio", "--arch", "cvae", "--data", "{b}/flat", "-o", "{o}/m.safetensors", "--steps", "1"],
+        2,
+        "sub-folder",
+    ),
+    "quantizer-dropout-range": (
+        ["train", "-m", "audio", "--data", "{speech}", "-o", "{o}/m.safetensors", "model.quantizer_dropout=1.5"],
+        2,
+        "quantizer_dropout",
+    ),
     "n-q-for-vae": (["encode", "--model", "{vae}", "--n-q", "1", "{digit}", "-o", "{o}/z.npy"], 2, "--n-q"),
     "label-for-vae": (["encode", "--model", "{vae}", "--label", "7", "{digit}", "-o", "{o}/z.npy"], 2, "--label"),
     "int-codes-to-vae": (["decode", "--model", "{vae}", "{b}/ints.npy", "-o", "{o}/x.png"], 1, "ints.npy"),
@@ -265,13 +371,15 @@ BAD = {  # name: (args, exit code, what the one line must mention); {vae}, {v2},
     "float-latents-to-vqvae": (["decode", "--model", "{a}", "{b}/floats.npy", "-o", "{o}/x.wav"], 1, "floats.npy"),
     "v2-to-npy": (["encode", "--model", "{v2}", "{wav}", "-o", "{o}/c.npy"], 2, ".npz"),
     "v2-bare-npy": (["decode", "--model", "{v2}", "{b}/bottom-only.npy", "-o", "{o}/x.wav"], 1, "top and bottom"),
-    "v2-mismatched-levels": (["decode", "--model", "{v2}", "{b}/mismatched.npz", "-o", "{o}/x.wav"], 1,
-                             "do not fit together"),
+    "v2-mismatched-levels": (
+        ["decode", "--model", "{v2}", "{b}/mismatched.npz", "-o", "{o}/x.wav"],
+        1,
+        "do not fit together",
+    ),
     "n-q-for-vqvae2": (["encode", "--model", "{v2}", "--n-q", "1", "{wav}", "-o", "{o}/c.npz"], 2, "--n-q"),
     "sample-bad-suffix": (["sample", "--model", "{vae}", "-o", "{o}/x.txt"], 2, "x.txt"),
     "sample-zero": (["sample", "--model", "{vae}", "-n", "0", "-o", "{o}/x.png"], 2, "-n"),
-    "sample-seconds-for-images": (["sample", "--model", "{vae}", "--seconds", "1", "-o", "{o}/x.png"], 2,
-                                  "--seconds"),
+    "sample-seconds-for-images": (["sample", "--model", "{vae}", "--seconds", "1", "-o", "{o}/x.png"], 2, "--seconds"),
 }
 
 
@@ -279,8 +387,16 @@ BAD = {  # name: (args, exit code, what the one line must mention); {vae}, {v2},
 def bad_runs(vae, vqvae2, audio_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_families")
     _bad_files(root / "inputs", vqvae2)
-    fill = {"vae": vae, "v2": vqvae2, "a": audio_model, "b": root / "inputs", "speech": SAMPLES / "speech",
-            "digits": SAMPLES / "digits" / "train", "digit": DIGIT, "wav": WAV}
+    fill = {
+        "vae": vae,
+        "v2": vqvae2,
+        "a": audio_model,
+        "b": root / "inputs",
+        "speech": SAMPLES / "speech",
+        "digits": SAMPLES / "digits" / "train",
+        "digit": DIGIT,
+        "wav": WAV,
+    }
     calls, outs = {}, {}
     for name, (args, _, _) in BAD.items():
         outs[name] = root / "out" / name

@@ -19,8 +19,16 @@ from torch.nn import functional as F
 
 TINY = ["model.channels=8", "model.max_channels=16", "model.res_blocks=1", "train.batch_size=4"]
 IMAGE = ["--modality", "image", "--data", SAMPLES / "images", "image.size=32", "model.strides=[2,2]", *TINY]
-AUDIO = ["--modality", "audio", "--data", SAMPLES / "speech", "audio.sample_rate=8000",
-         "audio.segment_seconds=0.25", "model.strides=[2,4,8]", *TINY]
+AUDIO = [
+    "--modality",
+    "audio",
+    "--data",
+    SAMPLES / "speech",
+    "audio.sample_rate=8000",
+    "audio.segment_seconds=0.25",
+    "model.strides=[2,4,8]",
+    *TINY,
+]
 PHOTO = SAMPLES / "images" / "hubble_deep_field.jpg"  # 192 x 167: the height is no multiple of the hop
 SPEECH = SAMPLES / "speech" / "at-tone-time-exactly.wav"  # 28181 samples at 8 kHz, no multiple of the hop
 
@@ -69,7 +77,14 @@ def test_plugins_lists_the_family_under_its_plugin(fsq_env):
     proc = run_cli("plugins", env=fsq_env)
     plugin, modalities, families, commands, package, version, module, status = plugin_row(proc.stderr, "fsq")
     assert (modalities, families, commands, package, version, module, status) == (
-        "-", "fsq", "-", "vqtok-test-plugins", "1.0", "vqtok_fsq", "ok")
+        "-",
+        "fsq",
+        "-",
+        "vqtok-test-plugins",
+        "1.0",
+        "vqtok_fsq",
+        "ok",
+    )
     assert not [w for w in warnings(proc.stderr) if "fsq" in w]
 
 
@@ -100,8 +115,20 @@ def test_fsq_image_model_trains_encodes_and_decodes(fsq_env, image_fsq, tmp_path
 def test_a_plugin_family_with_discrete_codes_gets_a_prior_and_samples(fsq_env, image_fsq, tmp_path):
     model = tmp_path / "fsq.safetensors"
     model.write_bytes(image_fsq.read_bytes())
-    run_cli("train-prior", "--model", model, "--data", SAMPLES / "images", "--steps", 3, "prior.width=8",
-            "prior.layers=2", "--batch-size", 2, env=fsq_env)
+    run_cli(
+        "train-prior",
+        "--model",
+        model,
+        "--data",
+        SAMPLES / "images",
+        "--steps",
+        3,
+        "prior.width=8",
+        "prior.layers=2",
+        "--batch-size",
+        2,
+        env=fsq_env,
+    )
     info = json.loads(run_cli("info", "--json", model, env=fsq_env).stdout)
     assert info["prior"]["levels"] == ["codes"]
     assert info["prior"]["entropy"]["bits_per_code"]["uniform"]["codes"] == pytest.approx(math.log2(1000))
@@ -131,11 +158,14 @@ def test_levels_override_changes_the_codebook(fsq_env, tmp_path):
     assert codes.dtype == np.int16 and 0 <= codes.min() and codes.max() < 16
 
 
-@pytest.mark.parametrize("override, says", [
-    ("fsq.levels=[1]", "fsq.levels must be a non-empty list of integers >= 2"),
-    ("fsq.levels=[4,2.5]", "fsq.levels must be int"),
-    ("fsq.depth=3", "unknown key fsq.depth; known keys of [fsq]: levels"),
-])
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        ("fsq.levels=[1]", "fsq.levels must be a non-empty list of integers >= 2"),
+        ("fsq.levels=[4,2.5]", "fsq.levels must be int"),
+        ("fsq.depth=3", "unknown key fsq.depth; known keys of [fsq]: levels"),
+    ],
+)
 def test_a_bad_fsq_option_is_a_one_line_usage_error(fsq_env, tmp_path, override, says):
     proc = train_fsq(fsq_env, tmp_path / "m.safetensors", *IMAGE, override, check=False)
     assert proc.returncode == 2
@@ -155,10 +185,20 @@ def test_fsq_without_the_plugin_names_the_installed_families(tmp_path):
 
 def test_an_fsq_table_for_another_arch_is_an_unknown_section(fsq_env, tmp_path):
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f'modality = "image"\ndata = {json.dumps(str(SAMPLES / "images"))}\n\n'
-                      "[fsq]\nlevels = [4, 4]\n")
-    proc = run_cli("train", "--recipe", recipe, "--arch", "vqvae", "-o", tmp_path / "m.safetensors", "--steps", 1,
-                   env=fsq_env, check=False)
+    recipe.write_text(f'modality = "image"\ndata = {json.dumps(str(SAMPLES / "images"))}\n\n[fsq]\nlevels = [4, 4]\n')
+    proc = run_cli(
+        "train",
+        "--recipe",
+        recipe,
+        "--arch",
+        "vqvae",
+        "-o",
+        tmp_path / "m.safetensors",
+        "--steps",
+        1,
+        env=fsq_env,
+        check=False,
+    )
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert "unknown section or key 'fsq'" in line
@@ -167,8 +207,9 @@ def test_an_fsq_table_for_another_arch_is_an_unknown_section(fsq_env, tmp_path):
 
 def test_two_plugins_claiming_one_family_is_an_error_naming_both(tmp_path):
     env = plugin_env(tmp_path, {"copycat": "copycat_family"})
-    proc = run_cli("train", "--arch", "vqvae", *IMAGE, "-o", tmp_path / "m.safetensors", "--steps", 1, env=env,
-                   check=False)
+    proc = run_cli(
+        "train", "--arch", "vqvae", *IMAGE, "-o", tmp_path / "m.safetensors", "--steps", 1, env=env, check=False
+    )
     assert proc.returncode == 1
     message = proc.stderr.strip().splitlines()[-1]
     assert "model family 'vqvae' is claimed by several plugins: copycat, families" in message
@@ -250,8 +291,9 @@ def test_codes_cover_the_mixed_radix_range(fsq, levels):
     assert int(model.quantize(torch.full((1, d, 1), 50.0))[1]) == size - 1
 
 
-@pytest.mark.parametrize("dims, in_channels, strides, shape", [(2, 3, (2, 2), (2, 3, 16, 24)),
-                                                               (1, 1, (2, 4), (2, 1, 64))])
+@pytest.mark.parametrize(
+    "dims, in_channels, strides, shape", [(2, 3, (2, 2), (2, 3, 16, 24)), (1, 1, (2, 4), (2, 1, 64))]
+)
 def test_encode_then_decode_equals_the_eval_forward(fsq, dims, in_channels, strides, shape):
     torch.manual_seed(0)
     model = make(fsq, [7, 6], dims, in_channels, strides).eval()

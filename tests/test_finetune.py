@@ -38,10 +38,34 @@ def test_a_run_starting_from_a_model_has_its_settings_and_weights(audio_model, t
 
 def test_fine_tuning_on_the_cli_continues_from_the_trained_loss(tmp_path):
     trained, tuned = tmp_path / "trained.safetensors", tmp_path / "tuned.safetensors"
-    run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 60, "-o", trained,
-            *TINY_IMAGE, "train.lr=2e-3", "train.warmup_steps=5")
-    proc = run_cli("train", "--init", trained, "--data", SAMPLES / "images", "--steps", 5, "-o", tuned,
-                   "--batch-size", 4, "train.log_every=5")
+    run_cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "--steps",
+        60,
+        "-o",
+        trained,
+        *TINY_IMAGE,
+        "train.lr=2e-3",
+        "train.warmup_steps=5",
+    )
+    proc = run_cli(
+        "train",
+        "--init",
+        trained,
+        "--data",
+        SAMPLES / "images",
+        "--steps",
+        5,
+        "-o",
+        tuned,
+        "--batch-size",
+        4,
+        "train.log_every=5",
+    )
     assert f"starting from {trained}" in " ".join(proc.stderr.split())
     meta = read_model(tuned).meta
     assert meta["config"]["init"] == str(trained)
@@ -63,11 +87,14 @@ def test_a_shipped_default_can_be_fine_tuned_by_name(tmp_path):
     assert re.search(rf"fine-tuned from\s+│ @audio: {shipped}", run_cli("info", out).stderr)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.strides=[2,2,8]", "strides = [2, 4, 8] there, [2, 2, 8] here"),
-    ("model.codebook_size=32", "codebook_size = 64 there, 32 here"),
-    ("audio.sample_rate=16000", "sample_rate = 8000, but this run's [audio] options give 16000"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.strides=[2,2,8]", "strides = [2, 4, 8] there, [2, 2, 8] here"),
+        ("model.codebook_size=32", "codebook_size = 64 there, 32 here"),
+        ("audio.sample_rate=16000", "sample_rate = 8000, but this run's [audio] options give 16000"),
+    ],
+)
 def test_a_model_whose_weights_cannot_fit_is_refused_naming_the_setting(audio_model, tmp_path, override, message):
     with pytest.raises(UsageError) as e:
         Trainer(resolve(audio_model, [override]), get_modality("audio"), tmp_path / "x.safetensors")
@@ -79,16 +106,16 @@ def test_another_modalitys_model_or_a_missing_file_is_a_clear_error(image_model,
         resolve(image_model, modality="audio")
     with pytest.raises(VqtokError, match="no such file"):
         resolve(tmp_path / "nothing.safetensors")
-    proc = run_cli("train", "--init", "@video", "--data", SAMPLES / "speech", "-o", tmp_path / "x.safetensors",
-                   check=False)
+    proc = run_cli(
+        "train", "--init", "@video", "--data", SAMPLES / "speech", "-o", tmp_path / "x.safetensors", check=False
+    )
     assert proc.returncode == 2 and "@video: no shipped model" in proc.stderr
     assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_an_image_model_fine_tunes_at_another_size_but_not_with_other_channels(image_model, tmp_path):
     def run(override):
-        return config.resolve({"init": str(image_model), "data": str(SAMPLES / "images")}, [override], {},
-                              get_modality)
+        return config.resolve({"init": str(image_model), "data": str(SAMPLES / "images")}, [override], {}, get_modality)
 
     stored = read_model(image_model).meta["decode"]
     assert stored["image_size"] == 32 and stored["channels"] == 3

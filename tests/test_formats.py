@@ -41,6 +41,7 @@ META = {
 
 # ---- model file ------------------------------------------------------------------------------------
 
+
 def test_model_round_trip(tmp_path):
     path = tmp_path / "m.safetensors"
     tensors = some_tensors()
@@ -104,8 +105,11 @@ def test_scalar_tensors_can_be_written(tmp_path):
     ``write_model`` raises a bare RuntimeError.
     """
     path = tmp_path / "m.safetensors"
-    tensors = {"model.temperature": torch.tensor(0.5), "model.steps": torch.tensor(12, dtype=torch.int64),
-               "model.w": torch.ones(2)}
+    tensors = {
+        "model.temperature": torch.tensor(0.5),
+        "model.steps": torch.tensor(12, dtype=torch.int64),
+        "model.w": torch.ones(2),
+    }
     h = write_model(path, tensors, META)
     mf = read_model(path)
     assert torch.equal(mf.tensors["model.temperature"], tensors["model.temperature"])
@@ -187,8 +191,11 @@ def test_unknown_format_version_and_bad_json_are_refused(tmp_path):
     with pytest.raises(VqtokError, match="newer.safetensors"):
         read_model(newer)
     damaged = tmp_path / "damaged.safetensors"
-    save_file({"model.w": torch.ones(1)}, str(damaged),
-              metadata={"format": "vqtok-model", "format_version": "1", "config": "{not json"})
+    save_file(
+        {"model.w": torch.ones(1)},
+        str(damaged),
+        metadata={"format": "vqtok-model", "format_version": "1", "config": "{not json"},
+    )
     with pytest.raises(VqtokError, match="damaged.safetensors"):
         read_model(damaged)
 
@@ -200,22 +207,27 @@ def test_write_model_leaves_no_temporary_file(tmp_path):
 
 # ---- code files ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sizes, dtype", [
-    ([32768], np.int16),
-    ([32769], np.int32),
-    ([2], np.int16),
-    ([1024, 32768, 16], np.int16),
-    ([16, 32769], np.int32),
-    ([2**31 - 1], np.int32),
-])
+
+@pytest.mark.parametrize(
+    "sizes, dtype",
+    [
+        ([32768], np.int16),
+        ([32769], np.int32),
+        ([2], np.int16),
+        ([1024, 32768, 16], np.int16),
+        ([16, 32769], np.int32),
+        ([2**31 - 1], np.int32),
+    ],
+)
 def test_code_dtype_boundary(sizes, dtype):
     assert code_dtype(sizes) == np.dtype(dtype)
     # the chosen type holds every code of every codebook
     assert np.iinfo(code_dtype(sizes)).max >= max(sizes) - 1
 
 
-@pytest.mark.parametrize("shape, dtype", [((1, 50), np.int16), ((4, 9), np.int32), ((6, 5), np.int16),
-                                          ((2, 3, 4), np.int16)])
+@pytest.mark.parametrize(
+    "shape, dtype", [((1, 50), np.int16), ((4, 9), np.int32), ((6, 5), np.int16), ((2, 3, 4), np.int16)]
+)
 def test_npy_round_trip(shape, dtype):
     codes = np.random.default_rng(1).integers(0, 1000, shape).astype(dtype)
     data = code_bytes(CodeFile.bare(codes), as_npz=False)
@@ -228,8 +240,7 @@ def test_npy_round_trip(shape, dtype):
 
 def test_npz_round_trip_keeps_meta():
     codes = np.random.default_rng(2).integers(0, 40000, (2, 17)).astype(np.int32)
-    meta = {"model_hash": "0123456789abcdef", "modality": "audio", "length": 1234, "sample_rate": 8000,
-            "size": [7, 9]}
+    meta = {"model_hash": "0123456789abcdef", "modality": "audio", "length": 1234, "sample_rate": 8000, "size": [7, 9]}
     data = code_bytes(CodeFile({"codes": codes}, meta), as_npz=True)
     cf = parse_codes(data, "codes.npz")
     assert cf.meta == meta
@@ -275,13 +286,16 @@ def test_npz_without_code_arrays_is_refused():
         parse_codes(buf.getvalue(), "empty.npz")
 
 
-@pytest.mark.parametrize("data", [
-    b"",
-    b"hello, these are not codes\n",
-    b"\x93NUMPY\x01\x00garbage",
-    b"PK\x03\x04" + bytes(range(200)),
-    pickle.dumps({"codes": [1, 2, 3]}),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello, these are not codes\n",
+        b"\x93NUMPY\x01\x00garbage",
+        b"PK\x03\x04" + bytes(range(200)),
+        pickle.dumps({"codes": [1, 2, 3]}),
+    ],
+)
 def test_garbage_is_refused_with_the_name(data):
     with pytest.raises(VqtokError, match="input.npy"):
         parse_codes(data, "input.npy")
@@ -294,6 +308,7 @@ def test_truncated_npy_is_refused():
 
 
 # ---- atomic writes --------------------------------------------------------------------------------------
+
 
 def test_atomic_path_replaces_target_on_success(tmp_path):
     target = tmp_path / "out.bin"

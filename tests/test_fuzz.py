@@ -20,8 +20,7 @@ def test_a_reader_refuses_bad_bytes_with_a_clear_error_only(target):
     for seed in seeds:  # the seeds themselves are read
         targets.TARGETS[target](seed) if target != "override" else targets.check(target, seed)
 
-    @settings(max_examples=80, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=80, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(near(seeds))
     def fuzz(data):
         targets.check(target, data)
@@ -38,11 +37,14 @@ def test_a_code_file_whose_reader_fails_without_a_message_is_still_a_clear_error
     from vqtok.errors import VqtokError
     from vqtok.files.codes import parse_codes
 
-    found = zlib.decompress(base64.b64decode(
-        "eNoL8GZm0WWAAEUGsyar0P9QwMkgwpCcn5JarJdXUMnIIMAwA6oMRk/2C/UNiGRkKGOoVgcqSy5St1JQt8k0UtdRUE/LLyopSsyLzy9KSQWJuyXm"
-        "FKcCxYszEgtSgXwNIx0FM00dhVoFsgEXAwMjAxMDMwMLAysDGwM7AwcDJwMXAzdDAIqXni07wwjzEgeDSENuakkizEcCjBBVMBq7j0KNzYjyEmXe"
-        "AfmoGugGJSDOBeJ8IE4B4kQgzgHiTCAuAeJKqBorIFaAskFqSqHqM6F6QeI6SGqKoXJVQJyKZkY0EJsAsQUQGwBxLBDXAnGANyOTLjNq8pgBTQGc"
-        "DAjQAA4/eGJB1waKAlAQgzAHirbLIM9CIyTAm5UNJMoEhKAAkGUC8QBTCHGZ"))
+    found = zlib.decompress(
+        base64.b64decode(
+            "eNoL8GZm0WWAAEUGsyar0P9QwMkgwpCcn5JarJdXUMnIIMAwA6oMRk/2C/UNiGRkKGOoVgcqSy5St1JQt8k0UtdRUE/LLyopSsyLzy9KSQWJuyXm"
+            "FKcCxYszEgtSgXwNIx0FM00dhVoFsgEXAwMjAxMDMwMLAysDGwM7AwcDJwMXAzdDAIqXni07wwjzEgeDSENuakkizEcCjBBVMBq7j0KNzYjyEmXe"
+            "AfmoGugGJSDOBeJ8IE4B4kQgzgHiTCAuAeJKqBorIFaAskFqSqHqM6F6QeI6SGqKoXJVQJyKZkY0EJsAsQUQGwBxLBDXAnGANyOTLjNq8pgBTQGc"
+            "DAjQAA4/eGJB1waKAlAQgzAHirbLIM9CIyTAm5UNJMoEhKAAkGUC8QBTCHGZ"
+        )
+    )
     with pytest.raises(VqtokError, match="fuzz.npz: not a vqtok code file"):
         parse_codes(found, "fuzz.npz")
 
@@ -58,11 +60,14 @@ def test_a_flac_declaring_billions_of_samples_is_refused_without_allocating_them
 
     from vqtok.errors import VqtokError
 
-    found = zlib.decompress(base64.b64decode(
-        "eNpL80l0ZmBgUBJgEABSt4GIkYHhywcGxgnbb9368HvOwZOzRJatvK70TK+FgUFDAaimKDUttSj1B51AXnKqQk5mkpuPo7OCoZ6JnrGCkYGRsYGZ"
-        "kTHQKQz/f5RwMDD2q0gwMPAcl8xTvcKwcE6YqpmStCSHj5uqWVbPszLLrhWhrVF1q17t/XV8Y2BQUNiJsy2LkwwNOjv8zLNcFaMPLQypWfrea+nx"
-        "ElnurtOXlqumPbSY2dNySImTk3fSthW77GpC+yK0WLsWTdCLj+2a9OLKnbbHToIzWZoLpYTMXFW3hbZ2n676t/Fi6VUhRYsLPT2ChxIVJQWmTnry"
-        "qeLHtnlcTV916yJiYl68WSk0SXElB9BcjhlnWZ6t1ZQVlfv1Ojb0Z+bjvRU/6ya6hJ3s5eXxSTFTZFBeBADE3N53"))
+    found = zlib.decompress(
+        base64.b64decode(
+            "eNpL80l0ZmBgUBJgEABSt4GIkYHhywcGxgnbb9368HvOwZOzRJatvK70TK+FgUFDAaimKDUttSj1B51AXnKqQk5mkpuPo7OCoZ6JnrGCkYGRsYGZ"
+            "kTHQKQz/f5RwMDD2q0gwMPAcl8xTvcKwcE6YqpmStCSHj5uqWVbPszLLrhWhrVF1q17t/XV8Y2BQUNiJsy2LkwwNOjv8zLNcFaMPLQypWfrea+nx"
+            "ElnurtOXlqumPbSY2dNySImTk3fSthW77GpC+yK0WLsWTdCLj+2a9OLKnbbHToIzWZoLpYTMXFW3hbZ2n676t/Fi6VUhRYsLPT2ChxIVJQWmTnry"
+            "qeLHtnlcTV916yJiYl68WSk0SXElB9BcjhlnWZ6t1ZQVlfv1Ojb0Z+bjvRU/6ya6hJ3s5eXxSTFTZFBeBADE3N53"
+        )
+    )
     (tmp_path / "claims.flac").write_bytes(found)
     with pytest.raises(VqtokError, match="claims.flac: "):
         reading.load(tmp_path / "claims.flac", 8000)

@@ -39,6 +39,7 @@ def generator() -> torch.Generator:
 
 # ---- loading ---------------------------------------------------------------------------------------
 
+
 def test_png_loads_exactly(mod, tmp_path):
     a = rgb_array(12, 20)
     a[0, 0] = 0
@@ -133,15 +134,16 @@ def test_real_sample_photos(mod, name):
 
 # ---- training examples --------------------------------------------------------------------------------
 
+
 def bands(h: int, w: int, vertical: bool) -> np.ndarray:
     """Three equal bands (red, blue, green) along the long side."""
     a = np.zeros((h, w, 3), np.uint8)
     n = (h if vertical else w) // 3
     for i, channel in enumerate((0, 2, 1)):
         if vertical:
-            a[i * n:(i + 1) * n, :, channel] = 255
+            a[i * n : (i + 1) * n, :, channel] = 255
         else:
-            a[:, i * n:(i + 1) * n, channel] = 255
+            a[:, i * n : (i + 1) * n, channel] = 255
     return a
 
 
@@ -189,8 +191,12 @@ def test_random_crop_at_scale_one_is_an_exact_window(mod, tmp_path):
     a = rgb_array(60, 90, seed=3)
     Image.fromarray(a).save(tmp_path / "p.png")
     crop = random_crop_of(mod, tmp_path / "p.png", 0, scale=[1.0, 1.0])
-    windows = {(y, x) for y in range(60 - 15) for x in range(90 - 15)
-               if torch.allclose(crop, expected_tensor(a[y:y + 16, x:x + 16]), atol=1e-6)}
+    windows = {
+        (y, x)
+        for y in range(60 - 15)
+        for x in range(90 - 15)
+        if torch.allclose(crop, expected_tensor(a[y : y + 16, x : x + 16]), atol=1e-6)
+    }
     assert len(windows) == 1
     crops = [random_crop_of(mod, tmp_path / "p.png", seed, scale=[1.0, 1.0]) for seed in range(6)]
     assert len({c.sum().item() for c in crops}) > 1  # the place is drawn
@@ -272,8 +278,10 @@ def test_random_crops_decode_each_photo_once(tmp_path, monkeypatch):
     assert len(opened) == 1 and len({float(c.sum()) for c in crops}) > 1
 
 
-@pytest.mark.parametrize("values", [{"crop": "centre"}, {"scale": [0.5]}, {"scale": [1.0, 0.5]}, {"scale": [0.0, 1.0]},
-                                    {"channels": 4}, {"size": 0}])
+@pytest.mark.parametrize(
+    "values",
+    [{"crop": "centre"}, {"scale": [0.5]}, {"scale": [1.0, 0.5]}, {"scale": [0.0, 1.0]}, {"channels": 4}, {"size": 0}],
+)
 def test_bad_image_options_are_usage_errors(values):
     from vqtok.errors import UsageError
 
@@ -282,6 +290,7 @@ def test_bad_image_options_are_usage_errors(values):
 
 
 # ---- saving -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_png_save_load_round_trip(mod, tmp_path, channels):
@@ -314,6 +323,7 @@ def test_save_picks_the_format_from_the_suffix(mod, tmp_path):
 
 
 # ---- bad files -------------------------------------------------------------------------------------------
+
 
 def test_text_file_named_png_is_refused(mod, tmp_path):
     bad = tmp_path / "notes.png"
@@ -357,6 +367,7 @@ def test_decompression_bomb_is_refused_with_the_name(mod, tmp_path, monkeypatch)
 
 # ---- preview -------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n, channels", [(3, 3), (1, 1), (10, 3)])
 def test_preview_grid(mod, tmp_path, n, channels):
     g = generator()
@@ -373,7 +384,7 @@ def test_preview_grid(mod, tmp_path, n, channels):
     assert float((grid[:, :8, :6] - originals[0]).abs().max()) <= STEP
     assert float((grid[:, 10:18, :6] - recons[0]).abs().max()) <= STEP
     last = columns - 1
-    assert float((grid[:, 10:18, last * 8: last * 8 + 6] - recons[last]).abs().max()) <= STEP
+    assert float((grid[:, 10:18, last * 8 : last * 8 + 6] - recons[last]).abs().max()) <= STEP
 
 
 def test_suffixes_include_common_formats(mod):

@@ -51,8 +51,9 @@ def test_psnr_and_mse_of_a_constant_error():
 def test_log_mel_distance_of_a_gain_is_its_decibels():
     noise = torch.randn(2, 1, 16000, generator=torch.Generator().manual_seed(1)) * 0.1  # energy in every band
     for gain in (2.0, 0.5, 1.25):
-        assert torch.allclose(log_mel_distance(gain * noise, noise, 16000),
-                              torch.full((2,), abs(20 * math.log10(gain))), atol=1e-3)
+        assert torch.allclose(
+            log_mel_distance(gain * noise, noise, 16000), torch.full((2,), abs(20 * math.log10(gain))), atol=1e-3
+        )
     assert torch.allclose(log_mel_distance(noise, noise, 8000), torch.zeros(2))
 
 
@@ -62,7 +63,7 @@ def test_log_mel_distance_floors_silence_below_the_reference():
     g = torch.Generator().manual_seed(2)
     ref = torch.cat([torch.randn(1, 1, 8000, generator=g) * 0.3, torch.zeros(1, 1, 8000)], dim=-1)
     est = ref.clone()
-    est[..., 8000 + 1024:] = 1e-7 * torch.randn(1, 1, 8000 - 1024, generator=g)  # -140 dB of hiss
+    est[..., 8000 + 1024 :] = 1e-7 * torch.randn(1, 1, 8000 - 1024, generator=g)  # -140 dB of hiss
     assert float(log_mel_distance(est, ref, 8000)) < 1e-3
 
 
@@ -128,8 +129,11 @@ def ppca(orthogonal: bool, q_scale: float = 1.0) -> tuple[LinearGaussian, torch.
     if orthogonal:
         w = torch.linalg.qr(w).Q * torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64)
     model = LinearGaussian(w, torch.randn(6, generator=g, dtype=torch.float64), 0.3, q_scale)
-    x = (torch.randn(4, 3, generator=g, dtype=torch.float64) @ w.T + model.b
-         + 0.3 * torch.randn(4, 6, generator=g, dtype=torch.float64))
+    x = (
+        torch.randn(4, 3, generator=g, dtype=torch.float64) @ w.T
+        + model.b
+        + 0.3 * torch.randn(4, 6, generator=g, dtype=torch.float64)
+    )
     return model, x.view(4, 1, 6)
 
 

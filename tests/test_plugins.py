@@ -25,15 +25,26 @@ def test_broken_plugin_warns_once_and_everything_else_works(tmp_path):
     assert len(warnings) == 1 and "'broken'" in warnings[0] and "ModuleNotFoundError" in warnings[0]
     assert "failed" in proc.stderr and " image " in proc.stderr
     out = tmp_path / "m.safetensors"
-    run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", out, "--steps", 1, *TINY_IMAGE,
-            env=env)
+    run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", out, "--steps", 1, *TINY_IMAGE, env=env)
     assert out.exists()
 
 
 def test_two_plugins_claiming_one_modality_is_an_error_naming_both(tmp_path):
     env = plugin_env(tmp_path, {"copycat": "copycat_image"})
-    proc = run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", tmp_path / "m.safetensors",
-                   "--steps", 1, *TINY_IMAGE, env=env, check=False)
+    proc = run_cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "-o",
+        tmp_path / "m.safetensors",
+        "--steps",
+        1,
+        *TINY_IMAGE,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 1
     message = proc.stderr.strip().splitlines()[-1]
     assert "copycat" in message and "image" in message and "claimed by several plugins" in message
@@ -62,10 +73,32 @@ def test_third_party_modality_trains_encodes_and_decodes_without_core_changes(tm
     data = tmp_path / "recordings"
     _sensor_data(data)
     model = tmp_path / "sensor.safetensors"
-    run_cli("train", "--modality", "sensor", "--data", data, "-o", model, "--steps", 150, "train.batch_size=8",
-            "train.lr=3e-3", env=env)
-    no_critic = run_cli("train", "--modality", "sensor", "--data", data, "-o", tmp_path / "gan.safetensors",
-                        "adversarial.weight=1", env=env, check=False)  # the plugin offers no discriminator
+    run_cli(
+        "train",
+        "--modality",
+        "sensor",
+        "--data",
+        data,
+        "-o",
+        model,
+        "--steps",
+        150,
+        "train.batch_size=8",
+        "train.lr=3e-3",
+        env=env,
+    )
+    no_critic = run_cli(
+        "train",
+        "--modality",
+        "sensor",
+        "--data",
+        data,
+        "-o",
+        tmp_path / "gan.safetensors",
+        "adversarial.weight=1",
+        env=env,
+        check=False,
+    )  # the plugin offers no discriminator
     assert no_critic.returncode == 2 and "sensor modality has no discriminator" in no_critic.stderr
     assert not (tmp_path / "gan.safetensors").exists()
     codes = run_cli("encode", "--model", model, data / "rec1.csv", env=env).stdout
@@ -101,8 +134,18 @@ def test_a_bug_inside_a_plugin_is_one_line_naming_it_and_the_traceback_with_debu
     env = plugin_env(tmp_path, {"sensor": "vqtok_sensor", "buggy": "buggy_sensor"})
     data = tmp_path / "data"
     _sensor_data(data)
-    args = ("train", "--modality", "buggy", "--data", data, "-o", tmp_path / "m.safetensors", "--steps", 1,
-            "train.workers=0")
+    args = (
+        "train",
+        "--modality",
+        "buggy",
+        "--data",
+        data,
+        "-o",
+        tmp_path / "m.safetensors",
+        "--steps",
+        1,
+        "train.workers=0",
+    )
     proc = run_cli(*args, env=env, check=False)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and "Traceback" not in proc.stderr

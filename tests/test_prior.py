@@ -27,6 +27,7 @@ def _report(path) -> dict:
 
 # ---- storage ---------------------------------------------------------------------------------------------
 
+
 def test_the_prior_goes_into_the_model_file_and_leaves_the_model_alone(models):
     before = json.loads((models / "digits-info-before.json").read_text())
     after = _report(models / "digits.safetensors")
@@ -69,6 +70,7 @@ def test_a_prior_for_a_model_that_changed_meanwhile_goes_beside_it(models, tmp_p
 
 # ---- what it learns ----------------------------------------------------------------------------------------
 
+
 def test_prior_beats_the_uniform_and_unigram_code_models_on_held_out_digits(models):
     entropy = _report(models / "digits.safetensors")["prior"]["entropy"]
     bits = entropy["bits_per_code"]
@@ -97,16 +99,20 @@ def test_class_conditional_prior_samples_show_the_asked_for_digit(models):
 
 # ---- sampling through the CLI --------------------------------------------------------------------------------
 
+
 def test_sample_digits_with_label_temperature_top_k_and_seed(models, tmp_path):
     model = models / "digits.safetensors"
     common = ["sample", "--model", model, "-n", 8, "--temperature", 0.9, "--top-k", 10]
-    runs = run_parallel(None, {
-        "a": ([*common, "--label", 3, "-o", tmp_path / "a.png"], {}),
-        "again": ([*common, "--label", 3, "-o", tmp_path / "again.png"], {}),
-        "seed": ([*common, "--label", 3, "--seed", 1, "-o", tmp_path / "seed.png"], {}),
-        "label": ([*common, "--label", 4, "-o", tmp_path / "label.png"], {}),
-        "folder": (["sample", "--model", model, "-n", 3, "-o", tmp_path / "each"], {}),
-    })
+    runs = run_parallel(
+        None,
+        {
+            "a": ([*common, "--label", 3, "-o", tmp_path / "a.png"], {}),
+            "again": ([*common, "--label", 3, "-o", tmp_path / "again.png"], {}),
+            "seed": ([*common, "--label", 3, "--seed", 1, "-o", tmp_path / "seed.png"], {}),
+            "label": ([*common, "--label", 4, "-o", tmp_path / "label.png"], {}),
+            "folder": (["sample", "--model", model, "-n", 3, "-o", tmp_path / "each"], {}),
+        },
+    )
     for proc in runs.values():
         ok(proc)
     a = (tmp_path / "a.png").read_bytes()
@@ -119,19 +125,51 @@ def test_sample_digits_with_label_temperature_top_k_and_seed(models, tmp_path):
 
 def test_sample_speech_vqvae2_through_its_prior_file(models, tmp_path):
     out = tmp_path / "babble"
-    ok(run_cli("sample", "--model", models / "speech.safetensors", "--prior", models / "speech-prior.safetensors",
-               "-n", 2, "--seconds", 0.5, "--top-k", 5, "-o", out))
+    ok(
+        run_cli(
+            "sample",
+            "--model",
+            models / "speech.safetensors",
+            "--prior",
+            models / "speech-prior.safetensors",
+            "-n",
+            2,
+            "--seconds",
+            0.5,
+            "--top-k",
+            5,
+            "-o",
+            out,
+        )
+    )
     assert files_under(out) == {"sample-000.wav", "sample-001.wav"}
     audio, rate = sf.read(out / "sample-000.wav")
     assert rate == 8000 and len(audio) == 4000 and np.isfinite(audio).all() and audio.std() > 0
 
 
 def test_image_vqvae2_and_residual_speech_vqvae_sample_through_their_priors(models, tmp_path):
-    runs = run_parallel(None, {
-        "images-v2": (["sample", "--model", models / "images-v2.safetensors", "-n", 3, "-o", tmp_path / "v2"], {}),
-        "speech-rvq": (["sample", "--model", models / "speech-rvq.safetensors", "-n", 1, "--seconds", 0.3,
-                        "--temperature", 0.5, "-o", tmp_path / "rvq.wav"], {}),
-    })
+    runs = run_parallel(
+        None,
+        {
+            "images-v2": (["sample", "--model", models / "images-v2.safetensors", "-n", 3, "-o", tmp_path / "v2"], {}),
+            "speech-rvq": (
+                [
+                    "sample",
+                    "--model",
+                    models / "speech-rvq.safetensors",
+                    "-n",
+                    1,
+                    "--seconds",
+                    0.3,
+                    "--temperature",
+                    0.5,
+                    "-o",
+                    tmp_path / "rvq.wav",
+                ],
+                {},
+            ),
+        },
+    )
     for proc in runs.values():
         ok(proc)
     assert files_under(tmp_path / "v2") == {f"sample-00{i}.png" for i in range(3)}
@@ -146,11 +184,22 @@ def test_image_vqvae2_and_residual_speech_vqvae_sample_through_their_priors(mode
 
 # ---- Ctrl-C and resume ------------------------------------------------------------------------------------
 
+
 def test_ctrl_c_saves_the_prior_and_resume_matches_an_uninterrupted_run(models, tmp_path):
     for name in ("straight", "cut"):
         (tmp_path / f"{name}.safetensors").write_bytes((models / "digits.safetensors").read_bytes())
-    args = ["train-prior", "--data", DIGITS / "test", "--steps", 40, "--seed", 2, *TINY_PRIOR,
-            "train.checkpoint_every=1000", "prior.eval_every=4"]
+    args = [
+        "train-prior",
+        "--data",
+        DIGITS / "test",
+        "--steps",
+        40,
+        "--seed",
+        2,
+        *TINY_PRIOR,
+        "train.checkpoint_every=1000",
+        "prior.eval_every=4",
+    ]
     ok(run_cli(*args, "--model", tmp_path / "straight.safetensors"))
     cut = tmp_path / "cut.safetensors"
     proc = interrupt_after([*args, "--model", cut], tmp_path / "cut.prior.metrics.jsonl")
@@ -175,6 +224,7 @@ def test_ctrl_c_saves_the_prior_and_resume_matches_an_uninterrupted_run(models, 
 
 # ---- bad input ----------------------------------------------------------------------------------------------
 
+
 def test_bad_prior_input_is_a_clear_error_and_writes_nothing(models, tmp_path):
     other = tmp_path / "other-prior.safetensors"
     broken = tmp_path / "broken-prior.safetensors"
@@ -182,25 +232,46 @@ def test_bad_prior_input_is_a_clear_error_and_writes_nothing(models, tmp_path):
     digits, speech, vae = (models / f"{n}.safetensors" for n in ("digits", "speech", "vae"))
     out = tmp_path / "out"
     cases = {
-        "vae": (["train-prior", "--model", vae, "--data", SAMPLES / "images", "-o", other], 2,
-                "needs a model with discrete codes"),
+        "vae": (
+            ["train-prior", "--model", vae, "--data", SAMPLES / "images", "-o", other],
+            2,
+            "needs a model with discrete codes",
+        ),
         "no data": (["train-prior", "--model", speech, "-o", other], 2, "no data"),
-        "label on unconditional": (["sample", "--model", speech, "--prior", models / "speech-prior.safetensors",
-                                    "--label", "3", "-o", out], 2, "not class-conditional"),
+        "label on unconditional": (
+            ["sample", "--model", speech, "--prior", models / "speech-prior.safetensors", "--label", "3", "-o", out],
+            2,
+            "not class-conditional",
+        ),
         "unknown label": (["sample", "--model", digits, "--label", "eleven", "-o", out], 2, "known labels: 0, 1, 2"),
-        "prior of another model": (["sample", "--model", digits, "--prior", models / "speech-prior.safetensors",
-                                    "-o", out], 1, "not for this model"),
+        "prior of another model": (
+            ["sample", "--model", digits, "--prior", models / "speech-prior.safetensors", "-o", out],
+            1,
+            "not for this model",
+        ),
         "model as prior": (["sample", "--model", speech, "--prior", digits, "-o", out], 1, "not a vqtok prior file"),
-        "truncated prior": (["sample", "--model", speech, "--prior", broken, "-o", out], 1,
-                            "not a readable safetensors"),
+        "truncated prior": (
+            ["sample", "--model", speech, "--prior", broken, "-o", out],
+            1,
+            "not a readable safetensors",
+        ),
         "no prior yet": (["sample", "--model", speech, "-o", out], 1, "vqtok train-prior"),
         "top-k on a vae": (["sample", "--model", vae, "--top-k", 3, "-o", out], 2, "--top-k applies"),
-        "unknown prior key": (["train-prior", "--model", speech, "--data", SAMPLES / "speech", "prior.depth=3",
-                               "-o", other], 2, "known keys of [prior]"),
-        "valid without classes": (["train-prior", "--model", digits, "--data", DIGITS / "train", "--valid",
-                                   SAMPLES / "images", "-o", other], 2, "not in a folder of one of the training"),
-        "bad prior value": (["train-prior", "--model", speech, "--data", SAMPLES / "speech", "prior.labels=maybe",
-                             "-o", other], 2, "prior.labels must be"),
+        "unknown prior key": (
+            ["train-prior", "--model", speech, "--data", SAMPLES / "speech", "prior.depth=3", "-o", other],
+            2,
+            "known keys of [prior]",
+        ),
+        "valid without classes": (
+            ["train-prior", "--model", digits, "--data", DIGITS / "train", "--valid", SAMPLES / "images", "-o", other],
+            2,
+            "not in a folder of one of the training",
+        ),
+        "bad prior value": (
+            ["train-prior", "--model", speech, "--data", SAMPLES / "speech", "prior.labels=maybe", "-o", other],
+            2,
+            "prior.labels must be",
+        ),
     }
     results = run_parallel(None, {name: (args, {}) for name, (args, _, _) in cases.items()})
     for name, (_, code, message) in cases.items():
@@ -239,8 +310,10 @@ def test_held_out_codes_are_measured_in_tiles_that_cover_every_code_once():
     from vqtok.prior.data import CodeSet
 
     g = torch.Generator().manual_seed(0)
-    items = [{"top": torch.randint(9, (1, 5, 7), generator=g), "bottom": torch.randint(9, (2, 10, 14), generator=g)},
-             {"top": torch.randint(9, (1, 2, 3), generator=g), "bottom": torch.randint(9, (2, 4, 6), generator=g)}]
+    items = [
+        {"top": torch.randint(9, (1, 5, 7), generator=g), "bottom": torch.randint(9, (2, 10, 14), generator=g)},
+        {"top": torch.randint(9, (1, 2, 3), generator=g), "bottom": torch.randint(9, (2, 4, 6), generator=g)},
+    ]
     codes = CodeSet(items, torch.tensor([3, -1]), [])
     seen = {"top": 0, "bottom": 0}
     labels = []

@@ -13,8 +13,9 @@ from vqtok.prior.model import Prior, PriorOptions
 from vqtok.prior.network import CodePrior, Draw
 
 
-def _input_gradient(net: CodePrior, grid: list[int], index: tuple, codebook: int = 0,
-                    cond: torch.Tensor | None = None) -> torch.Tensor:
+def _input_gradient(
+    net: CodePrior, grid: list[int], index: tuple, codebook: int = 0, cond: torch.Tensor | None = None
+) -> torch.Tensor:
     """|d logits(codebook, index) / d input embedding| summed over channels: ``(*G)``."""
     codes = torch.randint(net.codebook_sizes[0], (1, net.n_q, *grid), generator=torch.Generator().manual_seed(3))
     x = net.embed(codes).detach().requires_grad_(True)
@@ -31,8 +32,8 @@ def _causal_field_2d(h: int, w: int, i: int, j: int, reach: int) -> torch.Tensor
     """Positions a raster-order prior with a ``reach``-position field may see from (i, j): rows above
     within ``reach`` and ``reach - 1`` columns to each side, and in its own row up to ``reach`` to the left."""
     field = torch.zeros(h, w, dtype=torch.bool)
-    field[max(0, i - reach): i, max(0, j - reach + 1): j + reach] = True
-    field[i, max(0, j - reach): j] = True
+    field[max(0, i - reach) : i, max(0, j - reach + 1) : j + reach] = True
+    field[i, max(0, j - reach) : j] = True
     return field
 
 
@@ -47,7 +48,7 @@ def test_pixelcnn_sees_exactly_the_earlier_positions_of_its_field(kernel, layers
         seen = _input_gradient(net, [h, w], (i, j)) > 0
         expected = _causal_field_2d(h, w, i, j, reach)
         later = torch.zeros(h, w, dtype=torch.bool)
-        later.view(-1)[i * w + j:] = True
+        later.view(-1)[i * w + j :] = True
         assert not (seen & later).any(), f"({i}, {j}) sees itself or a later position"
         # non-zero at every earlier position of the field: no blind spot
         assert torch.equal(seen, expected), f"({i}, {j}): field\n{seen.int()}\nexpected\n{expected.int()}"
@@ -71,7 +72,7 @@ def test_causal_1d_stack_sees_exactly_its_past():
     for t in (0, 10, 40, 63):
         seen = _input_gradient(net, [64], (t,)) > 0
         expected = torch.zeros(64, dtype=torch.bool)
-        expected[max(0, t - reach): t] = True
+        expected[max(0, t - reach) : t] = True
         assert torch.equal(seen, expected), (t, seen.nonzero().view(-1).tolist())
 
 
@@ -94,8 +95,11 @@ def test_residual_codebooks_are_predicted_in_depth_order(dims, grid):
 
 # ---- sampling -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dims,grid,sizes,cond_channels", [
-    (2, [6, 7], [13], 0), (2, [5, 4], [9, 9], 5), (1, [50], [11], 0), (1, [30], [7, 7, 5], 4)])
+
+@pytest.mark.parametrize(
+    "dims,grid,sizes,cond_channels",
+    [(2, [6, 7], [13], 0), (2, [5, 4], [9, 9], 5), (1, [50], [11], 0), (1, [30], [7, 7, 5], 4)],
+)
 @pytest.mark.parametrize("temperature,top_k", [(1.0, 0), (0.8, 3), (0.0, 0)])
 def test_streaming_sampler_draws_what_the_naive_one_draws(dims, grid, sizes, cond_channels, temperature, top_k):
     torch.manual_seed(1)
@@ -170,8 +174,7 @@ def test_label_dropout_teaches_a_conditional_prior_to_code_and_sample_without_a_
     assert 0.3 < (batch == 2).float().mean() < 0.7 and set(batch.tolist()) == {0, 1, 2}
     opt = torch.optim.Adam(prior.parameters(), lr=3e-3)
     for step in range(200):
-        codes, batch_labels = train.batch(step, 16, seed=0, hops={"codes": 1}, window=32, label_dropout=0.5,
-                                          no_label=2)
+        codes, batch_labels = train.batch(step, 16, seed=0, hops={"codes": 1}, window=32, label_dropout=0.5, no_label=2)
         loss = prior(codes, batch_labels).loss
         opt.zero_grad()
         loss.backward()

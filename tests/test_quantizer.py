@@ -37,6 +37,7 @@ def set_codebook(q: VectorQuantizer, vectors: torch.Tensor, count: float = 1.0) 
 
 # ---- nearest ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n, k, d", [(200, 32, 8), (1, 5, 3), (57, 2, 16)])
 def test_nearest_equals_brute_force(n, k, d):
     g = gen(n)
@@ -100,6 +101,7 @@ def test_kmeans_finds_separated_clusters():
 
 # ---- straight-through, losses -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("update", ["ema", "loss"])
 def test_straight_through_passes_gradient_unchanged(update):
     g = gen(2)
@@ -136,6 +138,7 @@ def test_commitment_loss_is_beta_times_mse(beta):
 
 
 # ---- EMA codebook -----------------------------------------------------------------------------------
+
 
 def test_ema_moves_codes_to_cluster_centres_and_stays_finite():
     g = gen(5)
@@ -187,6 +190,7 @@ def test_ema_mode_codebook_is_a_buffer():
 
 
 # ---- k-means init, dead codes, perplexity ---------------------------------------------------------------
+
 
 def test_kmeans_init_places_codes_on_the_data():
     torch.manual_seed(0)
@@ -303,6 +307,7 @@ def test_perplexity_of_skewed_histogram():
 
 # ---- residual quantizer -------------------------------------------------------------------------------
 
+
 def test_residual_error_falls_with_each_level():
     torch.manual_seed(0)
     z = torch.randn(512, 4, generator=gen(14))
@@ -329,6 +334,7 @@ def test_residual_decode_equals_forward(n_q):
 
 
 # ---- autocast --------------------------------------------------------------------------------------------
+
 
 def _close_codes_data():
     """Codes so close together that bf16 distances pick wrong ones (float32 picks right)."""
@@ -388,9 +394,11 @@ def test_vector_quantizer_alone_stays_float32_under_autocast():
 
 # ---- VQ-VAE -----------------------------------------------------------------------------------------------
 
+
 def tiny_config(**kw) -> ModelConfig:
-    return ModelConfig(**{**dict(strides=[2, 4], channels=8, max_channels=16, latent_dim=8, codebook_size=16,
-                                 res_blocks=1), **kw})
+    return ModelConfig(
+        **{**dict(strides=[2, 4], channels=8, max_channels=16, latent_dim=8, codebook_size=16, res_blocks=1), **kw}
+    )
 
 
 def mse(x_hat, x):
@@ -482,6 +490,7 @@ def test_quantizer_dropout_trains_with_fewer_codebooks():
 
 
 # ---- model files leave the EMA sums out -------------------------------------------------------------
+
 
 def test_a_state_without_ema_sums_restores_them_and_training_goes_on_alike():
     g = gen(11)

@@ -13,8 +13,9 @@ from vqtok.train.speed import compile_networks, wants_channels_last
 
 
 def test_compile_picks_the_conv_networks_and_keeps_the_state_dict_names():
-    cfg = config.resolve({"modality": "image", "model": {"arch": "vqvae2", "channels": 8, "max_channels": 16}},
-                         get_modality=get_modality)
+    cfg = config.resolve(
+        {"modality": "image", "model": {"arch": "vqvae2", "channels": 8, "max_channels": 16}}, get_modality=get_modality
+    )
     model = build_model(cfg, get_modality("image"), [])
     names = list(model.state_dict())
     compiled = compile_networks(model)
@@ -35,8 +36,20 @@ def test_a_channels_last_run_trains_the_same_weights(tmp_path):
     runs = {}
     for layout in ("true", "false"):
         out = tmp_path / f"{layout}.safetensors"
-        run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", out, "--steps", 4,
-                *TINY_IMAGE, f"train.channels_last={layout}", "train.workers=0")
+        run_cli(
+            "train",
+            "--modality",
+            "image",
+            "--data",
+            SAMPLES / "images",
+            "-o",
+            out,
+            "--steps",
+            4,
+            *TINY_IMAGE,
+            f"train.channels_last={layout}",
+            "train.workers=0",
+        )
         runs[layout] = read_model(out).section("model")
     for name, t in runs["false"].items():
         assert torch.allclose(runs["true"][name].float(), t.float(), atol=1e-4, rtol=1e-3), name

@@ -30,8 +30,12 @@ def sensor_data(tmp_path_factory):
 
 @pytest.mark.parametrize("name, data", [("audio", SAMPLES / "speech"), ("image", SAMPLES / "images")])
 def test_the_builtin_modalities_pass_the_kit(name, data, tmp_path):
-    check_modality(get_modality(name), data=data, workdir=tmp_path, options={"audio": {"segment_seconds": 0.25},
-                                                                              "image": {"size": 32}}[name])
+    check_modality(
+        get_modality(name),
+        data=data,
+        workdir=tmp_path,
+        options={"audio": {"segment_seconds": 0.25}, "image": {"size": 32}}[name],
+    )
     assert (tmp_path / "check.safetensors").is_file()
 
 
@@ -66,12 +70,15 @@ class Misdeclared(SensorModality):
     long_inputs = "tiles"
 
 
-@pytest.mark.parametrize("modality, message", [
-    (Loud(), "outside value_range"),
-    (Restless(), "differs for the same generator seed"),
-    (Careless(), "raise vqtok.errors.VqtokError naming the file"),
-    (Misdeclared(), "suffixes must be lower-case with the dot"),
-])
+@pytest.mark.parametrize(
+    "modality, message",
+    [
+        (Loud(), "outside value_range"),
+        (Restless(), "differs for the same generator seed"),
+        (Careless(), "raise vqtok.errors.VqtokError naming the file"),
+        (Misdeclared(), "suffixes must be lower-case with the dot"),
+    ],
+)
 def test_each_mistake_is_caught_with_a_message_naming_it(modality, message, sensor_data, tmp_path):
     with pytest.raises(ContractError, match=f"modality '{modality.name}'") as caught:
         check_modality(modality, data=sensor_data, workdir=tmp_path, options={"segment": 64}, train=False)

@@ -73,8 +73,9 @@ def test_too_little_context_would_show_seams(model):
 def test_tiled_decode_equals_whole_decode(model, tile):
     codes = whole(model, image(40, 48))["codes"]
     expected = model.decode({"codes": codes})[0]
-    out = decode_tiled(codes[0], lambda part: model.decode({"codes": part[None]})[0], model.hop,
-                       model.decoder_context, tile)
+    out = decode_tiled(
+        codes[0], lambda part: model.decode({"codes": part[None]})[0], model.hop, model.decoder_context, tile
+    )
     assert out.shape == expected.shape and torch.allclose(out, expected, atol=1e-5)
 
 
@@ -86,8 +87,13 @@ def test_two_level_latents_tile_at_both_rates(two_level):
     assert set(latents) == set(expected)
     for k in expected:
         assert torch.equal(latents[k], expected[k][0]), k
-    out = decode_tiled(latents, lambda part: two_level.decode({k: v[None] for k, v in part.items()})[0], hop,
-                       two_level.decoder_context, 2)
+    out = decode_tiled(
+        latents,
+        lambda part: two_level.decode({k: v[None] for k, v in part.items()})[0],
+        hop,
+        two_level.decoder_context,
+        2,
+    )
     assert torch.allclose(out, two_level.decode(expected)[0], atol=1e-5)
 
 

@@ -31,11 +31,27 @@ def _losses(path):
 
 
 # with a discriminator, the checkpoint must also hold its weights and its optimizer's state
-@pytest.mark.parametrize("extra", [[], ["adversarial.weight=0.1", "adversarial.feature_weight=1",
-                                        "adversarial.channels=8"]], ids=["plain", "adversarial"])
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["adversarial.weight=0.1", "adversarial.feature_weight=1", "adversarial.channels=8"]],
+    ids=["plain", "adversarial"],
+)
 def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path, extra):
-    args = ["train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 40, "--seed", 3, *TINY_IMAGE,
-            "train.log_every=1", "train.checkpoint_every=1000", *extra]
+    args = [
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "--steps",
+        40,
+        "--seed",
+        3,
+        *TINY_IMAGE,
+        "train.log_every=1",
+        "train.checkpoint_every=1000",
+        *extra,
+    ]
     straight = tmp_path / "straight.safetensors"
     run_cli(*args, "-o", straight)
 
@@ -60,17 +76,44 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path, extra):
 
 
 def test_resume_without_a_checkpoint_is_a_usage_error(tmp_path):
-    proc = run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", tmp_path / "m.safetensors",
-                   "--resume", *TINY_IMAGE, check=False)
+    proc = run_cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "-o",
+        tmp_path / "m.safetensors",
+        "--resume",
+        *TINY_IMAGE,
+        check=False,
+    )
     assert proc.returncode == 2 and "nothing to resume" in proc.stderr
 
 
 def test_image_tokenizer_beats_the_mean_image_on_held_out_digits(tmp_path):
     model = tmp_path / "digits.safetensors"
-    run_cli("train", "--modality", "image", "--data", SAMPLES / "digits" / "train", "-o", model, "--steps", 150,
-            "image.size=28", "image.channels=1", "model.strides=[2,2]", "model.channels=16", "model.max_channels=32",
-            "model.latent_dim=16", "model.codebook_size=128", "model.res_blocks=1", "train.batch_size=16",
-            "train.lr=2e-3")
+    run_cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "digits" / "train",
+        "-o",
+        model,
+        "--steps",
+        150,
+        "image.size=28",
+        "image.channels=1",
+        "model.strides=[2,2]",
+        "model.channels=16",
+        "model.max_channels=32",
+        "model.latent_dim=16",
+        "model.codebook_size=128",
+        "model.res_blocks=1",
+        "train.batch_size=16",
+        "train.lr=2e-3",
+    )
     tok = vqtok.load(model)
     opts = tok.config.options
     train = torch.stack([tok.modality.load(p, opts) for p in sorted((SAMPLES / "digits" / "train").rglob("*.png"))])
@@ -91,8 +134,21 @@ def test_audio_tokenizer_beats_silence_on_held_out_speech(tmp_path):
     for f in files[2:]:
         (train_dir / f.name).symlink_to(f)
     model = tmp_path / "speech.safetensors"
-    run_cli("train", "--modality", "audio", "--data", train_dir, "-o", model, "--steps", 150, *TINY_AUDIO,
-            "audio.segment_seconds=0.512", "train.lr=2e-3", "train.batch_size=8")
+    run_cli(
+        "train",
+        "--modality",
+        "audio",
+        "--data",
+        train_dir,
+        "-o",
+        model,
+        "--steps",
+        150,
+        *TINY_AUDIO,
+        "audio.segment_seconds=0.512",
+        "train.lr=2e-3",
+        "train.batch_size=8",
+    )
     tok = vqtok.load(model)
     for f in held_out:
         x = tok.modality.load(f, tok.config.options)
@@ -113,8 +169,22 @@ def _same_weights(a, b) -> None:
 # every 2 steps a log line; a codebook of 64 on 4 x 8 x 8 = 256 vectors per step: k-means initialises it
 # and codes used under half a uniform code's share are restarted (several each step), all from the global
 # batch (taking them from rank 0's half instead moves the codebook by 0.2)
-DDP_RUN = ["train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 16, "--seed", 5, *TINY_IMAGE,
-           "train.log_every=2", "train.checkpoint_every=1000", "train.warmup_steps=2", "model.dead_code_threshold=0.5"]
+DDP_RUN = [
+    "train",
+    "--modality",
+    "image",
+    "--data",
+    SAMPLES / "images",
+    "--steps",
+    16,
+    "--seed",
+    5,
+    *TINY_IMAGE,
+    "train.log_every=2",
+    "train.checkpoint_every=1000",
+    "train.warmup_steps=2",
+    "model.dead_code_threshold=0.5",
+]
 
 
 def test_two_nodes_under_torchrun_equal_one_process_with_the_whole_batch(tmp_path):
@@ -123,9 +193,16 @@ def test_two_nodes_under_torchrun_equal_one_process_with_the_whole_batch(tmp_pat
     4 (to float rounding); only rank 0 reports and writes."""
     one, two = tmp_path / "one.safetensors", tmp_path / "two.safetensors"
     run_cli(*DDP_RUN, "-o", one)
-    nodes = [subprocess.Popen([*launcher, "-m", "vqtok", *map(str, DDP_RUN), "-o", str(two)], env=cli_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for launcher in torchrun_nodes(2, free_port())]
+    nodes = [
+        subprocess.Popen(
+            [*launcher, "-m", "vqtok", *map(str, DDP_RUN), "-o", str(two)],
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for launcher in torchrun_nodes(2, free_port())
+    ]
     try:
         outputs = [node.communicate(timeout=SUBPROCESS_TIMEOUT)[1] for node in nodes]
     finally:  # a launcher left waiting for a partner that failed must not outlive the test
@@ -157,9 +234,13 @@ def test_ctrl_c_under_torchrun_resumes_in_one_process_as_if_never_stopped(tmp_pa
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path):
-    proc = subprocess.run([*torchrun(2), "-m", "vqtok", *map(str, DDP_RUN), "--batch-size", "3",
-                           "-o", str(tmp_path / "m.safetensors")], env=cli_env(), capture_output=True, text=True,
-                          timeout=SUBPROCESS_TIMEOUT)
+    proc = subprocess.run(
+        [*torchrun(2), "-m", "vqtok", *map(str, DDP_RUN), "--batch-size", "3", "-o", str(tmp_path / "m.safetensors")],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
     assert proc.returncode != 0 and "train.batch_size 3 does not split evenly over 2 processes" in proc.stderr
     assert not (tmp_path / "m.safetensors").exists()
 
@@ -217,9 +298,23 @@ def test_residual_codebooks_improve_speech_one_by_one(tmp_path):
     for f in files[2:]:
         (train_dir / f.name).symlink_to(f)
     model = tmp_path / "rvq.safetensors"
-    run_cli("train", "--modality", "audio", "--data", train_dir, "-o", model, "--steps", 150, *TINY_AUDIO,
-            "audio.segment_seconds=0.512", "train.lr=2e-3", "train.batch_size=8", "model.n_q=4",
-            "model.quantizer_dropout=1.0")
+    run_cli(
+        "train",
+        "--modality",
+        "audio",
+        "--data",
+        train_dir,
+        "-o",
+        model,
+        "--steps",
+        150,
+        *TINY_AUDIO,
+        "audio.segment_seconds=0.512",
+        "train.lr=2e-3",
+        "train.batch_size=8",
+        "model.n_q=4",
+        "model.quantizer_dropout=1.0",
+    )
     tok = vqtok.load(model)
     quantizer = tok.model.quantizer
     for f in files[:2]:
@@ -252,8 +347,18 @@ def test_learning_rate_warms_up_then_stays_or_follows_a_cosine_to_zero():
 
 
 def test_resume_refuses_changed_settings_and_takes_an_older_checkpoint(tmp_path):
-    args = ["train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 40, *TINY_IMAGE,
-            "train.log_every=1", "train.checkpoint_every=1000"]
+    args = [
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "--steps",
+        40,
+        *TINY_IMAGE,
+        "train.log_every=1",
+        "train.checkpoint_every=1000",
+    ]
     out = tmp_path / "m.safetensors"
     assert interrupt_after([*args, "-o", out], tmp_path / "m.metrics.jsonl").returncode == 130
     changed = run_cli(*args, "model.codebook_size=32", "-o", out, "--resume", check=False)

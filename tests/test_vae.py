@@ -21,10 +21,12 @@ from vqtok.models.vae import CVAE, VAE, CVAEOptions, VAEOptions
 DIGITS = Path(__file__).resolve().parent.parent / "vqtok" / "samples" / "digits" / "train"
 
 
-def tiny(cls=VAE, dims: int = 2, channels: int = 1, strides=(2, 2), latent_dim: int = 4, n_labels: int = 0,
-         **options) -> VAE:
-    cfg = ModelConfig(arch=cls.name, channels=8, max_channels=16, res_blocks=1, strides=list(strides),
-                      latent_dim=latent_dim)
+def tiny(
+    cls=VAE, dims: int = 2, channels: int = 1, strides=(2, 2), latent_dim: int = 4, n_labels: int = 0, **options
+) -> VAE:
+    cfg = ModelConfig(
+        arch=cls.name, channels=8, max_channels=16, res_blocks=1, strides=list(strides), latent_dim=latent_dim
+    )
     return cls(dims, channels, cfg, cls.config_class(**options), n_labels)
 
 
@@ -176,11 +178,17 @@ def test_likelihood_mean_in_range(kind):
 
 
 # ---- options and warm-up ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad, key", [
-    (dict(likelihood="poisson"), "likelihood"), (dict(sigma=0.0), "sigma"), (dict(kl_weight=-1.0), "kl_weight"),
-    (dict(kl_warmup_steps=-1), "kl_warmup_steps"), (dict(binarize=True), "binarize"),
-    (dict(learn_sigma=True, likelihood="logistic"), "learn_sigma"),
-])
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        (dict(likelihood="poisson"), "likelihood"),
+        (dict(sigma=0.0), "sigma"),
+        (dict(kl_weight=-1.0), "kl_weight"),
+        (dict(kl_warmup_steps=-1), "kl_warmup_steps"),
+        (dict(binarize=True), "binarize"),
+        (dict(learn_sigma=True, likelihood="logistic"), "learn_sigma"),
+    ],
+)
 def test_options_are_validated(bad, key):
     with pytest.raises(UsageError, match=f"vae.{key}"):
         VAEOptions(**bad)
@@ -269,7 +277,7 @@ def test_importance_sampling_tightens_the_bound():
     nll = importance_sampled_nll(model, x, k=200, chunk=64)
     assert nll.shape == (3,)
     for i in range(3):
-        elbo_mean, elbo_se = mean_and_se(neg_elbo_samples(model, x[i:i + 1].expand(2000, 1, 8, 8)))
+        elbo_mean, elbo_se = mean_and_se(neg_elbo_samples(model, x[i : i + 1].expand(2000, 1, 8, 8)))
         assert float(nll[i]) < elbo_mean + 3 * elbo_se
 
 
@@ -299,8 +307,12 @@ def test_cvae_needs_labels():
         tiny(CVAE, n_labels=0)
     model = tiny(CVAE, n_labels=3)
     x = torch.rand(2, 1, 8, 8) * 2 - 1
-    for call in (lambda: model(x), lambda: model.encode(x), lambda: model.decode(model.encode(x, torch.tensor([0, 1]))),
-                 lambda: model.sample(2, [2, 2])):
+    for call in (
+        lambda: model(x),
+        lambda: model.encode(x),
+        lambda: model.decode(model.encode(x, torch.tensor([0, 1]))),
+        lambda: model.sample(2, [2, 2]),
+    ):
         with pytest.raises(VqtokError, match="label"):
             call()
     with pytest.raises(VqtokError, match="out of range"):
@@ -326,11 +338,14 @@ def test_cvae_label_conditions_encoder_and_decoder():
 
 
 # ---- shapes, encode/decode/sample ------------------------------------------------------------------------
-@pytest.mark.parametrize("dims, channels, size, strides, likelihood", [
-    (1, 1, (64,), [2, 4], "gaussian"),
-    (2, 3, (16, 16), [2, 2], "logistic"),
-    (2, 1, (28, 28), [2, 2, 7], "bernoulli"),
-])
+@pytest.mark.parametrize(
+    "dims, channels, size, strides, likelihood",
+    [
+        (1, 1, (64,), [2, 4], "gaussian"),
+        (2, 3, (16, 16), [2, 2], "logistic"),
+        (2, 1, (28, 28), [2, 2, 7], "bernoulli"),
+    ],
+)
 def test_shapes(dims, channels, size, strides, likelihood):
     torch.manual_seed(0)
     model = tiny(dims=dims, channels=channels, strides=strides, likelihood=likelihood)

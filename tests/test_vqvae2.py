@@ -16,10 +16,13 @@ def mse(a, b):
 
 
 def make(dims: int, in_channels: int, top_strides=(2,), **model) -> VQVAE2:
-    cfg = ModelConfig(arch="vqvae2", **{**dict(channels=8, max_channels=32, res_blocks=1, strides=[2, 2],
-                                               latent_dim=8, codebook_size=32), **model})
-    return VQVAE2(dims=dims, in_channels=in_channels, model=cfg,
-                  options=VQVAE2Options(top_strides=list(top_strides)), n_labels=0)
+    cfg = ModelConfig(
+        arch="vqvae2",
+        **{**dict(channels=8, max_channels=32, res_blocks=1, strides=[2, 2], latent_dim=8, codebook_size=32), **model},
+    )
+    return VQVAE2(
+        dims=dims, in_channels=in_channels, model=cfg, options=VQVAE2Options(top_strides=list(top_strides)), n_labels=0
+    )
 
 
 def initialized(model: VQVAE2, x: torch.Tensor) -> VQVAE2:
@@ -69,9 +72,11 @@ def test_refusals():
     torch.manual_seed(0)
     model = make(2, 3).eval()
     codes = model.encode(torch.randn(1, 3, 16, 16))
-    for top, bottom in [(codes["top"], codes["bottom"][..., :2]),  # bottom too small on one axis
-                        (codes["top"][..., :1, :], codes["bottom"]),  # top too small
-                        (codes["top"], codes["bottom"].repeat(2, 1, 1, 1))]:  # batch sizes differ
+    for top, bottom in [
+        (codes["top"], codes["bottom"][..., :2]),  # bottom too small on one axis
+        (codes["top"][..., :1, :], codes["bottom"]),  # top too small
+        (codes["top"], codes["bottom"].repeat(2, 1, 1, 1)),
+    ]:  # batch sizes differ
         with pytest.raises(VqtokError, match="do not fit"):
             model.decode({"top": top, "bottom": bottom})
     with pytest.raises(UsageError, match="--n-q"):
@@ -109,16 +114,16 @@ def chunked(model: VQVAE2, x: torch.Tensor, chunk: int, enc_ctx: int, dec_ctx: i
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         lo, hi = max(a - enc_ctx, 0), min(b + enc_ctx, n)
-        c = model.encode(x[..., lo * hop: hi * hop])
-        top.append(c["top"][..., a - lo: b - lo])
-        bottom.append(c["bottom"][..., (a - lo) * f: (b - lo) * f])
+        c = model.encode(x[..., lo * hop : hi * hop])
+        top.append(c["top"][..., a - lo : b - lo])
+        bottom.append(c["bottom"][..., (a - lo) * f : (b - lo) * f])
     codes = {"top": torch.cat(top, -1), "bottom": torch.cat(bottom, -1)}
     whole = model.encode(x)  # decoding is checked on the true codes, whatever encoding did
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         lo, hi = max(a - dec_ctx, 0), min(b + dec_ctx, n)
-        y = model.decode({"top": whole["top"][..., lo:hi], "bottom": whole["bottom"][..., lo * f: hi * f]})
-        out.append(y[..., (a - lo) * hop: (b - lo) * hop])
+        y = model.decode({"top": whole["top"][..., lo:hi], "bottom": whole["bottom"][..., lo * f : hi * f]})
+        out.append(y[..., (a - lo) * hop : (b - lo) * hop])
     return codes, torch.cat(out, -1)
 
 

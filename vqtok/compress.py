@@ -58,8 +58,9 @@ def _shipped(model_hash: str, name: str) -> Path:
 
 
 # ---- compress ---------------------------------------------------------------------------------------------
-def compress_inputs(inputs: list[Path], model: Path, out: Path | None, settings: CompressSettings,
-                    console: Console) -> int:
+def compress_inputs(
+    inputs: list[Path], model: Path, out: Path | None, settings: CompressSettings, console: Console
+) -> int:
     """Compress every input (a media or code file, or a folder of media files); returns how many failed.
     A single file's error is raised; in a folder each failure is named and the rest are written."""
     tok = Tokenizer.load(model, device=settings.device, prior=settings.prior)
@@ -68,7 +69,9 @@ def compress_inputs(inputs: list[Path], model: Path, out: Path | None, settings:
     failed, total_bytes = 0, 0
     for src, dst in jobs:
         try:
-            box = codec.compress(*_codes_of(tok, src, settings), label=None if tok.model.conditional else settings.label)
+            box = codec.compress(
+                *_codes_of(tok, src, settings), label=None if tok.model.conditional else settings.label
+            )
             if src.suffix.lower() not in CODE_SUFFIXES:
                 box.header["suffix"] = src.suffix.lower()  # decompress writes this kind of file by default
             data = container_bytes(box)
@@ -81,8 +84,11 @@ def compress_inputs(inputs: list[Path], model: Path, out: Path | None, settings:
             failed += 1
             console.print(f"[red]error:[/] {e}")
     done = len(jobs) - failed
-    console.print(f"wrote {done} .vqz file(s), {total_bytes} bytes" + (f" into {out}" if into_folder else f": {dst}")
-                  + (f"; {failed} failed" if failed else ""))
+    console.print(
+        f"wrote {done} .vqz file(s), {total_bytes} bytes"
+        + (f" into {out}" if into_folder else f": {dst}")
+        + (f"; {failed} failed" if failed else "")
+    )
     return failed
 
 
@@ -94,15 +100,25 @@ def _codes_of(tok: Tokenizer, src: Path, settings: CompressSettings) -> tuple[di
         cf = parse_codes(src.read_bytes(), str(src))
         return tok.check(cf, str(src)), cf.meta
     if not tok.modality.is_supported(src):
-        raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads "
-                         f"({', '.join(tok.modality.suffixes)}) nor a code file (.npy/.npz)")
+        raise VqtokError(
+            f"{src}: not a file this {tok.modality.name} model reads "
+            f"({', '.join(tok.modality.suffixes)}) nor a code file (.npy/.npz)"
+        )
     cf = tok.encode_file(src, settings.n_q, settings.label if tok.model.conditional else None)
     return tok.from_file_arrays(cf, str(src)), cf.meta
 
 
 # ---- decompress -------------------------------------------------------------------------------------------
-def decompress_inputs(inputs: list[Path], model: Path, out: Path | None, codes: bool, suffix: str | None,
-                      device: str, console: Console, prior: Path | None = None) -> int:
+def decompress_inputs(
+    inputs: list[Path],
+    model: Path,
+    out: Path | None,
+    codes: bool,
+    suffix: str | None,
+    device: str,
+    console: Console,
+    prior: Path | None = None,
+) -> int:
     """Decompress every .vqz (or every one in a folder) into a media file or, with ``codes``, the code file
     ``vqtok encode`` wrote; returns how many failed (a single file's error is raised)."""
     tok = Tokenizer.load(model, device=device, prior=prior)
@@ -129,8 +145,11 @@ def decompress_inputs(inputs: list[Path], model: Path, out: Path | None, codes: 
                 raise
             failed += 1
             console.print(f"[red]error:[/] {e}")
-    console.print(f"wrote {len(jobs) - failed} file(s)" + (f" into {out}" if into_folder else f": {dst}")
-                  + (f"; {failed} failed" if failed else ""))
+    console.print(
+        f"wrote {len(jobs) - failed} file(s)"
+        + (f" into {out}" if into_folder else f": {dst}")
+        + (f"; {failed} failed" if failed else "")
+    )
     return failed
 
 
@@ -142,8 +161,10 @@ def _check_output(tok: Tokenizer, dst: Path, codes: bool) -> None:
     if codes and dst.suffix.lower() not in CODE_SUFFIXES:
         raise UsageError(f"--codes writes a code file: -o {dst} must end in .npy or .npz")
     if not codes and not tok.modality.can_write(dst):
-        raise UsageError(f"-o {dst}: not a suffix this {tok.modality.name} model writes "
-                         f"({', '.join(tok.modality.writes())}; --codes writes .npy/.npz)")
+        raise UsageError(
+            f"-o {dst}: not a suffix this {tok.modality.name} model writes "
+            f"({', '.join(tok.modality.writes())}; --codes writes .npy/.npz)"
+        )
 
 
 def _vqz_files(root: Path) -> list[Path]:
@@ -182,4 +203,3 @@ def _pairs(inputs: list[Path], out: Path | None, suffix: str, files_in) -> tuple
             raise UsageError(f"{seen[dst]} and {src} would both be written to {dst}; rename one")
         seen[dst] = src
     return pairs, into_folder
-

@@ -76,20 +76,33 @@ def is_done(record: dict | None, src: Path, dst: Path, model_hash: str, settings
         st = src.stat()
     except OSError:
         return False
-    return (record.get("size"), record.get("mtime_ns"), record.get("model"), record.get("settings")) == \
-        (st.st_size, st.st_mtime_ns, model_hash, settings)
+    return (record.get("size"), record.get("mtime_ns"), record.get("model"), record.get("settings")) == (
+        st.st_size,
+        st.st_mtime_ns,
+        model_hash,
+        settings,
+    )
 
 
-def _record(src: Path, dst: Path, out: Path, model_hash: str, settings: dict, shapes: dict | None,
-            error: str | None) -> dict:
+def _record(
+    src: Path, dst: Path, out: Path, model_hash: str, settings: dict, shapes: dict | None, error: str | None
+) -> dict:
     try:
         st = src.stat()
         size, mtime = st.st_size, st.st_mtime_ns
     except OSError:
         size = mtime = None
-    return {"input": os.fsdecode(src), "size": size, "mtime_ns": mtime,
-            "output": os.fsdecode(dst.relative_to(out)), "shapes": shapes, "model": model_hash,
-            "settings": settings, "status": "failed" if error else "ok", "error": error}
+    return {
+        "input": os.fsdecode(src),
+        "size": size,
+        "mtime_ns": mtime,
+        "output": os.fsdecode(dst.relative_to(out)),
+        "shapes": shapes,
+        "model": model_hash,
+        "settings": settings,
+        "status": "failed" if error else "ok",
+        "error": error,
+    }
 
 
 def _append(path: Path, record: dict) -> None:
@@ -135,8 +148,9 @@ def _shard_process(shard: Shard, messages) -> None:
         pass
 
 
-def plan(jobs: list[tuple[Path, Path]], out: Path, model_hash: str, settings: dict,
-         main: bool) -> tuple[list[tuple[Path, Path]], int]:
+def plan(
+    jobs: list[tuple[Path, Path]], out: Path, model_hash: str, settings: dict, main: bool
+) -> tuple[list[tuple[Path, Path]], int]:
     """The jobs still to do (sorted by output) and how many are already done; rank 0 (``main``)
     compacts the manifest."""
     records = read_manifest(out)
@@ -151,8 +165,16 @@ def plan(jobs: list[tuple[Path, Path]], out: Path, model_hash: str, settings: di
     return todo, done
 
 
-def encode_corpus(jobs: list[tuple[Path, Path]], model: Path, model_hash: str, out: Path, settings: dict,
-                  device: str, n_jobs: int, console: Console) -> int:
+def encode_corpus(
+    jobs: list[tuple[Path, Path]],
+    model: Path,
+    model_hash: str,
+    out: Path,
+    settings: dict,
+    device: str,
+    n_jobs: int,
+    console: Console,
+) -> int:
     """Encode ``jobs`` into ``out`` (see the module); returns how many files failed, over all ranks."""
     from . import distributed
 
@@ -169,12 +191,12 @@ def encode_corpus(jobs: list[tuple[Path, Path]], model: Path, model_hash: str, o
     shards = world * n_jobs
     mine = [rank + world * k for k in range(n_jobs)]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    made = [Shard(todo[s::shards], model, settings, device, max(1, cpus // n_jobs), out, os.getpid())
-            for s in mine]
+    made = [Shard(todo[s::shards], model, settings, device, max(1, cpus // n_jobs), out, os.getpid()) for s in mine]
     if main and done:
         rest = f"encoding the other {len(todo)}" if todo else "nothing left to encode"
-        console.print(f"{done} of {len(jobs)} file(s) already encoded (manifest {out / MANIFEST}); {rest}",
-                      highlight=False)
+        console.print(
+            f"{done} of {len(jobs)} file(s) already encoded (manifest {out / MANIFEST}); {rest}", highlight=False
+        )
     count = sum(len(s.jobs) for s in made)
     with Progress(console=console, transient=True, disable=not main or count < 2) as progress:
         task = progress.add_task("encode", total=count)
@@ -193,8 +215,10 @@ def encode_corpus(jobs: list[tuple[Path, Path]], model: Path, model_hash: str, o
     wanted = {os.fsdecode(dst.relative_to(out)) for _, dst in jobs}
     failed = sum(1 for name in wanted if records.get(name, {}).get("status") != "ok")
     if main:
-        console.print(f"wrote {len(jobs) - failed} code file(s) to {out}" + (f"; {failed} failed" if failed else ""),
-                      highlight=False)
+        console.print(
+            f"wrote {len(jobs) - failed} code file(s) to {out}" + (f"; {failed} failed" if failed else ""),
+            highlight=False,
+        )
     if ranked:
         import torch.distributed as dist
 
@@ -236,8 +260,10 @@ def _run_processes(shards: list[Shard], report) -> None:
         raise (UsageError if status == "usage" else VqtokError)(message)
     dead = [p for p in procs if p.exitcode != 0]
     if dead:
-        raise VqtokError(f"{len(dead)} encoding process(es) died (exit status {dead[0].exitcode}); what they "
-                         "finished is in the manifest: run the same command again to encode the rest")
+        raise VqtokError(
+            f"{len(dead)} encoding process(es) died (exit status {dead[0].exitcode}); what they "
+            "finished is in the manifest: run the same command again to encode the rest"
+        )
 
 
 def _join_ranks() -> None:

@@ -23,8 +23,7 @@ def installed_defaults() -> dict[str, Path]:
     """Modality name -> its shipped default model file, for every installed modality that has one."""
     from .plugins import registry
 
-    return {name: m.default_model for name, m in sorted(registry().modalities.items())
-            if m.default_model is not None}
+    return {name: m.default_model for name, m in sorted(registry().modalities.items()) if m.default_model is not None}
 
 
 def installed_models() -> dict[str, Path]:
@@ -41,7 +40,7 @@ def installed_models() -> dict[str, Path]:
 
 def _named(text: str) -> Path:
     """The shipped model ``text[1:]``: a modality's default (``@audio``) or a named one (``@digits``)."""
-    name = text[len(PREFIX):]
+    name = text[len(PREFIX) :]
     models = installed_models()
     if name not in models:
         known = ", ".join(PREFIX + n for n in models) or "none installed"
@@ -71,10 +70,17 @@ def model_path(model: Path | str | None, files: Iterable[Path] = ()) -> Path:
     if len(matching) == 1:
         return _named(PREFIX + matching[0])
     offer = ", ".join(f"{PREFIX}{n} ({p.stem})" for n, p in defaults.items()) or "none installed"
-    why = ("these files belong to several modalities" if matching else
-           "no default model reads these files" if suffixes else "nothing to pick a default model by")
-    raise UsageError(f"no model given and {why}: pass --model FILE.safetensors, --model @MODALITY or set "
-                     f"{MODEL_ENV} (default models: {offer})")
+    why = (
+        "these files belong to several modalities"
+        if matching
+        else "no default model reads these files"
+        if suffixes
+        else "nothing to pick a default model by"
+    )
+    raise UsageError(
+        f"no model given and {why}: pass --model FILE.safetensors, --model @MODALITY or set "
+        f"{MODEL_ENV} (default models: {offer})"
+    )
 
 
 def model_by_hash(model_hash: str) -> Path | None:

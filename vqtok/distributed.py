@@ -64,7 +64,7 @@ def global_draw(draw, like: torch.Tensor) -> torch.Tensor:
     ``like`` ``(b, ...)`` is this rank's share of it: what one process would draw for the same rows."""
     b = like.shape[0]
     full = draw((b * world_size(), *like.shape[1:]), device=like.device, dtype=like.dtype)
-    return full[rank() * b:(rank() + 1) * b]
+    return full[rank() * b : (rank() + 1) * b]
 
 
 def collective_device() -> torch.device:

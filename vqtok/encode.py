@@ -32,8 +32,9 @@ def _stdin_to_file(suffix_hint: str) -> Path:
     return Path(tmp.name)
 
 
-def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None,
-          fmt: str) -> tuple[list[tuple[Path, Path | None]], bool]:
+def _jobs(
+    inputs: list[Path], tok: Tokenizer, out: Path | None, fmt: str
+) -> tuple[list[tuple[Path, Path | None]], bool]:
     """(input file, output path or None for stdout) for every file to encode, and whether they go into a
     folder (-o FOLDER) rather than to one file or stdout."""
     for item in inputs:
@@ -59,19 +60,24 @@ def _jobs(inputs: list[Path], tok: Tokenizer, out: Path | None,
         elif item.is_file():
             jobs.append((item, out / item.with_suffix(suffix).name))
         else:
-            raise UsageError(f"{item}: stdin (-) takes a single input" if str(item) == "-" else
-                             f"{item}: neither a file nor a folder")
+            raise UsageError(
+                f"{item}: stdin (-) takes a single input"
+                if str(item) == "-"
+                else f"{item}: neither a file nor a folder"
+            )
     seen: dict[Path, Path] = {}
     for src, dst in jobs:
         if dst in seen:
-            raise UsageError(f"{seen[dst]} and {src} would both be written to {dst}; "
-                             "encode them separately or rename one")
+            raise UsageError(
+                f"{seen[dst]} and {src} would both be written to {dst}; encode them separately or rename one"
+            )
         seen[dst] = src
     return jobs, True
 
 
-def encode_inputs(inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal,
-                  n_jobs: int = 1) -> int:
+def encode_inputs(
+    inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal, n_jobs: int = 1
+) -> int:
     """Encode every input; returns how many files failed. Into a folder, the corpus way
     (:mod:`vqtok.corpus`: ``n_jobs`` processes, a manifest, resumable): a file that cannot be read is
     reported and skipped and the others are all written. A single file's error is raised."""
@@ -87,7 +93,7 @@ def encode_inputs(inputs, model_path, out, fmt, n_q, label, force, device, conso
         _check_format(tok, folder_format == "npz")
         settings = {"format": folder_format, "n_q": n_q, "label": label}
         return encode_corpus(jobs, Path(model_path), tok.model_hash, out, settings, device, n_jobs, console)
-    (src, dst), = jobs  # --format wins over the name's suffix
+    ((src, dst),) = jobs  # --format wins over the name's suffix
     as_npz = fmt == "npz" if fmt else (dst.suffix.lower() == ".npz" if dst is not None else several)
     _check_format(tok, as_npz)
     if dst is not None:
@@ -111,8 +117,10 @@ def encode_to_file(tok: Tokenizer, src: Path, dst: Path, settings: dict) -> Code
 
 def _check_format(tok: Tokenizer, as_npz: bool) -> None:
     if len(tok.specs) > 1 and not as_npz:
-        raise UsageError(f"a {tok.family} model's codes have {len(tok.specs)} levels "
-                         f"({', '.join(tok.specs)}), which only .npz holds: use -o FILE.npz")
+        raise UsageError(
+            f"a {tok.family} model's codes have {len(tok.specs)} levels "
+            f"({', '.join(tok.specs)}), which only .npz holds: use -o FILE.npz"
+        )
 
 
 def _encoded(tok: Tokenizer, src: Path, n_q, label) -> CodeFile:
@@ -126,6 +134,5 @@ def _encoded(tok: Tokenizer, src: Path, n_q, label) -> CodeFile:
         finally:
             tmp.unlink(missing_ok=True)
     if not tok.modality.is_supported(src):
-        raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads "
-                         f"({', '.join(tok.modality.suffixes)})")
+        raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads ({', '.join(tok.modality.suffixes)})")
     return tok.encode_file(src, n_q, label)

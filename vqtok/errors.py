@@ -21,4 +21,3 @@ def first_line(error: BaseException) -> str:
     """The first line of an exception's message, or its type's name when the message is empty."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
-

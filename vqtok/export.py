@@ -59,5 +59,9 @@ def export_model(path: Path, out: Path, dtype: str) -> dict:
     meta["export"] = {"dtype": dtype, "from_model_hash": mf.meta["model_hash"], "from_file": Path(path).name}
     meta["decode"] = {**meta["decode"], **stored_facts(tok.modality, tok.config.options)}  # in this version's form
     model_hash = write_model(out, tensors, meta)
-    return {"bytes_before": Path(path).stat().st_size, "bytes_after": Path(out).stat().st_size,
-            "tensors_narrowed": len(names), "model_hash": model_hash}
+    return {
+        "bytes_before": Path(path).stat().st_size,
+        "bytes_after": Path(out).stat().st_size,
+        "tensors_narrowed": len(names),
+        "model_hash": model_hash,
+    }

@@ -12,5 +12,4 @@ def build_model(config: RunConfig, modality: Modality, label_names: list[str] = 
     """The family's model for ``config``; a conditional family gets one class per label name."""
     family = get_family(config.model.arch)
     n_labels = len(label_names) if family.conditional else 0
-    return family(modality.dims, modality.channels(config.options), config.model, config.family_options,
-                  n_labels)
+    return family(modality.dims, modality.channels(config.options), config.model, config.family_options, n_labels)

@@ -16,8 +16,9 @@ A plugin is a module (or object) registered under the ``vqtok`` entry-point grou
 A plugin may also add model families (``vqtok_families``) and commands (``vqtok_commands``). A plugin
 module may state the hook API it was written for, ``VQTOK_HOOK_API = 2``: a plugin written for another
 major version is refused with a message saying so. The built-in ``image`` and ``audio``
-modalities and the built-in families (``vqtok.models.builtin``) use exactly this path. ``HOOK_API_VERSION`` rises whenever
-a hook changes in a way that breaks existing plugins; ``docs/plugins.md`` is the tutorial.
+modalities and the built-in families (``vqtok.models.builtin``) use exactly this path.
+``HOOK_API_VERSION`` rises whenever a hook changes in a way that breaks existing plugins; ``docs/plugins.md``
+is the tutorial.
 """
 
 import pluggy

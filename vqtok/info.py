@@ -32,8 +32,12 @@ def latent_rates(decode: dict) -> dict[str, dict]:
     out = {}
     for name, spec in decode["latents"].items():
         sizes = spec.get("codebook_sizes")
-        entry = {"channels": spec["channels"], "hop": spec["hop"], "discrete": sizes is not None,
-                 "bits_per_position": sum(math.log2(k) for k in sizes) if sizes else None}
+        entry = {
+            "channels": spec["channels"],
+            "hop": spec["hop"],
+            "discrete": sizes is not None,
+            "bits_per_position": sum(math.log2(k) for k in sizes) if sizes else None,
+        }
         across = math.prod(math.ceil(n / spec["hop"]) for n in (size or [])[:-1])
         if per_second:
             entry["positions_per_second"] = per_second / spec["hop"] * across
@@ -65,8 +69,11 @@ def model_report(path: Path) -> dict:
         "vqtok_version": meta.get("vqtok_version"),
         "model_hash": meta.get("model_hash"),
         "about": meta["config"].get("about", ""),
-        "parameters": sum(t.numel() for k, t in mf.section("model").items() if ".codebook" not in k
-                           and not k.split(".")[-1].startswith(("ema_", "initialized"))),
+        "parameters": sum(
+            t.numel()
+            for k, t in mf.section("model").items()
+            if ".codebook" not in k and not k.split(".")[-1].startswith(("ema_", "initialized"))
+        ),
         "decode": decode,
         "latents": rates,
         "config": meta["config"],

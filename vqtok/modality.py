@@ -177,8 +177,9 @@ class Modality(abc.ABC):
         """Write a PNG comparing a batch of originals with their reconstructions; False if not offered."""
         return False
 
-    def report_figures(self, originals: list[torch.Tensor], reconstructions: list[torch.Tensor], folder: Path,
-                       options) -> list[Path]:
+    def report_figures(
+        self, originals: list[torch.Tensor], reconstructions: list[torch.Tensor], folder: Path, options
+    ) -> list[Path]:
         """Pictures for ``vqtok eval --plots``: a few originals and their reconstructions, each
         ``(C, *S)`` (sizes may differ between examples), drawn into ``folder``; returns the files written.
         Default: the :meth:`preview` picture as ``reconstructions.png`` when the examples share one size."""
@@ -223,8 +224,11 @@ def stored_facts(modality: Modality, options) -> dict:
     """What a model file records about its modality's data, for tools that read the file without the plugin
     (``vqtok info``): the time axis (input elements per second, or None), the training example's size per
     axis, and the :meth:`Modality.facts` to show."""
-    return {"elements_per_second": modality.time_axis(options), "example_size": modality.example_size(options),
-            "facts": modality.facts(options)}
+    return {
+        "elements_per_second": modality.time_axis(options),
+        "example_size": modality.example_size(options),
+        "facts": modality.facts(options),
+    }
 
 
 class SignalWriter(abc.ABC):
@@ -266,7 +270,5 @@ def find_files(root: Path, modality: Modality) -> list[Path]:
     if not files:
         any_file = any(p.is_file() for p in root.rglob("*"))
         what = "no supported files" if any_file else "an empty folder"
-        raise VqtokError(
-            f"{root}: {what} for modality {modality.name!r} (it reads {', '.join(modality.suffixes)})"
-        )
+        raise VqtokError(f"{root}: {what} for modality {modality.name!r} (it reads {', '.join(modality.suffixes)})")
     return files

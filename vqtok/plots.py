@@ -50,7 +50,7 @@ def read_metrics_log(path: Path) -> list[dict]:
             record = json.loads(line)
             by_step[int(record["step"])] = record
         except (ValueError, KeyError, TypeError):
-            raise VqtokError(f"{path}:{number}: not a vqtok metrics line (JSON with a \"step\")") from None
+            raise VqtokError(f'{path}:{number}: not a vqtok metrics line (JSON with a "step")') from None
     if not by_step:
         raise VqtokError(f"{path}: no metrics in it yet")
     return [by_step[s] for s in sorted(by_step)]
@@ -91,7 +91,7 @@ def training_curves(logs: list[Path], out: Path, only: list[str] | None = None) 
             ax.set_title(name, fontsize="medium")
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(names):]:
+        for ax in list(axes.flat)[len(names) :]:
             ax.set_visible(False)
         if len(logs) > 1:
             axes.flat[0].legend(fontsize="small")
@@ -108,8 +108,16 @@ def _draw_metric(ax, records: list[dict], name: str, color: str, label: str | No
     for j in range(width):
         ys = [v[j] if j < len(v) and _is_number(v[j]) else float("nan") for v in values]
         marker = "o" if len(points) < 12 else None  # sparse metrics (held-out ones) as dots
-        ax.plot(steps, ys, color=color, lw=1.0 if width == 1 else 0.6, alpha=1.0 if width == 1 else 0.7,
-                marker=marker, ms=3, label=label if j == 0 else None)
+        ax.plot(
+            steps,
+            ys,
+            color=color,
+            lw=1.0 if width == 1 else 0.6,
+            alpha=1.0 if width == 1 else 0.7,
+            marker=marker,
+            ms=3,
+            label=label if j == 0 else None,
+        )
     flat = [y for v in values for y in v if _is_number(y)]
     if flat and min(flat) > 0 and max(flat) / min(flat) > 50:
         ax.set_yscale("log")
@@ -127,9 +135,11 @@ def code_usage_figure(counts: dict[str, list[torch.Tensor]], out: Path) -> None:
             ax.bar(range(len(share)), share.numpy(), width=1.0, color="tab:blue")
             if share[0] > 0:
                 ax.set_yscale("log")
-            ax.set_title(f"{name}, codebook {q}: perplexity {perplexity(c):.1f} of {len(c)}, "
-                         f"{used_share(c):.0%} used", fontsize="small")
+            ax.set_title(
+                f"{name}, codebook {q}: perplexity {perplexity(c):.1f} of {len(c)}, {used_share(c):.0%} used",
+                fontsize="small",
+            )
             ax.set_xlabel("codes, most used first")
             ax.set_ylabel("share of positions")
-        for ax in list(axes.flat)[len(panels):]:
+        for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)

@@ -60,8 +60,9 @@ class Registry:
 
 def _lookup(kind: str, name: str, items: dict, conflicts: dict, flag: str):
     if name in conflicts:
-        raise PluginError(f"{kind} {name!r} is claimed by several plugins: {', '.join(conflicts[name])}; "
-                          "uninstall one of them")
+        raise PluginError(
+            f"{kind} {name!r} is claimed by several plugins: {', '.join(conflicts[name])}; uninstall one of them"
+        )
     try:
         return items[name]
     except KeyError:
@@ -98,8 +99,10 @@ def installed(plugin, name: str):
 
 def _sources() -> list[tuple[PluginInfo, Callable[[], object]]]:
     """Every plugin to load: the entry points of installed packages, then those of :func:`installed`."""
-    found = [(PluginInfo(ep.name, ep.value, ep.dist.name if ep.dist else "?", ep.dist.version if ep.dist else "?"),
-              ep.load) for ep in _entry_points()]
+    found = [
+        (PluginInfo(ep.name, ep.value, ep.dist.name if ep.dist else "?", ep.dist.version if ep.dist else "?"), ep.load)
+        for ep in _entry_points()
+    ]
     for name, plugin in _IN_PROCESS.items():
         module = getattr(plugin, "__name__", type(plugin).__name__)
         found.append((PluginInfo(name, module, "(registered in this process)", "-"), lambda p=plugin: p))
@@ -127,8 +130,9 @@ def registry() -> Registry:
     modalities, conflicts = _collect(pm.hook.vqtok_modalities, infos, "modalities", _check_modality)
     families, family_conflicts = _collect(pm.hook.vqtok_families, infos, "families", _check_family)
     commands, command_conflicts = _collect(pm.hook.vqtok_commands, infos, "commands", command_name)
-    return Registry(list(infos.values()), modalities, conflicts, families, family_conflicts, commands,
-                    command_conflicts)
+    return Registry(
+        list(infos.values()), modalities, conflicts, families, family_conflicts, commands, command_conflicts
+    )
 
 
 def api_problems(plugin) -> list[str]:
@@ -136,8 +140,10 @@ def api_problems(plugin) -> list[str]:
     stated = getattr(plugin, "VQTOK_HOOK_API", None)
     if stated is None or str(stated).split(".")[0] == str(hookspecs.HOOK_API_VERSION):
         return []
-    return [f"written for vqtok hook API {stated}, but this vqtok {__version__} has hook API "
-            f"{hookspecs.HOOK_API_VERSION}.{hookspecs.HOOK_API_MINOR}: install a version of the plugin made for it"]
+    return [
+        f"written for vqtok hook API {stated}, but this vqtok {__version__} has hook API "
+        f"{hookspecs.HOOK_API_VERSION}.{hookspecs.HOOK_API_MINOR}: install a version of the plugin made for it"
+    ]
 
 
 def command_name(command) -> str | None:
@@ -165,7 +171,9 @@ def hook_problems(plugin) -> list[str]:
         value = getattr(plugin, name, None)
         marked = hasattr(value, f"{GROUP}_impl")
         if marked and name not in known:
-            problems.append(f"{name} is marked @vqtok.hookimpl but is no vqtok hook (known: {', '.join(sorted(known))})")
+            problems.append(
+                f"{name} is marked @vqtok.hookimpl but is no vqtok hook (known: {', '.join(sorted(known))})"
+            )
         elif callable(value) and not marked and name in known:
             problems.append(f"{name} is not marked @vqtok.hookimpl, so vqtok would never call it")
     return problems
@@ -195,8 +203,11 @@ def _collect(hook, infos: dict[str, PluginInfo], kind: str, name_of) -> tuple[di
             provided = list(impl.function() or [])
             bad = [item for item in provided if name_of(item) is None]
             if bad:
-                what = {"modalities": "a named vqtok Modality", "families": "a named vqtok Family subclass",
-                        "commands": "a typer.Typer with a name or a function"}[kind]
+                what = {
+                    "modalities": "a named vqtok Modality",
+                    "families": "a named vqtok Family subclass",
+                    "commands": "a typer.Typer with a name or a function",
+                }[kind]
                 raise TypeError(f"vqtok_{kind} returned {bad[0]!r}, not {what}")
         except Exception as e:
             _fail(info, e)

@@ -47,5 +47,8 @@ def run_quickstart(out: Path, steps: int | None, console: Console) -> None:
     console.rule("[bold]quickstart done")
     for line in lines:
         console.print(line, highlight=False)
-    console.print(f"Next: vqtok info {out / 'speech.safetensors'}; vqtok encode --model "
-                  f"{out / 'speech.safetensors'} YOUR.wav > codes.npy", highlight=False)
+    console.print(
+        f"Next: vqtok info {out / 'speech.safetensors'}; vqtok encode --model "
+        f"{out / 'speech.safetensors'} YOUR.wav > codes.npy",
+        highlight=False,
+    )

@@ -19,8 +19,10 @@ def sample_targets(out: Path, n: int, modality: Modality, names: list[str]) -> t
     ``names`` (one per sample, may be empty strings) are added to the file names, e.g. the label."""
     if out.suffix and not out.is_dir():
         if not modality.can_write(out):
-            raise UsageError(f"-o {out}: not a suffix this {modality.name} model writes "
-                             f"({', '.join(modality.writes())}); or give a folder")
+            raise UsageError(
+                f"-o {out}: not a suffix this {modality.name} model writes "
+                f"({', '.join(modality.writes())}); or give a folder"
+            )
         return out, []
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: exists and is not a folder")
@@ -35,8 +37,10 @@ def write_samples(x: torch.Tensor, one: Path | None, files: list[Path], modality
             if x.shape[0] == 1:
                 modality.save(x[0], tmp, options)
             elif not modality.save_batch(x, tmp, options):
-                raise UsageError(f"-o {one}: {x.shape[0]} {modality.name} samples do not fit in one file; "
-                                 "give a folder (-o DIR) or -n 1")
+                raise UsageError(
+                    f"-o {one}: {x.shape[0]} {modality.name} samples do not fit in one file; "
+                    "give a folder (-o DIR) or -n 1"
+                )
         return
     files[0].parent.mkdir(parents=True, exist_ok=True)
     for sample, path in zip(x, files):

@@ -29,10 +29,23 @@ from pathlib import Path
 
 import pytest
 
-TINY_MODEL = {"channels": 8, "max_channels": 16, "latent_dim": 8, "codebook_size": 32, "res_blocks": 1,
-              "strides": [2, 2]}  # hop 4: a few seconds of training on a CPU
-TINY_TRAIN = {"steps": 2, "batch_size": 2, "workers": 0, "log_every": 1, "checkpoint_every": 1000,
-              "warmup_steps": 0, "device": "cpu"}
+TINY_MODEL = {
+    "channels": 8,
+    "max_channels": 16,
+    "latent_dim": 8,
+    "codebook_size": 32,
+    "res_blocks": 1,
+    "strides": [2, 2],
+}  # hop 4: a few seconds of training on a CPU
+TINY_TRAIN = {
+    "steps": 2,
+    "batch_size": 2,
+    "workers": 0,
+    "log_every": 1,
+    "checkpoint_every": 1000,
+    "warmup_steps": 0,
+    "device": "cpu",
+}
 
 
 class ContractError(AssertionError):
@@ -60,8 +73,9 @@ def _installed_as(modality):
 
 
 # ---- check_modality --------------------------------------------------------------------------------------
-def check_modality(modality, data: Path, options: dict | None = None, workdir: Path | None = None,
-                   train: bool = True) -> None:
+def check_modality(
+    modality, data: Path, options: dict | None = None, workdir: Path | None = None, train: bool = True
+) -> None:
     """Run the modality contract on the files under ``data`` (at least one the modality reads; a few
     suffice) with the modality's ``options`` (its recipe table, e.g. ``{"n_mels": 64}``). ``workdir``
     (default: a temporary folder) receives the files the check writes. ``train=False`` skips the short
@@ -80,8 +94,9 @@ def check_modality(modality, data: Path, options: dict | None = None, workdir: P
             with installed(plugin, f"under-test-{modality.name}"):
                 _check_modality(modality, Path(data), options or {}, work, train, problems)
     if problems:
-        raise ContractError(f"modality {modality.name!r} breaks the vqtok contract:\n"
-                            + "\n".join(f"  - {p}" for p in problems))
+        raise ContractError(
+            f"modality {modality.name!r} breaks the vqtok contract:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
 
 def _check_modality(modality, data: Path, options: dict, work: Path, train: bool, problems: list[str]) -> None:
@@ -140,7 +155,8 @@ def _check_reading(modality, path: Path, opts, problems: list[str]):
         problems.append(f"{where} returned {type(x).__name__} {getattr(x, 'dtype', '')}; it must be a float32 tensor")
         return None
     if x.ndim != modality.dims + 1:
-        problems.append(f"{where} has shape {tuple(x.shape)}: dims = {modality.dims} needs (C, {'T' if modality.dims == 1 else 'H, W'})")
+        axes = "T" if modality.dims == 1 else "H, W"
+        problems.append(f"{where} has shape {tuple(x.shape)}: dims = {modality.dims} needs (C, {axes})")
         return None
     if x.shape[0] != modality.channels(opts):
         problems.append(f"{where} has {x.shape[0]} channels, but channels() says {modality.channels(opts)}")
@@ -149,8 +165,10 @@ def _check_reading(modality, path: Path, opts, problems: list[str]):
     low, high = modality.value_range
     slack = 1e-3 * (high - low)
     if x.numel() and (x.min() < low - slack or x.max() > high + slack):
-        problems.append(f"{where} spans [{x.min():.4g}, {x.max():.4g}], outside value_range {modality.value_range}: "
-                        "normalise in load (and undo it in save), or declare the range")
+        problems.append(
+            f"{where} spans [{x.min():.4g}, {x.max():.4g}], outside value_range {modality.value_range}: "
+            "normalise in load (and undo it in save), or declare the range"
+        )
     return x
 
 
@@ -177,12 +195,16 @@ def _check_training_examples(modality, files: list[Path], opts, problems: list[s
         a = modality.training_example(path, opts, torch.Generator().manual_seed(1))
         b = modality.training_example(path, opts, torch.Generator().manual_seed(1))
         if a.shape != b.shape or not torch.equal(a, b):
-            problems.append(f"training_example({path.name}) differs for the same generator seed: draw every "
-                            "random choice from the generator it is given")
+            problems.append(
+                f"training_example({path.name}) differs for the same generator seed: draw every "
+                "random choice from the generator it is given"
+            )
         shapes.add(tuple(a.shape))
     if len(shapes) > 1:
-        problems.append(f"training examples have different shapes {sorted(shapes)}: every example of a run must "
-                        "have one shape (crop or pad them)")
+        problems.append(
+            f"training examples have different shapes {sorted(shapes)}: every example of a run must "
+            "have one shape (crop or pad them)"
+        )
     size = modality.example_size(opts)
     if size is not None and shapes and list(next(iter(shapes))[1:]) != list(size):
         problems.append(f"example_size() says {size}, but training examples are {next(iter(shapes))[1:]}")
@@ -202,8 +224,10 @@ def _check_writing(modality, x, opts, work: Path, problems: list[str]) -> None:
     if y.shape != x.shape:
         problems.append(f"save then load changes the shape: {tuple(x.shape)} -> {tuple(y.shape)}")
     elif (y - x).abs().mean() > 0.02 * (high - low):
-        problems.append(f"save then load changes the values by {(y - x).abs().mean():.4g} on average "
-                        f"(over 2% of value_range {modality.value_range})")
+        problems.append(
+            f"save then load changes the values by {(y - x).abs().mean():.4g} on average "
+            f"(over 2% of value_range {modality.value_range})"
+        )
 
 
 def _check_bad_input(modality, opts, work: Path, problems: list[str]) -> None:
@@ -219,8 +243,10 @@ def _check_bad_input(modality, opts, work: Path, problems: list[str]) -> None:
             if path.name not in str(e):
                 problems.append(f"the error for {what} does not name the file: {e}")
         except Exception as e:
-            problems.append(f"load of {what} raised {type(e).__name__}: {e}; raise vqtok.errors.VqtokError naming "
-                            "the file, so the user gets one clear line")
+            problems.append(
+                f"load of {what} raised {type(e).__name__}: {e}; raise vqtok.errors.VqtokError naming "
+                "the file, so the user gets one clear line"
+            )
 
 
 def _check_model(modality, data: Path, path: Path, options: dict, work: Path, problems: list[str]) -> None:
@@ -231,8 +257,16 @@ def _check_model(modality, data: Path, path: Path, options: dict, work: Path, pr
     from vqtok.plugins import get_modality
     from vqtok.train import Trainer
 
-    config = resolve({"modality": modality.name, "data": str(data), modality.name: options,
-                      "model": TINY_MODEL, "train": TINY_TRAIN}, get_modality=get_modality)
+    config = resolve(
+        {
+            "modality": modality.name,
+            "data": str(data),
+            modality.name: options,
+            "model": TINY_MODEL,
+            "train": TINY_TRAIN,
+        },
+        get_modality=get_modality,
+    )
     out = work / "check.safetensors"
     try:
         Trainer(config, modality, out).run()
@@ -252,16 +286,20 @@ def _check_model(modality, data: Path, path: Path, options: dict, work: Path, pr
     report = model_report(out)
     per_second = modality.time_axis(config.options)
     if per_second:
-        positions = per_second / tok.hop * math.prod(
-            math.ceil(n / tok.hop) for n in (modality.example_size(config.options) or [0])[:-1])
+        positions = (
+            per_second
+            / tok.hop
+            * math.prod(math.ceil(n / tok.hop) for n in (modality.example_size(config.options) or [0])[:-1])
+        )
         expected = positions * sum(math.log2(k) for s in tok.specs.values() for k in s.codebook_sizes or [])
         if not math.isclose(report.get("bitrate_bps", -1), expected, rel_tol=1e-6):
             problems.append(f"vqtok info reports {report.get('bitrate_bps')} bit/s; the time axis gives {expected:g}")
 
 
 # ---- check_family ----------------------------------------------------------------------------------------
-def check_family(family, modality: str = "image", data: Path | None = None, options: dict | None = None,
-                 workdir: Path | None = None) -> None:
+def check_family(
+    family, modality: str = "image", data: Path | None = None, options: dict | None = None, workdir: Path | None = None
+) -> None:
     """Run the family contract with the built-in ``modality`` on ``data`` (default: the samples vqtok
     ships): build, train two steps, then encode and decode, checking the latents against
     ``family.latents()``. ``options``: the family's own table (``{"levels": [8, 5, 5]}``). Raises
@@ -271,13 +309,15 @@ def check_family(family, modality: str = "image", data: Path | None = None, opti
 
     data = Path(data) if data else SAMPLES_DIR / ("images" if modality == "image" else "speech")
     problems: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp, installed(_plugin_object(f"check_family[{family.name}]",
-                                                                        families=[family]),
-                                                         f"under-test-{family.name}"):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        installed(_plugin_object(f"check_family[{family.name}]", families=[family]), f"under-test-{family.name}"),
+    ):
         _check_family(family, modality, data, options or {}, Path(workdir or tmp), problems)
     if problems:
-        raise ContractError(f"family {family.name!r} breaks the vqtok contract:\n"
-                            + "\n".join(f"  - {p}" for p in problems))
+        raise ContractError(
+            f"family {family.name!r} breaks the vqtok contract:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
 
 def _check_family(family, modality: str, data: Path, options: dict, work: Path, problems: list[str]) -> None:
@@ -294,8 +334,13 @@ def _check_family(family, modality: str, data: Path, options: dict, work: Path, 
         problems.append(f"vqtok does not load it as a family: {'; '.join(failed) or 'name it and subclass Family'}")
         return
     size = {"image": {"size": 32}, "audio": {"segment_seconds": 0.25}}.get(modality, {})
-    recipe = {"modality": modality, "data": str(data), modality: size, "model": {**TINY_MODEL, "arch": family.name},
-              "train": TINY_TRAIN}
+    recipe = {
+        "modality": modality,
+        "data": str(data),
+        modality: size,
+        "model": {**TINY_MODEL, "arch": family.name},
+        "train": TINY_TRAIN,
+    }
     if options:
         recipe[family.name] = options
     try:
@@ -318,9 +363,14 @@ def _check_family(family, modality: str, data: Path, options: dict, work: Path, 
             t = latents[name]
             if t.shape[1] != spec.channels:
                 problems.append(f"latent {name!r} has {t.shape[1]} channels; latents() says {spec.channels}")
-            if spec.discrete and (t.dtype.is_floating_point or t.min() < 0 or
-                                  any(t[:, q].max() >= k for q, k in enumerate(spec.codebook_sizes))):
-                problems.append(f"latent {name!r}: codes must be integers within the codebook sizes {spec.codebook_sizes}")
+            if spec.discrete and (
+                t.dtype.is_floating_point
+                or t.min() < 0
+                or any(t[:, q].max() >= k for q, k in enumerate(spec.codebook_sizes))
+            ):
+                problems.append(
+                    f"latent {name!r}: codes must be integers within the codebook sizes {spec.codebook_sizes}"
+                )
         y = tok.model.decode(latents, None)
     if y.shape != tok.pad_to_hop(x[None]).shape:
         problems.append(f"decode(encode(x)) has shape {tuple(y.shape)}, x {tuple(tok.pad_to_hop(x[None]).shape)}")
@@ -365,13 +415,14 @@ def vqtok_plugin():
 def vqtok_cli(tmp_path):
     """``vqtok_cli(*args, plugins={name: module}, python_path=[...], check=True)``: run ``vqtok ARGS`` in a
     subprocess (stdout and stderr as text), with ``plugins`` installed there through a real entry point."""
+
     def run(*args, plugins: dict[str, str] | None = None, python_path=(), check: bool = True):
         env = {**os.environ, "COLUMNS": "200"}
         if plugins:
             env.update(plugin_environment(tmp_path, plugins, python_path))
-        proc = subprocess.run([sys.executable, "-m", "vqtok", *map(str, args)], capture_output=True, text=True,
-                              env=env)
+        proc = subprocess.run([sys.executable, "-m", "vqtok", *map(str, args)], capture_output=True, text=True, env=env)
         if check and proc.returncode != 0:
             raise AssertionError(f"vqtok {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
         return proc
+
     return run

@@ -24,8 +24,16 @@ from vqtok.files.model import read_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "vqtok" / "samples"
-TINY_IMAGE = ["image.size=32", "model.strides=[2,2]", "model.channels=16", "model.max_channels=32",
-              "model.latent_dim=8", "model.codebook_size=64", "train.batch_size=16", "train.log_every=10"]
+TINY_IMAGE = [
+    "image.size=32",
+    "model.strides=[2,2]",
+    "model.channels=16",
+    "model.max_channels=32",
+    "model.latent_dim=8",
+    "model.codebook_size=64",
+    "train.batch_size=16",
+    "train.log_every=10",
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,8 +47,10 @@ def vqtok_cli(*args, launcher=(sys.executable,)) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.parametrize("name, path", [("@audio", SAMPLES / "speech" / "agent-alreadyon.wav"),
-                                        ("@image", SAMPLES / "images" / "chelsea.png")])
+@pytest.mark.parametrize(
+    "name, path",
+    [("@audio", SAMPLES / "speech" / "agent-alreadyon.wav"), ("@image", SAMPLES / "images" / "chelsea.png")],
+)
 def test_a_shipped_model_codes_on_the_gpu_as_on_the_cpu(name, path):
     if path.suffix == ".wav":
         x = torch.from_numpy(sf.read(path, dtype="float32")[0])[None]
@@ -58,15 +68,39 @@ def test_a_shipped_model_codes_on_the_gpu_as_on_the_cpu(name, path):
 
 def test_a_bf16_training_on_the_gpu_learns_and_keeps_float32_codebooks(tmp_path):
     out = tmp_path / "m.safetensors"
-    vqtok_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", out, "--steps", 200,
-              "--device", "cuda", *TINY_IMAGE)
+    vqtok_cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "-o",
+        out,
+        "--steps",
+        200,
+        "--device",
+        "cuda",
+        *TINY_IMAGE,
+    )
     log = [json.loads(line) for line in out.with_name("m.metrics.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < 0.6 * log[0]["loss"], (log[0]["loss"], log[-1]["loss"])
     mf = read_model(out)
     assert mf.meta["training"]["device"].startswith("cuda") and mf.meta["config"]["train"]["amp"]
     assert mf.tensors["model.quantizer.levels.0.codebook"].dtype == torch.float32
-    vqtok_cli("train-prior", "--model", out, "--data", SAMPLES / "images", "--steps", 50, "--device", "cuda",
-              "prior.width=32", "prior.layers=4", "train.batch_size=8")
+    vqtok_cli(
+        "train-prior",
+        "--model",
+        out,
+        "--data",
+        SAMPLES / "images",
+        "--steps",
+        50,
+        "--device",
+        "cuda",
+        "prior.width=32",
+        "prior.layers=4",
+        "train.batch_size=8",
+    )
     vqtok_cli("sample", "--model", out, "-n", 4, "-o", tmp_path / "samples", "--device", "cuda")
     assert len(list((tmp_path / "samples").iterdir())) == 4
 
@@ -76,7 +110,20 @@ def test_torchrun_over_nccl_trains_and_saves_once(tmp_path):
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node", "1"]
     if not Path(torchrun[0]).exists():
         torchrun = [sys.executable, "-m", "torch.distributed.run", *torchrun[1:]]
-    vqtok_cli("train", "--modality", "image", "--data", SAMPLES / "images", "-o", out, "--steps", 20,
-              "--device", "cuda", *TINY_IMAGE, launcher=torchrun)
+    vqtok_cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "-o",
+        out,
+        "--steps",
+        20,
+        "--device",
+        "cuda",
+        *TINY_IMAGE,
+        launcher=torchrun,
+    )
     assert read_model(out).meta["training"]["world_size"] == 1
     assert os.path.getsize(out) > 0

@@ -55,8 +55,15 @@ def change_speed(x: torch.Tensor, factor: float) -> torch.Tensor:
     return resample(x, round(factor * SPEED_STEPS), SPEED_STEPS)
 
 
-def perturb(x: torch.Tensor, sample_rate: int, gain_db: list[float], band_limit: float, noise: float,
-            noise_snr_db: list[float], generator: torch.Generator) -> torch.Tensor:
+def perturb(
+    x: torch.Tensor,
+    sample_rate: int,
+    gain_db: list[float],
+    band_limit: float,
+    noise: float,
+    noise_snr_db: list[float],
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Band limits, noise, then gain on a ``(C, n)`` segment at ``sample_rate``, each as drawn."""
     if _chance(band_limit, generator):
         low_cut = math.exp(_uniform(*map(math.log, HIGH_PASS_HZ), generator))

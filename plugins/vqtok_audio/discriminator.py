@@ -27,14 +27,19 @@ class STFTDiscriminator(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.convs = nn.ModuleList([nn.Conv2d(2, c, (3, 9), padding=(1, 4))])
         for dilation in (1, 2, 4):
-            self.convs.append(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(dilation, 1),
-                                        padding=(dilation, 4)))
+            self.convs.append(nn.Conv2d(c, c, (3, 9), stride=(1, 2), dilation=(dilation, 1), padding=(dilation, 4)))
         self.convs.append(nn.Conv2d(c, c, (3, 3), padding=(1, 1)))
         self.logits = nn.Conv2d(c, 1, (3, 3), padding=(1, 1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        spec = torch.stft(x.reshape(-1, x.shape[-1]).float(), self.n_fft, self.n_fft // 4, window=self.window,
-                          pad_mode="constant", return_complex=True)  # (B, F, frames)
+        spec = torch.stft(
+            x.reshape(-1, x.shape[-1]).float(),
+            self.n_fft,
+            self.n_fft // 4,
+            window=self.window,
+            pad_mode="constant",
+            return_complex=True,
+        )  # (B, F, frames)
         h = torch.view_as_real(spec).permute(0, 3, 2, 1).to(x.dtype)  # (B, 2, frames, F)
         features = []
         for conv in self.convs:
@@ -48,8 +53,9 @@ class MultiResolutionSTFTDiscriminator(nn.Module):
 
     def __init__(self, sample_rate: int, channels: int):
         super().__init__()
-        self.discriminators = nn.ModuleList(STFTDiscriminator(fft_size(sample_rate, s), channels)
-                                            for s in WINDOW_SECONDS)
+        self.discriminators = nn.ModuleList(
+            STFTDiscriminator(fft_size(sample_rate, s), channels) for s in WINDOW_SECONDS
+        )
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """``(B, 1, T)`` -> per resolution, its feature maps and (last) logits."""

@@ -13,8 +13,9 @@ MAX_EXAMPLES = 4
 TOP_DB = 80.0
 
 
-def comparison_figures(originals: list[torch.Tensor], reconstructions: list[torch.Tensor], folder: Path,
-                       sample_rate: int) -> list[Path]:
+def comparison_figures(
+    originals: list[torch.Tensor], reconstructions: list[torch.Tensor], folder: Path, sample_rate: int
+) -> list[Path]:
     """Two PNGs for up to ``MAX_EXAMPLES`` pairs of ``(1, T)`` signals: ``waveforms.png`` (the original
     and the reconstruction overlaid, and their difference) and ``spectrograms.png`` (log-mel of each,
     on the original's dB scale, so lost or added energy shows)."""
@@ -36,8 +37,15 @@ def comparison_figures(originals: list[torch.Tensor], reconstructions: list[torc
             top = float(db[0].max())
             seconds = x.shape[-1] / sample_rate
             for ax, d, title in zip(row, db, ("original", "reconstruction")):
-                image = ax.imshow(d.numpy(), origin="lower", aspect="auto", cmap="magma", vmin=top - TOP_DB,
-                                  vmax=top, extent=(0, seconds, 0, d.shape[0]))
+                image = ax.imshow(
+                    d.numpy(),
+                    origin="lower",
+                    aspect="auto",
+                    cmap="magma",
+                    vmin=top - TOP_DB,
+                    vmax=top,
+                    extent=(0, seconds, 0, d.shape[0]),
+                )
                 ax.set_title(title, fontsize="small")
                 ax.set_ylabel("mel band")
             fig.colorbar(image, ax=list(row), label="dB")

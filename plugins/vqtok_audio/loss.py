@@ -31,8 +31,9 @@ def stft_distance(x_hat: torch.Tensor, x: torch.Tensor, n_fft: int, range_db: fl
     return convergence + log_spectral_l1(s_hat, s, range_db)
 
 
-def multi_resolution_stft_distance(x_hat: torch.Tensor, x: torch.Tensor, sample_rate: int,
-                                   range_db: float | None = None) -> torch.Tensor:
+def multi_resolution_stft_distance(
+    x_hat: torch.Tensor, x: torch.Tensor, sample_rate: int, range_db: float | None = None
+) -> torch.Tensor:
     """:func:`stft_distance` averaged over windows of about 32, 64 and 128 ms; ``(B, 1, T)`` -> scalar.
 
     0 for identical signals; finite when either one is silent.
@@ -41,8 +42,9 @@ def multi_resolution_stft_distance(x_hat: torch.Tensor, x: torch.Tensor, sample_
     return sum(stft_distance(x_hat, x, n_fft, range_db) for n_fft in sizes) / len(sizes)
 
 
-def waveform_loss(x_hat: torch.Tensor, x: torch.Tensor, sample_rate: int,
-                  range_db: float | None = None) -> dict[str, torch.Tensor]:
+def waveform_loss(
+    x_hat: torch.Tensor, x: torch.Tensor, sample_rate: int, range_db: float | None = None
+) -> dict[str, torch.Tensor]:
     """``{"recon": l1 + stft, "l1", "stft"}`` for a batch ``(B, 1, T)``, computed in float32; ``range_db``
     as in :func:`stft_distance`."""
     x_hat, x = x_hat.float(), x.float()

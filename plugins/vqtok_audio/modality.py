@@ -72,7 +72,9 @@ class AudioModality(Modality):
     default_suffix = ".wav"
     long_inputs = "stream"  # files of any length, in chunks
     pad_mode = "constant"  # silence after the end
-    default_model = Path(__file__).parent / "default" / "speech-8k-voices.safetensors"  # recipes/speech-8k-voices-more.toml
+    default_model = (
+        Path(__file__).parent / "default" / "speech-8k-voices.safetensors"
+    )  # recipes/speech-8k-voices-more.toml
 
     def channels(self, options: AudioOptions) -> int:
         return 1
@@ -93,8 +95,11 @@ class AudioModality(Modality):
         return {"sample rate": f"{options.sample_rate} Hz, mono"}
 
     def quality_labels(self) -> dict[str, str]:
-        return {"si_sdr_db": "SI-SDR (dB)", "mr_stft": "multi-resolution STFT distance",
-                "log_mel_distance_db": "log-mel distance (dB)"}
+        return {
+            "si_sdr_db": "SI-SDR (dB)",
+            "mr_stft": "multi-resolution STFT distance",
+            "log_mel_distance_db": "log-mel distance (dB)",
+        }
 
     def example_size(self, options: AudioOptions) -> list[int]:
         return [options.segment_length()]
@@ -127,8 +132,15 @@ class AudioModality(Modality):
             x = streaming.read_segment(f, options.sample_rate, start, min(start + read, total))
         x = augment.change_speed(x, speed)[:, :wanted]
         if options.perturbs():
-            x = augment.perturb(x, options.sample_rate, options.gain_db, options.band_limit, options.noise,
-                                options.noise_snr_db, generator)
+            x = augment.perturb(
+                x,
+                options.sample_rate,
+                options.gain_db,
+                options.band_limit,
+                options.noise,
+                options.noise_snr_db,
+                generator,
+            )
         return torch.nn.functional.pad(x, (0, wanted - x.shape[-1]))
 
     def loss(self, x_hat: torch.Tensor, x: torch.Tensor, options: AudioOptions) -> dict[str, torch.Tensor]:
@@ -145,8 +157,11 @@ class AudioModality(Modality):
         """SI-SDR (dB), multi-resolution STFT distance and log-mel distance (dB) of ``(B, 1, T)``."""
         sr = options.sample_rate
         stft = [multi_resolution_stft_distance(y[None], r[None], sr) for y, r in zip(x_hat.float(), x.float())]
-        return {"si_sdr_db": si_sdr(x_hat, x), "mr_stft": torch.stack(stft),
-                "log_mel_distance_db": log_mel_distance(x_hat, x, sr)}
+        return {
+            "si_sdr_db": si_sdr(x_hat, x),
+            "mr_stft": torch.stack(stft),
+            "log_mel_distance_db": log_mel_distance(x_hat, x, sr),
+        }
 
     def report_figures(self, originals, reconstructions, folder: Path, options: AudioOptions) -> list[Path]:
         return comparison_figures(originals, reconstructions, folder, options.sample_rate)

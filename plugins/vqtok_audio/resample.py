@@ -31,8 +31,10 @@ def check_rates(source_rate: int, target_rate: int) -> None:
     gcd = math.gcd(source_rate, target_rate)
     orig, new = source_rate // gcd, target_rate // gcd
     if orig != new and new * (orig + 2 * filter_width(orig, new)) > MAX_KERNEL:
-        raise ValueError(f"its sample rate, {source_rate} Hz, cannot be resampled to {target_rate} Hz in bounded "
-                         "memory; convert it to a common rate first (e.g. 16000, 44100 or 48000 Hz)")
+        raise ValueError(
+            f"its sample rate, {source_rate} Hz, cannot be resampled to {target_rate} Hz in bounded "
+            "memory; convert it to a common rate first (e.g. 16000, 44100 or 48000 Hz)"
+        )
 
 
 def resample(x: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:

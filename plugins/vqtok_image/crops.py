@@ -20,8 +20,7 @@ def _uniform(low: float, high: float, generator: torch.Generator) -> float:
     return low + (high - low) * float(torch.rand((), generator=generator))
 
 
-def random_crop(img: Image.Image, size: int, scale: list[float], flip: bool,
-                generator: torch.Generator) -> Image.Image:
+def random_crop(img: Image.Image, size: int, scale: list[float], flip: bool, generator: torch.Generator) -> Image.Image:
     """A ``size x size`` crop of ``img`` at a scale drawn from ``scale``, mirrored left-right half the
     time when ``flip``."""
     width, height = img.size
@@ -30,8 +29,10 @@ def random_crop(img: Image.Image, size: int, scale: list[float], flip: bool,
     factor = math.exp(_uniform(math.log(low), math.log(high), generator))
     span = size / factor  # the window's side in the file's pixels
     # The window starts on a whole pixel of the scaled photo, so that at scale 1 the crop is exact.
-    left, top = (int(torch.randint(max(math.floor(side * factor) - size, 0) + 1, (), generator=generator)) / factor
-                 for side in (width, height))
+    left, top = (
+        int(torch.randint(max(math.floor(side * factor) - size, 0) + 1, (), generator=generator)) / factor
+        for side in (width, height)
+    )
     box = (left, top, min(left + span, width), min(top + span, height))  # rounding must not leave the photo
     crop = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
     if flip and float(torch.rand((), generator=generator)) < 0.5:

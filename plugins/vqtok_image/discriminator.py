@@ -16,9 +16,13 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, in_channels: int, channels: int):
         super().__init__()
         c = channels
-        self.convs = nn.ModuleList([nn.Conv2d(in_channels, c, 4, stride=2, padding=1),
-                                    nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),
-                                    nn.Conv2d(2 * c, 4 * c, 3, padding=1)])
+        self.convs = nn.ModuleList(
+            [
+                nn.Conv2d(in_channels, c, 4, stride=2, padding=1),
+                nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),
+                nn.Conv2d(2 * c, 4 * c, 3, padding=1),
+            ]
+        )
         self.logits = nn.Conv2d(4 * c, 1, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:

@@ -18,5 +18,5 @@ def image_grid(batch: torch.Tensor, columns: int | None = None, gap: int = 2) ->
     canvas = torch.ones(c, rows * (h + gap) - gap, columns * (w + gap) - gap)
     for i in range(n):
         r, col = divmod(i, columns)
-        canvas[:, r * (h + gap): r * (h + gap) + h, col * (w + gap): col * (w + gap) + w] = batch[i]
+        canvas[:, r * (h + gap) : r * (h + gap) + h, col * (w + gap) : col * (w + gap) + w] = batch[i]
     return to_pil(canvas)

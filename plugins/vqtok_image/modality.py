@@ -30,8 +30,7 @@ class ImageOptions:
 
     def __post_init__(self):
         if self.size < 1 or self.channels not in (1, 3):
-            raise UsageError(f"image.size must be positive and image.channels 1 or 3, got {self.size}, "
-                             f"{self.channels}")
+            raise UsageError(f"image.size must be positive and image.channels 1 or 3, got {self.size}, {self.channels}")
         if self.crop not in ("fit", "random"):
             raise UsageError(f"image.crop must be 'fit' or 'random', got {self.crop!r}")
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
@@ -82,8 +81,11 @@ class ImageModality(Modality):
 
     def facts(self, options: ImageOptions) -> dict[str, str]:
         colour = {1: "grayscale", 3: "RGB"}.get(options.channels, f"{options.channels} channels")
-        size = (f"any size (trained on {options.size} x {options.size} crops)" if options.crop == "random"
-                else f"{options.size} x {options.size} (inputs resized and centre-cropped)")
+        size = (
+            f"any size (trained on {options.size} x {options.size} crops)"
+            if options.crop == "random"
+            else f"{options.size} x {options.size} (inputs resized and centre-cropped)"
+        )
         return {"images": f"{colour}, {size}"}
 
     def bound_to_weights(self, options: ImageOptions) -> dict:

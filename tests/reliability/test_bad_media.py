@@ -36,13 +36,15 @@ def test_float_samples_beyond_full_scale_are_encoded_as_they_are(audio_model, tm
 
 # ---- edge cases of real files, in-process (the CLI's one-line errors are VqtokError's text) ----------
 
+
 def tone(path, rate: int, frames: int, channels: int = 1) -> None:
     rng = np.random.default_rng(frames)
     sf.write(path, rng.uniform(-0.5, 0.5, (frames, channels)).astype(np.float32), rate)
 
 
-@pytest.mark.parametrize("rate, frames, channels", [(8000, 1, 1), (8000, 8000, 8), (192000, 96000, 1),
-                                                    (1000, 500, 1), (8000, 2, 2)])
+@pytest.mark.parametrize(
+    "rate, frames, channels", [(8000, 1, 1), (8000, 8000, 8), (192000, 96000, 1), (1000, 500, 1), (8000, 2, 2)]
+)
 def test_odd_but_valid_audio_encodes_and_keeps_its_length(audio_model, tmp_path, rate, frames, channels):
     tone(tmp_path / "a.wav", rate, frames, channels)
     tok = vqtok.load(audio_model)
@@ -58,10 +60,13 @@ def test_audio_that_cannot_be_read_is_named(audio_model, tmp_path):
     tone(tmp_path / "one.wav", 8000, 1)
     data = (tmp_path / "one.wav").read_bytes()
     at = data.index(b"data")
-    (tmp_path / "huge.wav").write_bytes(data[:at + 4] + struct.pack("<I", 0xFFFFFFF0) + data[at + 8:])
+    (tmp_path / "huge.wav").write_bytes(data[: at + 4] + struct.pack("<I", 0xFFFFFFF0) + data[at + 8 :])
     sf.write(tmp_path / "none.wav", np.zeros(0, dtype=np.float32), 8000)  # a header and no samples
-    for name, message in [("empty.wav", "empty file"), ("huge.wav", "truncated: its 'data' chunk declares"),
-                          ("none.wav", "none.wav: holds no audio samples")]:
+    for name, message in [
+        ("empty.wav", "empty file"),
+        ("huge.wav", "truncated: its 'data' chunk declares"),
+        ("none.wav", "none.wav: holds no audio samples"),
+    ]:
         with pytest.raises(VqtokError, match=message):
             tok.encode_file(tmp_path / name)
 
@@ -86,6 +91,6 @@ def test_a_truncated_jpeg_is_refused_and_damaged_entropy_data_decodes_as_viewers
     with pytest.raises(VqtokError, match="cut.jpg"):
         tok.encode_file(tmp_path / "cut.jpg")
     damaged = bytearray(data)
-    damaged[len(data) // 2: len(data) // 2 + 40] = bytes(40)  # inside the scan: libjpeg decodes on
+    damaged[len(data) // 2 : len(data) // 2 + 40] = bytes(40)  # inside the scan: libjpeg decodes on
     (tmp_path / "damaged.jpg").write_bytes(bytes(damaged))
     assert tok.encode_file(tmp_path / "damaged.jpg").meta["size"] == [64, 64]

@@ -22,8 +22,11 @@ def rewritten(model, path, change) -> None:
     mf = read_model(model)
     tensors = dict(mf.tensors)
     change(tensors)
-    meta = {k: v for k, v in mf.meta.items() if k not in ("format", "format_version", "vqtok_version",
-                                                          "model_hash", "content_hash")}
+    meta = {
+        k: v
+        for k, v in mf.meta.items()
+        if k not in ("format", "format_version", "vqtok_version", "model_hash", "content_hash")
+    }
     write_model(path, tensors, meta)
 
 
@@ -36,6 +39,7 @@ def set_first(value):
         name = first_weight(tensors)
         tensors[name] = tensors[name].clone()
         tensors[name].view(-1)[3] = value
+
     return change
 
 
@@ -106,8 +110,11 @@ def test_a_pickle_named_like_a_model_is_never_unpickled(tmp_path):
 def _with_meta(model, path, modality: str | None = None, arch: str | None = None) -> None:
     """``model`` written again to ``path`` claiming another modality or family."""
     mf = read_model(model)
-    meta = {k: v for k, v in mf.meta.items() if k not in ("format", "format_version", "vqtok_version",
-                                                          "model_hash", "content_hash")}
+    meta = {
+        k: v
+        for k, v in mf.meta.items()
+        if k not in ("format", "format_version", "vqtok_version", "model_hash", "content_hash")
+    }
     if modality:
         meta["modality"] = modality
     if arch:
@@ -115,12 +122,15 @@ def _with_meta(model, path, modality: str | None = None, arch: str | None = None
     write_model(path, dict(mf.tensors), meta)
 
 
-@pytest.mark.parametrize("modality, arch, message", [
-    ("sensor", None, "needs unknown modality 'sensor'"),
-    ("os:system", None, "needs unknown modality 'os:system'"),  # a name, never an import path
-    (None, "fsq", "needs unknown model family 'fsq'"),
-    (None, "vqtok.cli:main", "needs unknown model family 'vqtok.cli:main'"),
-])
+@pytest.mark.parametrize(
+    "modality, arch, message",
+    [
+        ("sensor", None, "needs unknown modality 'sensor'"),
+        ("os:system", None, "needs unknown modality 'os:system'"),  # a name, never an import path
+        (None, "fsq", "needs unknown model family 'fsq'"),
+        (None, "vqtok.cli:main", "needs unknown model family 'vqtok.cli:main'"),
+    ],
+)
 def test_a_model_of_a_modality_or_family_not_installed_says_which(image_model, tmp_path, modality, arch, message):
     bad = tmp_path / "elsewhere.safetensors"
     _with_meta(image_model, bad, modality, arch)

@@ -37,7 +37,6 @@ def test_a_folder_with_bad_files_and_odd_names(audio_model, tmp_path):
     assert len(skipped) == 2 and any("text.wav" in s for s in skipped) and any("nan.wav" in s for s in skipped)
     assert "wrote 4 code file(s)" in proc.stderr and "2 failed" in proc.stderr
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npy"))
-    assert written == sorted(["a/with space.npy", "a/new\nline.npy", "plain.npy",
-                              os.fsdecode(b"a/\xff\xfe.npy")])
+    assert written == sorted(["a/with space.npy", "a/new\nline.npy", "plain.npy", os.fsdecode(b"a/\xff\xfe.npy")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out", "outside"]
     assert sorted(p.name for p in outside.iterdir()) == ["far.wav"]  # nothing written outside -o

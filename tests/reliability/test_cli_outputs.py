@@ -25,8 +25,10 @@ def test_asking_for_cuda_without_a_gpu_is_a_usage_error(audio_model, tmp_path):
     from conftest import cli_env
 
     no_gpu = cli_env({"CUDA_VISIBLE_DEVICES": ""})  # as on a machine without one, GPU or not
-    for args in (["encode", "--model", audio_model, WAV, "-o", tmp_path / "c.npy"],
-                 ["decode", "--model", audio_model, tmp_path / "c.npy", "-o", tmp_path / "back.wav"]):
+    for args in (
+        ["encode", "--model", audio_model, WAV, "-o", tmp_path / "c.npy"],
+        ["decode", "--model", audio_model, tmp_path / "c.npy", "-o", tmp_path / "back.wav"],
+    ):
         if args[0] == "decode":
             run_cli("encode", "--model", audio_model, WAV, "-o", tmp_path / "c.npy")
         proc = run_cli(*args, "--device", "cuda", env=no_gpu, check=False)

@@ -14,9 +14,16 @@ from vqtok.errors import VqtokError
 from vqtok.files.atomic import atomic_path
 
 
-@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
-                                   RuntimeError("Error while serializing: IoError(Os { code: 28, kind: "
-                                                "StorageFull, message: \"No space left on device\" }) (os error 28)")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        RuntimeError(
+            "Error while serializing: IoError(Os { code: 28, kind: "
+            'StorageFull, message: "No space left on device" }) (os error 28)'
+        ),
+    ],
+)
 def test_a_write_that_fills_the_disk_is_one_clear_error_and_leaves_the_old_file(tmp_path, error):
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"the previous model")
@@ -50,8 +57,20 @@ def test_decode_and_train_onto_a_full_disk(tiny_disk, audio_model, tmp_path):
     proc = run_cli("decode", "--model", audio_model, tmp_path / "codes.npz", "-o", previous, check=False)
     assert proc.returncode == 1 and "back.wav: no space left on the device" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and previous.read_bytes() == b"an older decode"
-    trained = run_cli("train", "--modality", "image", "--data", SAMPLES / "images", "--steps", 2, *TINY_IMAGE,
-                      "model.channels=32", "-o", tiny_disk / "m.safetensors", check=False)
+    trained = run_cli(
+        "train",
+        "--modality",
+        "image",
+        "--data",
+        SAMPLES / "images",
+        "--steps",
+        2,
+        *TINY_IMAGE,
+        "model.channels=32",
+        "-o",
+        tiny_disk / "m.safetensors",
+        check=False,
+    )
     assert trained.returncode == 1 and "no space left on the device" in trained.stderr, trained.stderr
     assert "Traceback" not in trained.stderr
     assert sorted(p.name for p in tiny_disk.iterdir() if ".partial-" in p.name) == []

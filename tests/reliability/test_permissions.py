@@ -58,21 +58,28 @@ def folders(tmp_path, audio_model):
 
 
 def test_unreadable_inputs_are_one_line_naming_the_file(folders, audio_model):
-    refused(restricted(folders, "encode", "--model", audio_model, "secret.wav", "-o", "codes.npz"),
-            "secret.wav: Permission denied")
-    refused(restricted(folders, "encode", "--model", "locked.safetensors", "good.wav", "-o", "codes.npz"),
-            "locked.safetensors: cannot read it (permission denied)")
+    refused(
+        restricted(folders, "encode", "--model", audio_model, "secret.wav", "-o", "codes.npz"),
+        "secret.wav: Permission denied",
+    )
+    refused(
+        restricted(folders, "encode", "--model", "locked.safetensors", "good.wav", "-o", "codes.npz"),
+        "locked.safetensors: cannot read it (permission denied)",
+    )
     assert not (folders / "codes.npz").exists()
 
 
 def test_a_folder_one_may_not_write_to_is_one_line_naming_the_output(folders, audio_model):
     run_cli("encode", "--model", audio_model, "good.wav", "-o", "codes.npz", cwd=folders)
-    for args, output in [(["encode", "--model", audio_model, "good.wav"], "read-only/codes.npz"),
-                         (["decode", "--model", audio_model, "codes.npz"], "read-only/back.wav"),
-                         (["train", "--modality", "audio", "--data", SAMPLES / "speech", "--steps", 1],
-                          "read-only/model.safetensors")]:
-        refused(restricted(folders, *args, "-o", output),
-                f"{output}: cannot write there (Permission denied); nothing was written")
+    for args, output in [
+        (["encode", "--model", audio_model, "good.wav"], "read-only/codes.npz"),
+        (["decode", "--model", audio_model, "codes.npz"], "read-only/back.wav"),
+        (["train", "--modality", "audio", "--data", SAMPLES / "speech", "--steps", 1], "read-only/model.safetensors"),
+    ]:
+        refused(
+            restricted(folders, *args, "-o", output),
+            f"{output}: cannot write there (Permission denied); nothing was written",
+        )
     assert list((folders / "read-only").iterdir()) == []
 
 

@@ -14,13 +14,24 @@ from conftest import SAMPLES, SUBPROCESS_TIMEOUT, TINY_IMAGE, cli_env, run_cli
 
 import vqtok
 
-ARGS = ["train", "--modality", "image", "--data", SAMPLES / "images", "--seed", 5, *TINY_IMAGE,
-        "train.log_every=1", "train.checkpoint_every=4"]
+ARGS = [
+    "train",
+    "--modality",
+    "image",
+    "--data",
+    SAMPLES / "images",
+    "--seed",
+    5,
+    *TINY_IMAGE,
+    "train.log_every=1",
+    "train.checkpoint_every=4",
+]
 
 
 def start(args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vqtok", *map(str, args)], env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vqtok", *map(str, args)], env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def wait_for_lines(metrics, lines: int, proc: subprocess.Popen) -> None:
@@ -78,8 +89,9 @@ def test_a_second_run_into_the_same_output_is_refused_until_the_first_is_gone(tm
 
 def test_a_diverging_loss_stops_with_a_clear_line_and_writes_no_model(tmp_path):
     out = tmp_path / "m.safetensors"
-    proc = run_cli(*ARGS, "--steps", 200, "-o", out, "train.lr=1e30", "train.warmup_steps=0", "train.grad_clip=0",
-                   check=False)
+    proc = run_cli(
+        *ARGS, "--steps", 200, "-o", out, "train.lr=1e30", "train.warmup_steps=0", "train.grad_clip=0", check=False
+    )
     assert proc.returncode == 1 and "training diverged at step" in proc.stderr and "lower train.lr" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
 
@@ -89,8 +101,18 @@ def test_kill_9_of_train_prior_then_resume_ends_as_an_uninterrupted_run(prior_mo
 
     for name in ("straight", "killed"):
         (tmp_path / f"{name}.safetensors").write_bytes((prior_models / "digits.safetensors").read_bytes())
-    args = ["train-prior", "--data", DIGITS / "test", "--steps", 24, "--seed", 2, *TINY_PRIOR,
-            "train.checkpoint_every=4", "prior.eval_every=4"]
+    args = [
+        "train-prior",
+        "--data",
+        DIGITS / "test",
+        "--steps",
+        24,
+        "--seed",
+        2,
+        *TINY_PRIOR,
+        "train.checkpoint_every=4",
+        "prior.eval_every=4",
+    ]
     run_cli(*args, "--model", tmp_path / "straight.safetensors")
     killed, metrics = tmp_path / "killed.safetensors", tmp_path / "killed.prior.metrics.jsonl"
     proc = start([*args, "--model", killed])

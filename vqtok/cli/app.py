@@ -32,8 +32,10 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-MODEL_HELP = (f"Model file, or @audio / @image / @digits for a shipped model (default: ${MODEL_ENV}, else the "
-              "default model of the files' modality).")
+MODEL_HELP = (
+    f"Model file, or @audio / @image / @digits for a shipped model (default: ${MODEL_ENV}, else the "
+    "default model of the files' modality)."
+)
 
 
 # Paths are not checked by typer (its "is not readable" box is a usage error, exit 2): vqtok reads them
@@ -103,8 +105,10 @@ def add_plugin_commands(argv: list[str]) -> None:
         if name in _PLUGIN_COMMANDS:
             continue  # added by an earlier call in this process
         if name in builtin:
-            err.print(f"vqtok: warning: a plugin's command {name!r} has the name of a built-in command; it is "
-                      "not added", highlight=False)
+            err.print(
+                f"vqtok: warning: a plugin's command {name!r} has the name of a built-in command; it is not added",
+                highlight=False,
+            )
             continue
         if isinstance(command, typer.Typer):
             app.add_typer(command, name=name)
@@ -132,8 +136,9 @@ def main() -> None:
         if debug:
             raise
         where = f"{e.filename}: " if e.filename else ""
-        err.print(f"[red]vqtok: error:[/] {escape(where + (e.strerror or first_line(e)))}", highlight=False,
-                  soft_wrap=True)
+        err.print(
+            f"[red]vqtok: error:[/] {escape(where + (e.strerror or first_line(e)))}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except Exception as e:  # a bug: in a plugin (named) or in vqtok; one line, the traceback with --debug
         if debug:
@@ -142,6 +147,10 @@ def main() -> None:
 
         plugin = blame(e)
         culprit = f"in plugin {plugin.name!r} ({plugin.module})" if plugin else "inside vqtok (a bug: please report it)"
-        err.print(f"[red]vqtok: error:[/] {escape(f'{type(e).__name__}: {first_line(e)}')} {escape(culprit)}; "
-                  "run with --debug for the traceback", highlight=False, soft_wrap=True)
+        err.print(
+            f"[red]vqtok: error:[/] {escape(f'{type(e).__name__}: {first_line(e)}')} {escape(culprit)}; "
+            "run with --debug for the traceback",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(1)

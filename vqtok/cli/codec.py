@@ -68,8 +68,9 @@ def decode(
     tok = Tokenizer.load(model, device=device)
     cf, name = read_code_input(codes)
     if not tok.modality.can_write(out):
-        raise UsageError(f"--out {out}: not a suffix this {tok.modality.name} model writes "
-                         f"({', '.join(tok.modality.writes())})")
+        raise UsageError(
+            f"--out {out}: not a suffix this {tok.modality.name} model writes ({', '.join(tok.modality.writes())})"
+        )
     tok.decode_to_file(cf, out, name, label)
     err.print(f"wrote {out}")
 
@@ -78,15 +79,20 @@ def decode(
 @app.command()
 def compress(
     inputs: list[Path] = path_argument(..., help="Media files, code files (.npy/.npz) or folders of media files."),
-    model: Path | None = path_option(None, "--model", help=MODEL_HELP + " A .npz picks the shipped "
-                                        "model that made it."),
-    out: Path | None = path_option(None, "--out", "-o", help="The .vqz file (default: beside the input), "
-                                      "or a folder."),
+    model: Path | None = path_option(
+        None, "--model", help=MODEL_HELP + " A .npz picks the shipped model that made it."
+    ),
+    out: Path | None = path_option(None, "--out", "-o", help="The .vqz file (default: beside the input), or a folder."),
     n_q: int | None = typer.Option(None, "--n-q", help="Residual VQ: encode with the first N codebooks."),
-    label: str | None = typer.Option(None, "--label", help="Class label: of a cvae model, or the class of a "
-                                        "class-conditional prior to code with (default: the one that codes best)."),
-    prior: Path | None = path_option(None, "--prior", help="A prior file made by `train-prior -o` "
-                                        "(default: the model file's own prior)."),
+    label: str | None = typer.Option(
+        None,
+        "--label",
+        help="Class label: of a cvae model, or the class of a "
+        "class-conditional prior to code with (default: the one that codes best).",
+    ),
+    prior: Path | None = path_option(
+        None, "--prior", help="A prior file made by `train-prior -o` (default: the model file's own prior)."
+    ),
     device: str = typer.Option("cpu", "--device", help="Where the model encodes (the prior codes on the CPU)."),
 ):
     """Encode files and entropy-code their codes with the model's prior into .vqz files.
@@ -106,15 +112,24 @@ def compress(
 @app.command()
 def decompress(
     inputs: list[Path] = path_argument(..., help=".vqz files or folders of them."),
-    model: Path | None = path_option(None, "--model", help="The model file it was compressed with "
-                                        "(default: the shipped model the .vqz names)."),
-    out: Path | None = path_option(None, "--out", "-o", help="Output file (its suffix picks the format: .wav, "
-                                      ".png, ...; default beside the input), or a folder."),
+    model: Path | None = path_option(
+        None, "--model", help="The model file it was compressed with (default: the shipped model the .vqz names)."
+    ),
+    out: Path | None = path_option(
+        None,
+        "--out",
+        "-o",
+        help="Output file (its suffix picks the format: .wav, .png, ...; default beside the input), or a folder.",
+    ),
     codes: bool = typer.Option(False, "--codes", help="Write the code file (.npy/.npz) instead of decoding."),
-    suffix: str | None = typer.Option(None, "--suffix", help="The output suffix without -o FILE (default: "
-                                         "the modality's first, e.g. .wav; .npz with --codes)."),
-    prior: Path | None = path_option(None, "--prior", help="The prior file it was compressed with, where "
-                                        "that was not the model file's own."),
+    suffix: str | None = typer.Option(
+        None,
+        "--suffix",
+        help="The output suffix without -o FILE (default: the modality's first, e.g. .wav; .npz with --codes).",
+    ),
+    prior: Path | None = path_option(
+        None, "--prior", help="The prior file it was compressed with, where that was not the model file's own."
+    ),
     device: str = typer.Option("cpu", "--device", help="Where the model decodes (the prior decodes on the CPU)."),
 ):
     """Turn .vqz files back into media files, or with --codes into the exact code files `vqtok encode` wrote.
@@ -138,8 +153,9 @@ def decompress(
 def export(
     model: Path = path_argument(..., help="The model file to export (or @audio / @image / @digits)."),
     out: Path = path_option(..., "--out", "-o", help="The .safetensors file to write."),
-    dtype: str = typer.Option("bfloat16", "--dtype", help="How to store the network weights: bfloat16 (half "
-                              "the bytes) or float32."),
+    dtype: str = typer.Option(
+        "bfloat16", "--dtype", help="How to store the network weights: bfloat16 (half the bytes) or float32."
+    ),
 ):
     """Write a copy of a model for shipping: network and prior weights stored in bfloat16 (codebooks stay
     float32), about half the file. It loads and computes in float32 as before; its codes name the exported
@@ -149,5 +165,7 @@ def export(
     if out.suffix != ".safetensors":
         raise UsageError(f"-o {out}: a model file is named .safetensors")
     done = export_model(_model_path(model), out, dtype)
-    err.print(f"wrote {out}: {done['bytes_after'] / 1e6:.1f} MB (was {done['bytes_before'] / 1e6:.1f} MB; "
-              f"{done['tensors_narrowed']} weight tensors as {dtype}), model hash {done['model_hash']}")
+    err.print(
+        f"wrote {out}: {done['bytes_after'] / 1e6:.1f} MB (was {done['bytes_before'] / 1e6:.1f} MB; "
+        f"{done['tensors_narrowed']} weight tensors as {dtype}), model hash {done['model_hash']}"
+    )

@@ -13,19 +13,33 @@ from .app import MODEL_HELP, _model_path, app, err, path_argument, path_option
 # ---- eval and plot ------------------------------------------------------------------------------------
 @app.command("eval")
 def eval_command(
-    data: Path = path_option(..., "--data", "-d", help="Held-out files: a folder (class sub-folders give the "
-                              "labels of conditional models and priors) or one file."),
+    data: Path = path_option(
+        ...,
+        "--data",
+        "-d",
+        help="Held-out files: a folder (class sub-folders give the "
+        "labels of conditional models and priors) or one file.",
+    ),
     model: Path | None = path_option(None, "--model", help=MODEL_HELP),
-    iw_samples: int = typer.Option(100, "--iw-samples", "-k", help="vae/cvae: importance samples per file for "
-                                   "the NLL (Burda et al. report k = 5000)."),
+    iw_samples: int = typer.Option(
+        100,
+        "--iw-samples",
+        "-k",
+        help="vae/cvae: importance samples per file for the NLL (Burda et al. report k = 5000).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Also print the report as JSON on stdout."),
-    plots: Path | None = path_option(None, "--plots", help="Folder for pictures: reconstructions (image "
-                                         "grid; audio waveforms and spectrograms) and code usage."),
-    prior: Path | None = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
-                                         "the prior in the model file)."),
+    plots: Path | None = path_option(
+        None,
+        "--plots",
+        help="Folder for pictures: reconstructions (image grid; audio waveforms and spectrograms) and code usage.",
+    ),
+    prior: Path | None = path_option(
+        None, "--prior", help="Prior file from `train-prior -o` (default: the prior in the model file)."
+    ),
     n_q: int | None = typer.Option(None, "--n-q", help="Residual VQ: use only the first N codebooks."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the importance samples and of the binarization of "
-                             "data for binarized-Bernoulli VAEs."),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the importance samples and of the binarization of data for binarized-Bernoulli VAEs."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Images decoded together."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
@@ -57,11 +71,15 @@ def eval_command(
 
 @app.command()
 def plot(
-    logs: list[Path] = path_argument(..., help="Metrics logs (NAME.metrics.jsonl, written beside the model "
-                                      "while it trains; train-prior writes NAME.prior.metrics.jsonl)."),
+    logs: list[Path] = path_argument(
+        ...,
+        help="Metrics logs (NAME.metrics.jsonl, written beside the model "
+        "while it trains; train-prior writes NAME.prior.metrics.jsonl).",
+    ),
     out: Path = path_option(..., "--out", "-o", help="The PNG to write."),
-    metrics: str | None = typer.Option(None, "--metrics", help="Comma-separated metrics to draw (default: "
-                                          "all in the log)."),
+    metrics: str | None = typer.Option(
+        None, "--metrics", help="Comma-separated metrics to draw (default: all in the log)."
+    ),
 ):
     """Draw training curves: one panel per metric (loss, reconstruction, perplexity per codebook, KL,
     held-out bits, ...) against the step. Several logs are overlaid to compare runs."""

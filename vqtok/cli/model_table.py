@@ -35,8 +35,13 @@ def _latent_rows(report: dict) -> list[tuple[str, str]]:
             what = f"{r['channels']} codebook(s) x {sizes[0]} entries, dim {d.get('latent_dim', '?')}"
         else:
             what = f"continuous, {r['channels']} float32 values per position"
-        where = (f"{r['positions_per_second']:g} positions/s" if "positions_per_second" in r else
-                 f"{r['positions_per_image']} positions/image" if "positions_per_image" in r else "")
+        where = (
+            f"{r['positions_per_second']:g} positions/s"
+            if "positions_per_second" in r
+            else f"{r['positions_per_image']} positions/image"
+            if "positions_per_image" in r
+            else ""
+        )
         rows.append((f"latents ({name})", f"{what}; hop {r['hop']}" + (f", {where}" if where else "")))
     return rows
 
@@ -49,31 +54,47 @@ def _prior_rows(prior: dict | None) -> list[tuple[str, str]]:
     kind = f"class-conditional ({', '.join(labels)})" if labels else "unconditional"
     if labels and o.get("label_dropout"):
         kind += f", {o['label_dropout']:g} of its training crops without a label"
-    rows = [("prior", f"gated PixelCNN over {', '.join(prior['levels'])}: {o['layers']} layers x {o['width']} "
-                      f"channels, kernel {o['kernel']}; {kind}; trained {t.get('steps')} steps in "
-                      f"{t.get('seconds', 0):.0f} s" + ("" if t.get("completed", True) else " (interrupted)")
-                      + _kept(t))]
+    rows = [
+        (
+            "prior",
+            f"gated PixelCNN over {', '.join(prior['levels'])}: {o['layers']} layers x {o['width']} "
+            f"channels, kernel {o['kernel']}; {kind}; trained {t.get('steps')} steps in "
+            f"{t.get('seconds', 0):.0f} s" + ("" if t.get("completed", True) else " (interrupted)") + _kept(t),
+        )
+    ]
     return rows + entropy_rows(prior["entropy"]) if "entropy" in prior else rows
 
 
 def _kept(training: dict) -> str:
     kept = training.get("kept", {}).get("step")
-    return f"; kept the weights of step {kept} (lowest held-out bits)" if kept not in (None, training.get("steps")) else ""
+    return (
+        f"; kept the weights of step {kept} (lowest held-out bits)" if kept not in (None, training.get("steps")) else ""
+    )
 
 
 def entropy_rows(report: dict) -> list[tuple[str, str]]:
     """A prior's entropy report (:func:`vqtok.prior.entropy.entropy_report`) as ``(what, value)`` rows."""
     bits = report["bits_per_code"]
     unlabelled = "prior_no_label" in bits
-    rows = [(f"bits per code ({name})", f"prior {bits['prior'][name]:.3f}"
-                                        + (f" (no label {bits['prior_no_label'][name]:.3f})" if unlabelled else "")
-                                        + f", unigram {bits['unigram'][name]:.3f}, uniform {bits['uniform'][name]:.3f}")
-            for name in report.get("levels", bits["prior"])]
+    rows = [
+        (
+            f"bits per code ({name})",
+            f"prior {bits['prior'][name]:.3f}"
+            + (f" (no label {bits['prior_no_label'][name]:.3f})" if unlabelled else "")
+            + f", unigram {bits['unigram'][name]:.3f}, uniform {bits['uniform'][name]:.3f}",
+        )
+        for name in report.get("levels", bits["prior"])
+    ]
     if "bitrate" in report:
         rate, unit = report["bitrate"], report["unit"]
         no_label = f" ({rate['prior_no_label']:.1f} given no label)" if unlabelled else ""
-        rows.append(("entropy-coded rate", f"{rate['prior']:.1f} {unit} with the prior{no_label}, "
-                                           f"{rate['unigram']:.1f} unigram, {rate['uniform']:.1f} raw (log2 K per code)"))
+        rows.append(
+            (
+                "entropy-coded rate",
+                f"{rate['prior']:.1f} {unit} with the prior{no_label}, "
+                f"{rate['unigram']:.1f} unigram, {rate['uniform']:.1f} raw (log2 K per code)",
+            )
+        )
     rows.append(("measured on", report["held_out"]))
     return rows
 
@@ -100,12 +121,21 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     rows = [("about", report["about"])] if report["about"] else []
     if report["config"].get("init"):
         rows.append(("fine-tuned from", _started_from(report["config"]["init"], t.get("started_from"))))
-    rows += [("family", report["family"]), ("modality", report["modality"]),
-            ("model hash", report["model_hash"]), ("parameters", f"{report['parameters']:,}")]
+    rows += [
+        ("family", report["family"]),
+        ("modality", report["modality"]),
+        ("model hash", report["model_hash"]),
+        ("parameters", f"{report['parameters']:,}"),
+    ]
     if report["export"]:
         e = report["export"]
-        rows.append(("stored as", f"{e['dtype']} weights, float32 codebooks (`vqtok export` of {e['from_file']}, "
-                                  f"model {e['from_model_hash']})"))
+        rows.append(
+            (
+                "stored as",
+                f"{e['dtype']} weights, float32 codebooks (`vqtok export` of {e['from_file']}, "
+                f"model {e['from_model_hash']})",
+            )
+        )
     rows += _latent_rows(report)
     rows += list(data_axes(d)[2].items())
     if "bitrate_bps" in report:
@@ -113,8 +143,13 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     if "bits_per_image" in report:
         size = data_axes(d)[1] or []
         per_element = report["bits_per_image"] / max(1, math.prod(size))
-        rows.append(("bits per item", f"{report['bits_per_image']:g} per {' x '.join(map(str, size))}, "
-                                      f"{per_element:.4g} per element (raw, log2 K per code)"))
+        rows.append(
+            (
+                "bits per item",
+                f"{report['bits_per_image']:g} per {' x '.join(map(str, size))}, "
+                f"{per_element:.4g} per element (raw, log2 K per code)",
+            )
+        )
     if d.get("likelihood"):
         rows.append(("likelihood", d["likelihood"]))
     if d.get("label_names"):
@@ -122,17 +157,29 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     final = t.get("final", {})
     diag = t.get("diagnostics", {})
     rows += [
-        ("trained", f"{t.get('steps')} steps, {t.get('seconds', 0):.0f} s on {t.get('device')}"
-                    + ("" if t.get("completed", True) else " (interrupted)")),
+        (
+            "trained",
+            f"{t.get('steps')} steps, {t.get('seconds', 0):.0f} s on {t.get('device')}"
+            + ("" if t.get("completed", True) else " (interrupted)"),
+        ),
         ("data", f"{os.path.normpath(t.get('data'))} ({t.get('files')} files)" if t.get("data") else "?"),
         ("final loss", f"{final.get('loss', float('nan')):.4f}"),
     ]
     if "elbo" in final:
-        rows.append(("ELBO (train)", f"{final['elbo']:.2f} nats = {final.get('nll_recon', float('nan')):.2f} "
-                                     f"reconstruction + {final['kl']:.2f} KL per example"))
+        rows.append(
+            (
+                "ELBO (train)",
+                f"{final['elbo']:.2f} nats = {final.get('nll_recon', float('nan')):.2f} "
+                f"reconstruction + {final['kl']:.2f} KL per example",
+            )
+        )
     if "active_units" in diag:
-        rows.append(("active units", f"{diag['active_units']} of {diag.get('latent_dim', '?')} "
-                                     "(Var over the data of E_q(z_u) > 0.01)"))
+        rows.append(
+            (
+                "active units",
+                f"{diag['active_units']} of {diag.get('latent_dim', '?')} (Var over the data of E_q(z_u) > 0.01)",
+            )
+        )
     if "recon" in final:
         rows.append(("reconstruction loss", f"{final['recon']:.4f}"))
     perplexity = [f"{k.replace('perplexity', '')} {final[k]:.1f}" for k in sorted(final) if "perplexity" in k]

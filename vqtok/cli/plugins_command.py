@@ -12,8 +12,12 @@ from .app import app, err
 # ---- plugins ------------------------------------------------------------------------------------------
 @app.command()
 def plugins(
-    as_json: bool = typer.Option(False, "--json", help="Print each plugin's package, version, hooks, "
-                                 "modalities, families, commands and status as JSON on stdout."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print each plugin's package, version, hooks, "
+        "modalities, families, commands and status as JSON on stdout.",
+    ),
 ):
     """List installed plugins: the modalities, model families and commands they add, version, origin and
     status."""
@@ -29,20 +33,41 @@ def plugins(
     if as_json:
         import json
 
-        print(json.dumps({"vqtok": __version__, "hook_api": f"{HOOK_API_VERSION}.{HOOK_API_MINOR}",
-                          "plugins": [asdict(p) for p in reg.plugins]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "vqtok": __version__,
+                    "hook_api": f"{HOOK_API_VERSION}.{HOOK_API_MINOR}",
+                    "plugins": [asdict(p) for p in reg.plugins],
+                },
+                indent=2,
+            )
+        )
     table = Table(title="vqtok plugins")
     for col in ("plugin", "modalities", "families", "commands", "package", "version", "module", "status"):
         table.add_column(col)
-    conflicted = lambda names, conflicts: ", ".join(  # noqa: E731
-        f"[red]{n} (conflict)[/]" if n in conflicts else n for n in names) or "-"
+
+    def conflicted(names, conflicts) -> str:
+        return ", ".join(f"[red]{n} (conflict)[/]" if n in conflicts else n for n in names) or "-"
+
     for p in reg.plugins:
         status = "[green]ok[/]" if p.status == "ok" else f"[red]{escape(p.status)}[/]"
-        table.add_row(p.name, conflicted(p.modalities, reg.conflicts), conflicted(p.families, reg.family_conflicts),
-                      conflicted(p.commands, reg.command_conflicts), p.distribution, p.version, p.module, status)
+        table.add_row(
+            p.name,
+            conflicted(p.modalities, reg.conflicts),
+            conflicted(p.families, reg.family_conflicts),
+            conflicted(p.commands, reg.command_conflicts),
+            p.distribution,
+            p.version,
+            p.module,
+            status,
+        )
     err.print(table)
-    for kind, conflicts in (("modality", reg.conflicts), ("model family", reg.family_conflicts),
-                            ("command", reg.command_conflicts)):
+    for kind, conflicts in (
+        ("modality", reg.conflicts),
+        ("model family", reg.family_conflicts),
+        ("command", reg.command_conflicts),
+    ):
         for name, who in conflicts.items():
             err.print(f"[red]conflict:[/] {kind} {name!r} is claimed by {', '.join(who)}; it is disabled")
     defaults = installed_defaults()

@@ -16,16 +16,25 @@ def sample(
     model: Path | None = path_option(None, "--model", help=MODEL_HELP),
     out: Path = path_option(..., "--out", "-o", help="A file (.png grid, .wav for -n 1) or a folder."),
     n: int = typer.Option(8, "-n", help="Number of samples."),
-    label: str | None = typer.Option(None, "--label", help="Class to sample (cvae, class-conditional "
-                                        "prior); default: every class in turn."),
-    temperature: float = typer.Option(1.0, "--temperature", help="vae/cvae: scale of the prior's standard "
-                                      "deviation; vqvae/vqvae2: divides the prior's logits (0: likeliest code)."),
+    label: str | None = typer.Option(
+        None, "--label", help="Class to sample (cvae, class-conditional prior); default: every class in turn."
+    ),
+    temperature: float = typer.Option(
+        1.0,
+        "--temperature",
+        help="vae/cvae: scale of the prior's standard "
+        "deviation; vqvae/vqvae2: divides the prior's logits (0: likeliest code).",
+    ),
     top_k: int = typer.Option(0, "--top-k", help="vqvae/vqvae2: draw each code from the k likeliest (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same samples."),
-    seconds: float | None = typer.Option(None, "--seconds", help="Length of samples of data with a time "
-                                            "axis, e.g. audio (default: the training segment)."),
-    prior: Path | None = path_option(None, "--prior", help="Prior file from `train-prior -o` (default: "
-                                         "the prior in the model file)."),
+    seconds: float | None = typer.Option(
+        None,
+        "--seconds",
+        help="Length of samples of data with a time axis, e.g. audio (default: the training segment).",
+    ),
+    prior: Path | None = path_option(
+        None, "--prior", help="Prior file from `train-prior -o` (default: the prior in the model file)."
+    ),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
 ):
     """Generate new images or sounds: vae/cvae from z ~ N(0, temperature^2 I); vqvae/vqvae2 by drawing

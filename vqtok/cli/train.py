@@ -22,11 +22,15 @@ def train(
     seed: int | None = typer.Option(None, "--seed", help="Random seed (train.seed)."),
     device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     arch: str | None = typer.Option(
-        None, "--arch", help="Model family (model.arch): vqvae (default), vqvae2, vae, cvae, or a plugin's."),
+        None, "--arch", help="Model family (model.arch): vqvae (default), vqvae2, vae, cvae, or a plugin's."
+    ),
     init: str | None = typer.Option(
-        None, "--init", help="Fine-tune: start from this trained model (a model file, or @audio / @image for a "
-                             "shipped default), taking its modality, signal and [model] settings; or from "
-                             "what a recipe (FILE.toml) trains, which is trained first."),
+        None,
+        "--init",
+        help="Fine-tune: start from this trained model (a model file, or @audio / @image for a "
+        "shipped default), taking its modality, signal and [model] settings; or from "
+        "what a recipe (FILE.toml) trains, which is trained first.",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run that writes --out."),
 ):
     """Train a model and save it as one .safetensors file.
@@ -35,13 +39,14 @@ def train(
     1..N at decode time), vqvae2 (top and bottom codes), vae (continuous latents), cvae (a vae
     conditioned on the class = the first sub-folder of each file). Extra arguments are key=value
     overrides of the recipe, e.g. model.codebook_size=256 train.lr=1e-3 audio.sample_rate=8000
-    vae.likelihood=bernoulli vae.kl_warmup_steps=500 vqvae2.top_strides=[4]. Beside the model it writes NAME.metrics.jsonl (one line per log step),
-    NAME.preview.png (originals above reconstructions) and, while running, NAME.ckpt.safetensors.
-    Ctrl-C saves and exits; --resume continues. --init MODEL fine-tunes a trained model (or a shipped
-    default: --init @audio) on --data: the run takes its modality, signal and [model] settings, and its
-    weights, codebooks included. A recipe whose init names another recipe (init = "first.toml") is a
-    chain: the first recipe's model is trained beside --out (first.safetensors) unless a finished one
-    made by it is there, then this one starts from it; --resume continues whichever stage stopped.
+    vae.likelihood=bernoulli vae.kl_warmup_steps=500 vqvae2.top_strides=[4]. Beside the model it writes
+    NAME.metrics.jsonl (one line per log step), NAME.preview.png (originals above reconstructions) and, while
+    running, NAME.ckpt.safetensors. Ctrl-C saves and exits; --resume continues. --init MODEL fine-tunes a
+    trained model (or a shipped default: --init @audio) on --data: the run takes its modality, signal and
+    [model] settings, and its weights, codebooks included. A recipe whose init names another recipe
+    (init = "first.toml") is a chain: the first recipe's model is trained beside --out
+    (first.safetensors) unless a finished one made by it is there, then this one starts from it; --resume
+    continues whichever stage stopped.
     """
     from .. import config as cfg
     from ..plugins import get_modality
@@ -57,11 +62,19 @@ def train(
         _train_run(config, model, resume and RunPaths.for_model(model).checkpoint.exists())
 
     chain = names_recipe(recipe_dict.get("init"))
-    recipe_dict = build_stages(recipe_dict, out, train_stage, lambda text: err.print(text, highlight=False),
-                               get_modality, device, resume)
-    flags = {"modality": modality, "data": str(data) if data else None, "train.steps": steps,
-             "train.batch_size": batch_size, "train.seed": seed, "train.device": device, "model.arch": arch,
-             "init": init}
+    recipe_dict = build_stages(
+        recipe_dict, out, train_stage, lambda text: err.print(text, highlight=False), get_modality, device, resume
+    )
+    flags = {
+        "modality": modality,
+        "data": str(data) if data else None,
+        "train.steps": steps,
+        "train.batch_size": batch_size,
+        "train.seed": seed,
+        "train.device": device,
+        "model.arch": arch,
+        "init": init,
+    }
     if chain:  # --resume continues the chain: this last stage may not have started yet
         resume = resume and RunPaths.for_model(out).checkpoint.exists()
     _train_run(cfg.resolve(recipe_dict or None, overrides, flags, get_modality), out, resume)
@@ -78,20 +91,26 @@ def _train_run(config, out: Path, resume: bool) -> None:
     if not distributed.is_main():  # under torchrun only rank 0 reports
         trainer.run(resume=resume)
         return
-    err.print(f"training {config.model.arch} on {len(trainer.data)} {mod.name} file(s) from "
-              f"{trainer.data_root} on {trainer.device} x {distributed.world_size()} process(es)"
-              + (f", {trainer.workers} data-loading worker(s) each" if trainer.workers else "")
-              + (f", starting from {trainer.init}" if trainer.init else ""))
+    err.print(
+        f"training {config.model.arch} on {len(trainer.data)} {mod.name} file(s) from "
+        f"{trainer.data_root} on {trainer.device} x {distributed.world_size()} process(es)"
+        + (f", {trainer.workers} data-loading worker(s) each" if trainer.workers else "")
+        + (f", starting from {trainer.init}" if trainer.init else "")
+    )
     result = trainer.run(resume=resume)
     p = result.paths
     if result.interrupted:
-        err.print(f"[yellow]interrupted[/] at step {result.step}: model saved to {p.model}, checkpoint "
-                  f"{p.checkpoint}; continue with the same command plus --resume")
+        err.print(
+            f"[yellow]interrupted[/] at step {result.step}: model saved to {p.model}, checkpoint "
+            f"{p.checkpoint}; continue with the same command plus --resume"
+        )
         raise typer.Exit(result.exit_code)
     final = result.summary["final"]
-    err.print(f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s, "
-              f"loss {final.get('loss', float('nan')):.4f}; model {p.model}, metrics {p.metrics}"
-              + (f", preview {p.preview}" if p.preview.exists() else ""))
+    err.print(
+        f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s, "
+        f"loss {final.get('loss', float('nan')):.4f}; model {p.model}, metrics {p.metrics}"
+        + (f", preview {p.preview}" if p.preview.exists() else "")
+    )
 
 
 # ---- train-prior ----------------------------------------------------------------------------------------
@@ -100,12 +119,15 @@ def train_prior(
     ctx: typer.Context,
     model: Path | None = path_option(None, "--model", help=MODEL_HELP),
     data: Path | None = path_option(None, "--data", "-d", help="Folder of files to encode and learn from."),
-    valid: Path | None = path_option(None, "--valid", help="Held-out folder for bits per code (default: "
-                                         "prior.valid_share of --data, not trained on)."),
-    out: Path | None = path_option(None, "--out", "-o", help="Write the prior to this file instead of "
-                                       "into the model file."),
-    recipe: Path | None = path_option(None, "--recipe", "-r",
-                                          help="TOML recipe with a prior table and a train table."),
+    valid: Path | None = path_option(
+        None,
+        "--valid",
+        help="Held-out folder for bits per code (default: prior.valid_share of --data, not trained on).",
+    ),
+    out: Path | None = path_option(
+        None, "--out", "-o", help="Write the prior to this file instead of into the model file."
+    ),
+    recipe: Path | None = path_option(None, "--recipe", "-r", help="TOML recipe with a prior table and a train table."),
     steps: int | None = typer.Option(None, "--steps", help="Training steps (train.steps, default 2000)."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (train.batch_size)."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (train.seed)."),
@@ -133,10 +155,18 @@ def train_prior(
     from ..prior.train import PriorTrainer, resolve_prior_run
     from .model_table import entropy_rows
 
-    run = resolve_prior_run(recipe, overrides, {"data": str(data) if data else None,
-                                                "valid": str(valid) if valid else None, "train.steps": steps,
-                                                "train.batch_size": batch_size, "train.seed": seed,
-                                                "train.device": device})
+    run = resolve_prior_run(
+        recipe,
+        overrides,
+        {
+            "data": str(data) if data else None,
+            "valid": str(valid) if valid else None,
+            "train.steps": steps,
+            "train.batch_size": batch_size,
+            "train.seed": seed,
+            "train.device": device,
+        },
+    )
     tok = Tokenizer.load(model)
     trainer = PriorTrainer(tok, model, run, out, err)
     if not distributed.is_main():  # under torchrun only rank 0 reports
@@ -152,11 +182,15 @@ def train_prior(
         table.add_row(*row)
     err.print(table)
     if result.interrupted:
-        err.print(f"[yellow]interrupted[/] at step {result.step}: prior saved to {trainer.saved_to}; continue "
-                  "with the same command plus --resume")
+        err.print(
+            f"[yellow]interrupted[/] at step {result.step}: prior saved to {trainer.saved_to}; continue "
+            "with the same command plus --resume"
+        )
         raise typer.Exit(result.exit_code)
     preview = f", preview {result.paths.preview}" if result.paths.preview.exists() else ""
     kept = result.summary["kept"]["step"]
     best = f" (kept step {kept}'s weights: the lowest held-out bits per code)" if kept != result.step else ""
-    err.print(f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s{best}; prior stored in "
-              f"{trainer.saved_to}{preview}")
+    err.print(
+        f"[green]done[/]: {result.step} steps in {result.summary['seconds']:.0f} s{best}; prior stored in "
+        f"{trainer.saved_to}{preview}"
+    )

@@ -38,14 +38,17 @@ class FileArrays:
         arrays = dict(cf.arrays)
         if BARE in arrays:
             if len(self.specs) != 1:
-                raise VqtokError(f"{where}: a bare .npy, but a {self.family} model's latents are "
-                                 f"{' and '.join(self.specs)}: decode the .npz that encode wrote")
+                raise VqtokError(
+                    f"{where}: a bare .npy, but a {self.family} model's latents are "
+                    f"{' and '.join(self.specs)}: decode the .npz that encode wrote"
+                )
             arrays = {next(iter(self.specs)): arrays[BARE]}
         if set(arrays) != set(self.specs):
-            raise VqtokError(f"{where}: holds {', '.join(sorted(arrays))}, but this {self.family} model's "
-                             f"latents are {', '.join(self.specs)}; were they made by another model?")
-        latents = {name: self._check_array(arrays[name], self.specs[name], f"{where} [{name}]")
-                   for name in self.specs}
+            raise VqtokError(
+                f"{where}: holds {', '.join(sorted(arrays))}, but this {self.family} model's "
+                f"latents are {', '.join(self.specs)}; were they made by another model?"
+            )
+        latents = {name: self._check_array(arrays[name], self.specs[name], f"{where} [{name}]") for name in self.specs}
         self._check_grids_fit(latents, where)
         return latents
 
@@ -54,14 +57,18 @@ class FileArrays:
         if spec.discrete and not np.issubdtype(arr.dtype, np.integer):
             raise VqtokError(f"{where}: codes must be integers, found {arr.dtype}")
         if not spec.discrete and not np.issubdtype(arr.dtype, np.floating):
-            raise VqtokError(f"{where}: this {self.family} model takes float latent means, found {arr.dtype}"
-                             " codes; were they made by another model?")
+            raise VqtokError(
+                f"{where}: this {self.family} model takes float latent means, found {arr.dtype}"
+                " codes; were they made by another model?"
+            )
         if spec.discrete and arr.ndim == self.dims:
             arr = arr[None]
         grid = "T" if self.dims == 1 else "H, W"
         if arr.ndim != self.dims + 1:
-            raise VqtokError(f"{where}: {kind} of shape {arr.shape} do not fit this {self.modality.name} "
-                             f"model, which expects ({'n_q' if spec.discrete else 'D'}, {grid})")
+            raise VqtokError(
+                f"{where}: {kind} of shape {arr.shape} do not fit this {self.modality.name} "
+                f"model, which expects ({'n_q' if spec.discrete else 'D'}, {grid})"
+            )
         fits = 1 <= arr.shape[0] <= spec.channels if spec.discrete else arr.shape[0] == spec.channels
         if not fits or min(arr.shape[1:], default=0) < 1:
             have = f"{spec.channels} codebook(s)" if spec.discrete else f"latent dimension {spec.channels}"
@@ -73,8 +80,10 @@ class FileArrays:
         for i, size in enumerate(spec.codebook_sizes[: arr.shape[0]]):
             lo, hi = int(arr[i].min()), int(arr[i].max())
             if lo < 0 or hi >= size:
-                raise VqtokError(f"{where}: code {hi if hi >= size else lo} in codebook {i} lies outside "
-                                 f"0..{size - 1}; were these codes made by another model?")
+                raise VqtokError(
+                    f"{where}: code {hi if hi >= size else lo} in codebook {i} lies outside "
+                    f"0..{size - 1}; were these codes made by another model?"
+                )
         return torch.from_numpy(arr.astype(np.int64))
 
     def _check_grids_fit(self, latents: Latents, where: str) -> None:
@@ -85,5 +94,6 @@ class FileArrays:
             ratio = self.specs[coarse].hop // self.specs[name].hop
             if tuple(t.shape[1:]) != tuple(s * ratio for s in base):
                 shapes = ", ".join(f"{k} {tuple(v.shape[1:])}" for k, v in latents.items())
-                raise VqtokError(f"{where}: the latent grids do not fit together ({shapes}); each must be "
-                                 f"{coarse}'s times its rate")
+                raise VqtokError(
+                    f"{where}: the latent grids do not fit together ({shapes}); each must be {coarse}'s times its rate"
+                )

@@ -35,7 +35,7 @@ def cut(latents: Latents, a: int, b: int, unit: int | None = None) -> Latents:
     if not isinstance(latents, dict):
         return latents[..., a:b]
     unit = unit or positions(latents)
-    return {k: v[..., a * (v.shape[-1] // unit): b * (v.shape[-1] // unit)] for k, v in latents.items()}
+    return {k: v[..., a * (v.shape[-1] // unit) : b * (v.shape[-1] // unit)] for k, v in latents.items()}
 
 
 def join(parts: list[Latents]) -> Latents:
@@ -44,8 +44,7 @@ def join(parts: list[Latents]) -> Latents:
     return torch.cat(parts, dim=-1)
 
 
-def encode_stream(pieces: Iterable[torch.Tensor], encode: Callable, hop: int, context: int,
-                  chunk: int) -> torch.Tensor:
+def encode_stream(pieces: Iterable[torch.Tensor], encode: Callable, hop: int, context: int, chunk: int) -> torch.Tensor:
     """Consecutive ``(C, ..., n)`` pieces -> codes ``(n_q, ..., ceil(T / hop))`` (or a dict of latents).
 
     ``encode`` maps ``(C, ..., L)`` (L a multiple of ``hop``) to ``(n_q, ..., L / hop)`` (or a dict of
@@ -70,19 +69,20 @@ def encode_stream(pieces: Iterable[torch.Tensor], encode: Callable, hop: int, co
             break
         lo = max(a - context * hop, 0)
         hi = min(want, end)
-        window = buffer[..., lo - start: hi - start]
+        window = buffer[..., lo - start : hi - start]
         window = F.pad(window, (0, -window.shape[-1] % hop))
         codes = encode(window)
         first = (a - lo) // hop
         out.append(cut(codes, first, first + chunk, window.shape[-1] // hop))
         a += chunk * hop
         keep_from = max(a - context * hop, 0)
-        buffer, start = buffer[..., keep_from - start:], keep_from
+        buffer, start = buffer[..., keep_from - start :], keep_from
     return join(out) if out else torch.zeros(0, 0, dtype=torch.long)
 
 
-def decode_stream(codes: Latents, decode: Callable, hop: int, context: int, chunk: int,
-                  length: int | None = None) -> Iterator[torch.Tensor]:
+def decode_stream(
+    codes: Latents, decode: Callable, hop: int, context: int, chunk: int, length: int | None = None
+) -> Iterator[torch.Tensor]:
     """Codes ``(n, ..., T)`` (or a dict of latents) -> consecutive ``(C, ..., m)`` pieces of the signal,
     ``T * hop`` samples in all (or the first ``length``). ``decode`` maps ``(n, ..., t)`` to
     ``(C, ..., t * hop)``."""
@@ -92,7 +92,7 @@ def decode_stream(codes: Latents, decode: Callable, hop: int, context: int, chun
     for a in range(0, n, chunk):
         lo, hi = max(a - context, 0), min(a + chunk + context, n)
         signal = decode(cut(codes, lo, hi, n))
-        piece = signal[..., (a - lo) * hop: (a - lo + min(chunk, n - a)) * hop]
+        piece = signal[..., (a - lo) * hop : (a - lo + min(chunk, n - a)) * hop]
         piece = piece[..., : total - written]
         written += piece.shape[-1]
         if piece.shape[-1]:

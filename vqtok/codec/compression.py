@@ -64,7 +64,7 @@ class _Encoding:
         masses = quantized_masses(logits)
         symbols = known.numpy().astype(np.int32)
         for b, coder in enumerate(self.coders):
-            coder.encode(symbols[b: b + 1], CATEGORICAL, masses[b: b + 1])
+            coder.encode(symbols[b : b + 1], CATEGORICAL, masses[b : b + 1])
         return known
 
 
@@ -76,8 +76,10 @@ class _Decoding:
 
     def pick(self, logits: torch.Tensor, q: int, index: tuple) -> torch.Tensor:
         masses = quantized_masses(logits)
-        return torch.tensor([int(coder.decode(CATEGORICAL, masses[b: b + 1])[0])
-                             for b, coder in enumerate(self.coders)], dtype=torch.long)
+        return torch.tensor(
+            [int(coder.decode(CATEGORICAL, masses[b : b + 1])[0]) for b, coder in enumerate(self.coders)],
+            dtype=torch.long,
+        )
 
 
 @contextmanager
@@ -112,8 +114,9 @@ class TileLayout:
         self.span = tile_span(self.hops, window)
         blank = {name: torch.zeros(shape, dtype=torch.long) for name, shape in shapes.items()}
         self.starts = tile_starts(blank, self.hops, window)
-        self.tile_shapes = [{k: list(v.shape) for k, v in crop_tile(blank, s, self.span, self.hops).items()}
-                            for s in self.starts]
+        self.tile_shapes = [
+            {k: list(v.shape) for k, v in crop_tile(blank, s, self.span, self.hops).items()} for s in self.starts
+        ]
 
     def cut(self, latents: Latents) -> list[Latents]:
         return [crop_tile(latents, s, self.span, self.hops) for s in self.starts]
@@ -133,7 +136,7 @@ class TileLayout:
         groups: dict[str, list[int]] = {}
         for i, shape in enumerate(self.tile_shapes):
             groups.setdefault(repr(sorted(shape.items())), []).append(i)
-        return [ids[j: j + BATCH] for ids in groups.values() for j in range(0, len(ids), BATCH)]
+        return [ids[j : j + BATCH] for ids in groups.values() for j in range(0, len(ids), BATCH)]
 
 
 class Codec:
@@ -144,8 +147,10 @@ class Codec:
         self.hops = {name: spec.hop for name, spec in tok.specs.items()}
         continuous = [name for name, spec in tok.specs.items() if not spec.discrete]
         if continuous:
-            raise UsageError(f"a {tok.family} model has continuous latents ({', '.join(continuous)}), not codes "
-                             "to entropy-code; compress works with vqvae and vqvae2 models")
+            raise UsageError(
+                f"a {tok.family} model has continuous latents ({', '.join(continuous)}), not codes "
+                "to entropy-code; compress works with vqvae and vqvae2 models"
+            )
 
     # ---- choices ----
     def _prior(self, latents: Latents) -> Prior | None:
@@ -186,9 +191,15 @@ class Codec:
             layout = TileLayout(shapes, self.hops, window)
             codes = {name: latents[name].long() for name in shapes}
             tiles = layout.cut(codes)
-            header = {"model": tok.model_hash, "modality": tok.modality.name, "shapes": shapes, "window": window,
-                      "meta": _short_meta(meta), "coder": "prior" if prior is not None else "uniform",
-                      "codes_crc": codes_crc(codes)}
+            header = {
+                "model": tok.model_hash,
+                "modality": tok.modality.name,
+                "shapes": shapes,
+                "window": window,
+                "meta": _short_meta(meta),
+                "coder": "prior" if prior is not None else "uniform",
+                "codes_crc": codes_crc(codes),
+            }
             if prior is None:
                 payloads = [self._uniform_encode(tile) for tile in tiles]
             else:
@@ -222,16 +233,20 @@ class Codec:
         """A container's codes ``{name: (n_q, *G)}`` and the meta of the code file they came from."""
         tok, h = self.tok, box.header
         if h.get("model") != tok.model_hash:
-            raise VqtokError(f"{where}: compressed with model {h.get('model')}, not with this one "
-                             f"({tok.model_hash}); pass --model with that model")
+            raise VqtokError(
+                f"{where}: compressed with model {h.get('model')}, not with this one "
+                f"({tok.model_hash}); pass --model with that model"
+            )
         shapes = {name: list(s) for name, s in h["shapes"].items()}
         if set(shapes) != set(tok.specs):
             raise VqtokError(f"{where}: its codes do not fit this model (levels {', '.join(shapes)})")
         with _one_thread():
             layout = TileLayout(shapes, self.hops, int(h["window"]))
             if len(layout.starts) != len(box.chunks):
-                raise VqtokError(f"{where}: {len(box.chunks)} chunk(s), but its code shapes make "
-                                 f"{len(layout.starts)}; the file is damaged")
+                raise VqtokError(
+                    f"{where}: {len(box.chunks)} chunk(s), but its code shapes make "
+                    f"{len(layout.starts)}; the file is damaged"
+                )
             payloads = box.chunks
             if h["coder"] == "uniform":
                 tiles = [self._uniform_decode(p, shape) for p, shape in zip(payloads, layout.tile_shapes)]
@@ -240,17 +255,23 @@ class Codec:
                 if prior is None:
                     raise VqtokError(f"{where}: coded with a prior, and this model has none over these codes")
                 if h.get("prior") != prior_hash(prior):
-                    raise VqtokError(f"{where}: coded with prior {h.get('prior')}, not with this model's "
-                                     f"({prior_hash(prior)}); use the model file it was compressed with")
+                    raise VqtokError(
+                        f"{where}: coded with prior {h.get('prior')}, not with this model's "
+                        f"({prior_hash(prior)}); use the model file it was compressed with"
+                    )
                 tiles = self._prior_decode(prior, layout, h.get("label"), payloads)
         codes = layout.join(tiles)
         if codes_crc(codes) != h.get("codes_crc"):
-            raise VqtokError(f"{where}: decoded to other codes than were compressed: this machine computes the "
-                             "prior's probabilities differently from the one that compressed it (another CPU "
-                             "or torch build); nothing was written")
+            raise VqtokError(
+                f"{where}: decoded to other codes than were compressed: this machine computes the "
+                "prior's probabilities differently from the one that compressed it (another CPU "
+                "or torch build); nothing was written"
+            )
         return codes, _full_meta(h.get("meta"), tok)
 
-    def _prior_decode(self, prior: Prior, layout: TileLayout, chosen: int | None, payloads: list[bytes]) -> list[Latents]:
+    def _prior_decode(
+        self, prior: Prior, layout: TileLayout, chosen: int | None, payloads: list[bytes]
+    ) -> list[Latents]:
         tiles: list[Latents] = [{} for _ in payloads]
         for ids in layout.batches():
             coders = [constriction.stream.queue.RangeDecoder(_from_words(payloads[i])) for i in ids]
@@ -267,8 +288,11 @@ class Codec:
             rows = []
             for q in range(n_q):
                 size = self.tok.specs[name].codebook_sizes[q]
-                rows.append(torch.from_numpy(coder.decode(constriction.stream.model.Uniform(size),
-                                                          int(np.prod(grid))).astype(np.int64)).reshape(grid))
+                rows.append(
+                    torch.from_numpy(
+                        coder.decode(constriction.stream.model.Uniform(size), int(np.prod(grid))).astype(np.int64)
+                    ).reshape(grid)
+                )
             tile[name] = torch.stack(rows)
         return tile
 

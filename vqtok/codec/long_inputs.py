@@ -48,8 +48,9 @@ class LongInputs:
         """Latents -> consecutive pieces ``(C, ..., m)`` of the input, cut to ``size`` when given."""
         chunk, _, context = self._context()
         length = size[-1] if size else None
-        for piece in chunking.decode_stream(latents, lambda part: self.decode_tensor(part, labels), self.hop, context,
-                                   chunk, length):
+        for piece in chunking.decode_stream(
+            latents, lambda part: self.decode_tensor(part, labels), self.hop, context, chunk, length
+        ):
             yield self._crop(piece, [*size[:-1], piece.shape[-1]] if size else None)  # the length is cut already
 
     def encode_input(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:

@@ -54,8 +54,9 @@ def windows(shape: tuple[int, int], tile: int, context: int) -> Iterator[tuple[S
             yield row, col
 
 
-def encode_tiled(x: torch.Tensor, encode: Callable[[torch.Tensor], Latents], hop: int, context: int,
-                 tile: int) -> Latents:
+def encode_tiled(
+    x: torch.Tensor, encode: Callable[[torch.Tensor], Latents], hop: int, context: int, tile: int
+) -> Latents:
     """``(C, H, W)`` -> latents on the ``(ceil(H / hop), ceil(W / hop))`` grid. ``encode`` maps a ``(C, h, w)``
     window to the latents of its ``(ceil(h / hop), ceil(w / hop))`` grid, padding its end as a whole-image
     encode pads the image's (only windows at the image's end are not whole hops), so no padded copy of
@@ -63,7 +64,7 @@ def encode_tiled(x: torch.Tensor, encode: Callable[[torch.Tensor], Latents], hop
     shape = (-(-x.shape[-2] // hop), -(-x.shape[-1] // hop))
     out: Latents | None = None
     for (y0, ya, yb, y1), (x0, xa, xb, x1) in windows(shape, tile, context):
-        part = encode(x[:, y0 * hop: y1 * hop, x0 * hop: x1 * hop])
+        part = encode(x[:, y0 * hop : y1 * hop, x0 * hop : x1 * hop])
         own = cut(part, (ya - y0, yb - y0), (xa - x0, xb - x0))
         if out is None:  # now the arrays' shapes and types are known
             out = _like(part, shape, (y1 - y0, x1 - x0))
@@ -71,23 +72,25 @@ def encode_tiled(x: torch.Tensor, encode: Callable[[torch.Tensor], Latents], hop
     return out
 
 
-def decode_tiled(latents: Latents, decode: Callable[[Latents], torch.Tensor], hop: int, context: int,
-                 tile: int) -> torch.Tensor:
+def decode_tiled(
+    latents: Latents, decode: Callable[[Latents], torch.Tensor], hop: int, context: int, tile: int
+) -> torch.Tensor:
     """Latents on an ``(H, W)`` grid -> ``(C, H * hop, W * hop)``. ``decode`` maps a window's latents to
     ``(C, h * hop, w * hop)``; the result has its dtype."""
     shape = grid_size(latents)
     out: torch.Tensor | None = None
     for (y0, ya, yb, y1), (x0, xa, xb, x1) in windows(shape, tile, context):
         piece = decode(cut(latents, (y0, y1), (x0, x1)))
-        piece = piece[:, (ya - y0) * hop: (yb - y0) * hop, (xa - x0) * hop: (xb - x0) * hop]
+        piece = piece[:, (ya - y0) * hop : (yb - y0) * hop, (xa - x0) * hop : (xb - x0) * hop]
         if out is None:
             out = piece.new_empty(piece.shape[0], shape[0] * hop, shape[1] * hop)
-        out[:, ya * hop: yb * hop, xa * hop: xb * hop] = piece
+        out[:, ya * hop : yb * hop, xa * hop : xb * hop] = piece
     return out
 
 
 def _like(part: Latents, shape: tuple[int, int], window: tuple[int, int]) -> Latents:
     """Empty arrays like ``part`` (the latents of a window of ``window`` positions) for a ``shape`` grid."""
+
     def grow(v: torch.Tensor) -> torch.Tensor:
         ry, rx = v.shape[-2] // window[0], v.shape[-1] // window[1]
         return v.new_empty(*v.shape[:-2], shape[0] * ry, shape[1] * rx)

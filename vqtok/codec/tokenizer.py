@@ -51,8 +51,7 @@ class Tokenizer(FileArrays, LongInputs):
         return cls.from_model_file(read_model(path), path, device, prior)
 
     @classmethod
-    def from_model_file(cls, mf: ModelFile, path: Path, device: str = "cpu",
-                        prior: Path | None = None) -> Tokenizer:
+    def from_model_file(cls, mf: ModelFile, path: Path, device: str = "cpu", prior: Path | None = None) -> Tokenizer:
         """As :meth:`load`, from the model file ``path`` already read as ``mf``."""
         name = mf.meta.get("modality", "?")
         try:
@@ -152,16 +151,16 @@ class Tokenizer(FileArrays, LongInputs):
         return F.pad(x, pad, mode=self.modality.pad_mode) if any(pad) else x
 
     @torch.no_grad()
-    def encode_batch(self, x: torch.Tensor, n_q: int | None = None,
-                     labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def encode_batch(
+        self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """``(B, C, *S)`` -> latents ``{name: (B, channels, *ceil(S / hop_name))}`` on the CPU; the end of
         each axis is padded to a multiple of the hop."""
         x = self.pad_to_hop(x.to(self.device))
         labels = labels.to(self.device) if labels is not None else None
         return {k: v.cpu() for k, v in self.model.encode(x, labels, n_q).items()}
 
-    def encode_tensor(self, x: torch.Tensor, n_q: int | None = None,
-                      labels: torch.Tensor | None = None) -> Latents:
+    def encode_tensor(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
         """``(C, *S)`` -> latents ``{name: (channels, *ceil(S / hop_name))}``."""
         labels = labels[:1] if labels is not None else None
         return {k: v[0] for k, v in self.encode_batch(x[None], n_q, labels).items()}
@@ -229,8 +228,13 @@ class Tokenizer(FileArrays, LongInputs):
         else:
             x = self.modality.load(path, opts)
             latents, size = self.encode_input(x, n_q, labels), list(x.shape[1:])
-        meta = {"model_hash": self.model_hash, "modality": self.modality.name, "family": self.family,
-                "size": size, **self.modality.describe(opts)}
+        meta = {
+            "model_hash": self.model_hash,
+            "modality": self.modality.name,
+            "family": self.family,
+            "size": size,
+            **self.modality.describe(opts),
+        }
         if n_q is not None:
             meta["n_q"] = n_q
         if label is not None:
@@ -248,8 +252,9 @@ class Tokenizer(FileArrays, LongInputs):
                     for piece in self.decode_stream(latents, labels, (cf.meta or {}).get("size")):
                         w.write(piece)
             else:
-                self.modality.save(self._crop(self.decode_latents(latents, labels), (cf.meta or {}).get("size")), tmp,
-                                   opts)
+                self.modality.save(
+                    self._crop(self.decode_latents(latents, labels), (cf.meta or {}).get("size")), tmp, opts
+                )
 
     def sample_labels(self, label: str | None, n: int) -> tuple[torch.Tensor | None, list[str]]:
         """The labels ``(n,)`` of ``n`` samples and their names: a conditional model's or a class-conditional
@@ -260,8 +265,10 @@ class Tokenizer(FileArrays, LongInputs):
             names = list(self.prior_info["label_names"])
         elif label is not None:
             what = "prior" if self.prior is not None else f"{self.family} model"
-            raise UsageError(f"--label: this {what} is not class-conditional (train-prior on data in "
-                             "class sub-folders makes one that is)")
+            raise UsageError(
+                f"--label: this {what} is not class-conditional (train-prior on data in "
+                "class sub-folders makes one that is)"
+            )
         else:
             return None, [""] * n
         if label is None:
@@ -269,20 +276,30 @@ class Tokenizer(FileArrays, LongInputs):
         return _label_tensor(names, label, n), [label] * n
 
     @torch.no_grad()
-    def sample(self, n: int, size: list[int] | None = None, label: str | None = None,
-               temperature: float = 1.0, seed: int = 0, top_k: int = 0) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        size: list[int] | None = None,
+        label: str | None = None,
+        temperature: float = 1.0,
+        seed: int = 0,
+        top_k: int = 0,
+    ) -> torch.Tensor:
         """``n`` samples ``(n, C, *size)`` (``size`` per axis in input elements, default the training
         examples' size): from the family's own prior (vae, cvae) or through the learned prior over its
         codes (vqvae, vqvae2; ``top_k`` keeps the k likeliest codes at each step). Without ``label``, a
         conditional model cycles through its labels."""
         if not self.model.can_sample and self.prior is None:
-            raise VqtokError(f"this {self.family} model has no prior over its codes yet; train one with "
-                             "`vqtok train-prior --model MODEL --data DIR`, then sample")
+            raise VqtokError(
+                f"this {self.family} model has no prior over its codes yet; train one with "
+                "`vqtok train-prior --model MODEL --data DIR`, then sample"
+            )
         if n < 1 or temperature < 0 or top_k < 0:
             raise UsageError("-n must be at least 1, --temperature and --top-k at least 0")
         if top_k and self.model.can_sample:
-            raise UsageError(f"--top-k applies to sampling codes through a prior; a {self.family} model "
-                             "samples continuous latents")
+            raise UsageError(
+                f"--top-k applies to sampling codes through a prior; a {self.family} model samples continuous latents"
+            )
         labels, _ = self.sample_labels(label, n)
         size = size or self.modality.example_size(self.config.options)
         if not size or len(size) != self.dims or min(size) < 1:

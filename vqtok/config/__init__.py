@@ -24,6 +24,19 @@ from .parsing import build_section, layered, parse_override, read_recipe, resolv
 from .resolution import from_dict, resolve, validate
 from .schema import MAX_CODEBOOK, SAMPLES_DIR, AdversarialConfig, ModelConfig, RunConfig, TrainConfig
 
-__all__ = ["SAMPLES_DIR", "MAX_CODEBOOK", "ModelConfig", "TrainConfig", "AdversarialConfig", "RunConfig",
-           "parse_override", "read_recipe", "resolve_data_path", "build_section", "layered", "resolve",
-           "from_dict", "validate"]
+__all__ = [
+    "SAMPLES_DIR",
+    "MAX_CODEBOOK",
+    "ModelConfig",
+    "TrainConfig",
+    "AdversarialConfig",
+    "RunConfig",
+    "parse_override",
+    "read_recipe",
+    "resolve_data_path",
+    "build_section",
+    "layered",
+    "resolve",
+    "from_dict",
+    "validate",
+]

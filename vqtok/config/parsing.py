@@ -47,7 +47,7 @@ def read_recipe(path: Path) -> dict:
 def resolve_data_path(text: str, base: Path = Path(".")) -> Path:
     """``@samples/x`` names the data shipped with vqtok; other relative paths are taken from ``base``."""
     if text == "@samples" or text.startswith("@samples/"):
-        return SAMPLES_DIR / text[len("@samples/"):]
+        return SAMPLES_DIR / text[len("@samples/") :]
     try:
         path = Path(text).expanduser()
     except RuntimeError:  # "~name/...": no such user
@@ -91,9 +91,7 @@ def build_section(cls: type, values: dict, section: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise UsageError(
-            f"unknown key {section}.{unknown[0]}; known keys of [{section}]: {', '.join(sorted(names))}"
-        )
+        raise UsageError(f"unknown key {section}.{unknown[0]}; known keys of [{section}]: {', '.join(sorted(names))}")
     return cls(**{k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()})
 
 
@@ -112,8 +110,9 @@ def _nest(key: str, value: Any) -> dict:
     return node
 
 
-def layered(recipe: dict | None = None, overrides: list[str] = (), flags: dict | None = None,
-            defaults: dict | None = None) -> dict:
+def layered(
+    recipe: dict | None = None, overrides: list[str] = (), flags: dict | None = None, defaults: dict | None = None
+) -> dict:
     """``defaults``, then the recipe, then ``key=value`` overrides, then the flags that are not None,
     merged into one nested dict (later layers win)."""
     layers = [defaults or {}, recipe or {}]
@@ -135,5 +134,7 @@ def _check_shape(user: dict) -> None:
         if key in TOP_LEVEL and not isinstance(value, str):
             raise UsageError(f"{key} must be text, got {value!r}")
         if key not in TOP_LEVEL and not isinstance(value, dict):
-            raise UsageError(f"{key} is a section of settings ([{key}] in a recipe, {key}.KEY=VALUE on the "
-                             f"command line), got {value!r}")
+            raise UsageError(
+                f"{key} is a section of settings ([{key}] in a recipe, {key}.KEY=VALUE on the "
+                f"command line), got {value!r}"
+            )

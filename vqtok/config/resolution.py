@@ -28,8 +28,9 @@ def resolve(
 
         base = inherited_settings(user["init"])
         if user.get("modality") not in (None, base.get("modality")):
-            raise UsageError(f"init {user['init']}: its modality is {base.get('modality')}; this run's is "
-                             f"{user['modality']}")
+            raise UsageError(
+                f"init {user['init']}: its modality is {base.get('modality')}; this run's is {user['modality']}"
+            )
         arch = user.get("model", {}).get("arch")
         if arch and arch != base.get("model", {}).get("arch"):  # another family: none of its options
             base.pop(base["model"]["arch"], None)
@@ -44,23 +45,30 @@ def resolve(
     if not isinstance(arch, str):
         raise UsageError(f"model.arch must be a family name, got {arch!r}")
     family = (get_family or _installed_family)(arch)
-    sections = {"model": ModelConfig, "train": TrainConfig, "adversarial": AdversarialConfig,
-                name: modality.config_class}
+    sections = {
+        "model": ModelConfig,
+        "train": TrainConfig,
+        "adversarial": AdversarialConfig,
+        name: modality.config_class,
+    }
     if family.config_class is not None:
         sections[arch] = family.config_class
     unknown = sorted(set(user) - set(sections))
     if unknown:
         hint = f"; known: modality, data, about, init, {', '.join(sections)}"
         if _is_family(unknown[0], get_family or _installed_family):
-            hint = (f"; [{unknown[0]}] holds the options of model.arch {unknown[0]!r}, and this run's "
-                    f"model.arch is {arch!r}")
+            hint = (
+                f"; [{unknown[0]}] holds the options of model.arch {unknown[0]!r}, and this run's "
+                f"model.arch is {arch!r}"
+            )
         raise UsageError(f"unknown section or key {unknown[0]!r}{hint}")
     built = {
         section: build_section(cls, _merge(defaults.get(section, {}), user.get(section, {})), section)
         for section, cls in sections.items()
     }
-    config = RunConfig(name, data, built[name], built["model"], built["train"], built.get(arch), about, init,
-                       built["adversarial"])
+    config = RunConfig(
+        name, data, built[name], built["model"], built["train"], built.get(arch), about, init, built["adversarial"]
+    )
     validate(config)
     return config
 

@@ -36,18 +36,28 @@ class ModelConfig:
     dead_code_threshold: float = 0.1  # a code used less than this share of a uniform code's use is restarted
 
     def __post_init__(self):
-        _check([
-            (self.codebook_update in ("ema", "loss"), "model.codebook_update must be 'ema' or 'loss'"),
-            (2 <= self.codebook_size <= MAX_CODEBOOK, f"model.codebook_size must lie in [2, {MAX_CODEBOOK}]"),
-            (1 <= self.n_q <= 64, "model.n_q must lie in [1, 64]"),
-            (0.0 <= self.quantizer_dropout <= 1.0, "model.quantizer_dropout must lie in [0, 1]"),
-            (min(self.latent_dim, self.channels, self.max_channels) >= 1,
-             "model.latent_dim, channels and max_channels must be positive"),
-            (self.res_blocks >= 0 and self.kmeans_iters >= 0, "model.res_blocks and kmeans_iters must not be negative"),
-            (self.beta >= 0 and self.dead_code_threshold >= 0, "model.beta and dead_code_threshold must not be negative"),
-            (0.0 < self.ema_decay < 1.0, "model.ema_decay must lie in (0, 1)"),
-            (all(s >= 1 for s in self.strides), "model.strides must be positive"),
-        ])
+        _check(
+            [
+                (self.codebook_update in ("ema", "loss"), "model.codebook_update must be 'ema' or 'loss'"),
+                (2 <= self.codebook_size <= MAX_CODEBOOK, f"model.codebook_size must lie in [2, {MAX_CODEBOOK}]"),
+                (1 <= self.n_q <= 64, "model.n_q must lie in [1, 64]"),
+                (0.0 <= self.quantizer_dropout <= 1.0, "model.quantizer_dropout must lie in [0, 1]"),
+                (
+                    min(self.latent_dim, self.channels, self.max_channels) >= 1,
+                    "model.latent_dim, channels and max_channels must be positive",
+                ),
+                (
+                    self.res_blocks >= 0 and self.kmeans_iters >= 0,
+                    "model.res_blocks and kmeans_iters must not be negative",
+                ),
+                (
+                    self.beta >= 0 and self.dead_code_threshold >= 0,
+                    "model.beta and dead_code_threshold must not be negative",
+                ),
+                (0.0 < self.ema_decay < 1.0, "model.ema_decay must lie in (0, 1)"),
+                (all(s >= 1 for s in self.strides), "model.strides must be positive"),
+            ]
+        )
 
 
 @dataclass
@@ -70,20 +80,34 @@ class TrainConfig:
     channels_last: bool | str = "auto"  # 2-D nets in channels_last layout; "auto": on CUDA
 
     def __post_init__(self):
-        _check([
-            (self.steps >= 1, "train.steps must be at least 1"),
-            (self.batch_size >= 1, "train.batch_size must be at least 1"),
-            (self.lr > 0, "train.lr must be positive"),
-            (self.warmup_steps >= 0 and self.grad_clip >= 0, "train.warmup_steps and grad_clip must not be negative"),
-            (self.lr_decay in ("none", "cosine"), "train.lr_decay must be 'none' or 'cosine'"),
-            (self.checkpoint_every >= 1 and self.log_every >= 1, "train.checkpoint_every and log_every must be >= 1"),
-            (re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
-             f"train.device {self.device!r}: use auto, cpu, cuda or cuda:N"),
-            (self.workers == "auto" or (isinstance(self.workers, int) and self.workers >= 0),
-             f"train.workers {self.workers!r}: use a count of 0 or more, or \"auto\""),
-            (self.channels_last in ("auto", True, False),
-             f"train.channels_last {self.channels_last!r}: use true, false or \"auto\""),
-        ])
+        _check(
+            [
+                (self.steps >= 1, "train.steps must be at least 1"),
+                (self.batch_size >= 1, "train.batch_size must be at least 1"),
+                (self.lr > 0, "train.lr must be positive"),
+                (
+                    self.warmup_steps >= 0 and self.grad_clip >= 0,
+                    "train.warmup_steps and grad_clip must not be negative",
+                ),
+                (self.lr_decay in ("none", "cosine"), "train.lr_decay must be 'none' or 'cosine'"),
+                (
+                    self.checkpoint_every >= 1 and self.log_every >= 1,
+                    "train.checkpoint_every and log_every must be >= 1",
+                ),
+                (
+                    re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+                    f"train.device {self.device!r}: use auto, cpu, cuda or cuda:N",
+                ),
+                (
+                    self.workers == "auto" or (isinstance(self.workers, int) and self.workers >= 0),
+                    f'train.workers {self.workers!r}: use a count of 0 or more, or "auto"',
+                ),
+                (
+                    self.channels_last in ("auto", True, False),
+                    f'train.channels_last {self.channels_last!r}: use true, false or "auto"',
+                ),
+            ]
+        )
 
 
 @dataclass
@@ -98,11 +122,15 @@ class AdversarialConfig:
     channels: int = 32  # the discriminator's width
 
     def __post_init__(self):
-        _check([
-            (min(self.weight, self.feature_weight, self.start_step) >= 0,
-             "adversarial.weight, feature_weight and start_step must not be negative"),
-            (self.lr > 0 and self.channels >= 1, "adversarial.lr and adversarial.channels must be positive"),
-        ])
+        _check(
+            [
+                (
+                    min(self.weight, self.feature_weight, self.start_step) >= 0,
+                    "adversarial.weight, feature_weight and start_step must not be negative",
+                ),
+                (self.lr > 0 and self.channels >= 1, "adversarial.lr and adversarial.channels must be positive"),
+            ]
+        )
 
     @property
     def enabled(self) -> bool:

@@ -12,8 +12,7 @@ from .run import EvalOptions, Evaluation
 __all__ = ["EvalOptions", "Evaluation", "evaluate"]
 
 
-def evaluate(tok: Tokenizer, data: Path, options: EvalOptions, console: Console,
-             plots: Path | None = None) -> dict:
+def evaluate(tok: Tokenizer, data: Path, options: EvalOptions, console: Console, plots: Path | None = None) -> dict:
     """Measure ``tok`` on the files under ``data``; with ``plots``, also write the report's pictures
     there (reconstructions from the modality, ``code-usage.png`` for discrete models) and list them
     in the report under ``"plots"``."""

@@ -9,8 +9,8 @@ padded to a multiple of the hop, outputs cropped back). Measured, where they fit
 - discrete families: the bound ``-log p(x) <= -log p(x|z_q) - log p(z_q)``. The first term is a
   Gaussian likelihood around the reconstruction whose sigma is the RMS error over the whole set (its
   maximum-likelihood value, reported); the second the prior's NLL of the codes, or ``log K`` per code
-  without a prior (or with fewer residual codebooks than the prior models). A class-conditional prior is given each file's class folder, or, for files outside
-  the classes, the mixture over its classes with equal weights;
+  without a prior (or with fewer residual codebooks than the prior models). A class-conditional prior is
+  given each file's class folder, or, for files outside the classes, the mixture over its classes with equal weights;
 - per codebook: perplexity and the share of codes used over all the files' codes;
 - the raw bitrate (``log2 K`` per code) and, with a prior, the entropy-coded bitrate (its bits per code
   on these files).
@@ -88,8 +88,10 @@ class Evaluation:
         names = self.tok.label_names
         for path, name in zip(self.set.files, self.classes):
             if name not in names:
-                raise UsageError(f"{path}: a {self.tok.family} model needs each file in a sub-folder named after "
-                                 f"one of its classes ({', '.join(names)})")
+                raise UsageError(
+                    f"{path}: a {self.tok.family} model needs each file in a sub-folder named after "
+                    f"one of its classes ({', '.join(names)})"
+                )
         return torch.tensor([names.index(n) for n in self.classes])
 
     # ---- the pass over the data ----
@@ -176,22 +178,34 @@ class Evaluation:
     # ---- the report ----
     def report(self) -> dict:
         t, tok = self.totals, self.tok
-        out = {"model_hash": tok.model_hash, "family": tok.family, "modality": tok.modality.name,
-               "data": str(self.data), "files": t.files, "input_elements": t.dims,
-               "quality": {k: v / max(t.files, 1) for k, v in t.quality.items()},
-               "quality_labels": tok.modality.quality_labels()}
+        out = {
+            "model_hash": tok.model_hash,
+            "family": tok.family,
+            "modality": tok.modality.name,
+            "data": str(self.data),
+            "files": t.files,
+            "input_elements": t.dims,
+            "quality": {k: v / max(t.files, 1) for k, v in t.quality.items()},
+            "quality_labels": tok.modality.quality_labels(),
+        }
         if self.n_q is not None:
             out["n_q"] = self.n_q
         if self.likelihood and t.files:
             out["likelihood"] = {
-                "iw_samples": self.options.iw_samples, "elbo_nats": t.elbo / t.files, "nll_nats": t.nll / t.files,
-                "elbo_bits_per_dim": -t.elbo / (t.dims * LN2), "nll_bits_per_dim": t.nll / (t.dims * LN2),
-                "likelihood": tok.meta["decode"].get("likelihood"), "binarized": self.binarize,
+                "iw_samples": self.options.iw_samples,
+                "elbo_nats": t.elbo / t.files,
+                "nll_nats": t.nll / t.files,
+                "elbo_bits_per_dim": -t.elbo / (t.dims * LN2),
+                "nll_bits_per_dim": t.nll / (t.dims * LN2),
+                "likelihood": tok.meta["decode"].get("likelihood"),
+                "binarized": self.binarize,
             }
         if self.discrete and t.files:
             out["bound"] = self._bound()
-            out["codebooks"] = {name: [{"size": len(c), "perplexity": perplexity(c), "used": used_share(c)}
-                                       for c in per_q] for name, per_q in t.counts.items()}
+            out["codebooks"] = {
+                name: [{"size": len(c), "perplexity": perplexity(c), "used": used_share(c)} for c in per_q]
+                for name, per_q in t.counts.items()
+            }
             out["bitrate"] = self._bitrate()
         return out
 
@@ -202,15 +216,30 @@ class Evaluation:
         recon = 0.5 * sizes * math.log(2 * math.pi * var) + sse / (2 * var)
         bound = recon + code
         prior = self.prior
-        kind = "prior" if prior is not None else "uniform" if not self.tok.has_prior else \
-            "uniform (the prior models all the codebooks, not the first n_q)"
+        kind = (
+            "prior"
+            if prior is not None
+            else "uniform"
+            if not self.tok.has_prior
+            else "uniform (the prior models all the codebooks, not the first n_q)"
+        )
         if prior is not None and prior.conditional:
             names = self.tok.prior_info.get("label_names") or []
-            kind += " (given the class folder)" if all(c in names for c in self.classes) else \
-                " (mixture over its classes and no label)" if prior.knows_no_label else " (mixture over its classes)"
-        return {"recon_nats": float(recon.mean()), "code_nats": float(code.mean()), "nll_bound_nats":
-                float(bound.mean()), "bits_per_dim": float(bound.sum() / (sizes.sum() * LN2)),
-                "recon_sigma": math.sqrt(var), "code_model": kind}
+            kind += (
+                " (given the class folder)"
+                if all(c in names for c in self.classes)
+                else " (mixture over its classes and no label)"
+                if prior.knows_no_label
+                else " (mixture over its classes)"
+            )
+        return {
+            "recon_nats": float(recon.mean()),
+            "code_nats": float(code.mean()),
+            "nll_bound_nats": float(bound.mean()),
+            "bits_per_dim": float(bound.sum() / (sizes.sum() * LN2)),
+            "recon_sigma": math.sqrt(var),
+            "code_model": kind,
+        }
 
     def _bitrate(self) -> dict:
         """Raw bits (log2 K per code) and, with a prior, its measured bits per code (over every code of

@@ -7,8 +7,10 @@ from rich.table import Table
 
 
 def report_rows(report: dict) -> list[tuple[str, str]]:
-    rows = [("model", f"{report['family']} {report['modality']} model {report['model_hash']}"),
-            ("data", f"{report['data']} ({report['files']} files)")]
+    rows = [
+        ("model", f"{report['family']} {report['modality']} model {report['model_hash']}"),
+        ("data", f"{report['data']} ({report['files']} files)"),
+    ]
     if "n_q" in report:
         rows.append(("codebooks used", f"the first {report['n_q']}"))
     labels = report.get("quality_labels", {})  # the modality's (Modality.quality_labels)
@@ -16,24 +18,43 @@ def report_rows(report: dict) -> list[tuple[str, str]]:
     if "likelihood" in report:
         lik = report["likelihood"]
         data = "binarized data (one fixed draw)" if lik["binarized"] else "the data"
-        rows += [("ELBO", f"{lik['elbo_nats']:.2f} nats ({-lik['elbo_bits_per_dim']:.4f} bits/dim)"),
-                 ("NLL", f"{lik['nll_nats']:.2f} nats ({lik['nll_bits_per_dim']:.4f} bits/dim), importance-sampled "
-                         f"with k = {lik['iw_samples']}, {lik['likelihood']} likelihood on {data}")]
+        rows += [
+            ("ELBO", f"{lik['elbo_nats']:.2f} nats ({-lik['elbo_bits_per_dim']:.4f} bits/dim)"),
+            (
+                "NLL",
+                f"{lik['nll_nats']:.2f} nats ({lik['nll_bits_per_dim']:.4f} bits/dim), importance-sampled "
+                f"with k = {lik['iw_samples']}, {lik['likelihood']} likelihood on {data}",
+            ),
+        ]
     if "bound" in report:
         b = report["bound"]
-        rows.append(("NLL bound", f"{b['nll_bound_nats']:.2f} nats ({b['bits_per_dim']:.4f} bits/dim) = "
-                                  f"reconstruction {b['recon_nats']:.2f} (Gaussian, sigma {b['recon_sigma']:.4g}) + "
-                                  f"codes {b['code_nats']:.2f} ({b['code_model']})"))
+        rows.append(
+            (
+                "NLL bound",
+                f"{b['nll_bound_nats']:.2f} nats ({b['bits_per_dim']:.4f} bits/dim) = "
+                f"reconstruction {b['recon_nats']:.2f} (Gaussian, sigma {b['recon_sigma']:.4g}) + "
+                f"codes {b['code_nats']:.2f} ({b['code_model']})",
+            )
+        )
     for name, per_q in report.get("codebooks", {}).items():
         for q, c in enumerate(per_q):
-            rows.append((f"codebook {name}[{q}]", f"perplexity {c['perplexity']:.1f} of {c['size']}, "
-                                                  f"{c['used']:.0%} of the codes used"))
+            rows.append(
+                (
+                    f"codebook {name}[{q}]",
+                    f"perplexity {c['perplexity']:.1f} of {c['size']}, {c['used']:.0%} of the codes used",
+                )
+            )
     rate = report.get("bitrate") or {}
     if rate:
         rows.append(("bitrate", f"{rate['raw']:.6g} {rate['unit']} raw (log2 K per code)"))
         if "entropy_coded" in rate:
-            rows.append(("entropy-coded", f"{rate['entropy_coded']:.6g} {rate['unit']} under the prior "
-                                          f"({rate['bits_per_code']:.3f} bits per code on these files)"))
+            rows.append(
+                (
+                    "entropy-coded",
+                    f"{rate['entropy_coded']:.6g} {rate['unit']} under the prior "
+                    f"({rate['bits_per_code']:.3f} bits per code on these files)",
+                )
+            )
     return rows
 
 

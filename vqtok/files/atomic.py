@@ -72,8 +72,12 @@ def write_error(error: BaseException, path: Path, disk_full: bool = False) -> Ba
     text = str(error)
     if not isinstance(error, Exception):  # Ctrl-C, exit: as they are
         return error
-    if disk_full or getattr(error, "errno", None) in DISK_FULL or "os error 28" in text \
-            or "No space left on device" in text:
+    if (
+        disk_full
+        or getattr(error, "errno", None) in DISK_FULL
+        or "os error 28" in text
+        or "No space left on device" in text
+    ):
         return VqtokError(f"{path}: no space left on the device; nothing was written")
     if getattr(error, "errno", None) in NOT_ALLOWED:
         return VqtokError(f"{path}: cannot write there ({error.strerror}); nothing was written")

@@ -21,8 +21,11 @@ def optimizer_tensors(optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], 
     """An optimizer's per-parameter state as tensors ``<prefix>.<param index>.<name>``, and its param
     groups as JSON: what :func:`load_optimizer` takes back."""
     state = optimizer.state_dict()
-    tensors = {f"{prefix}.{idx}.{name}": torch.as_tensor(value).detach().cpu().contiguous()
-               for idx, st in state["state"].items() for name, value in st.items()}
+    tensors = {
+        f"{prefix}.{idx}.{name}": torch.as_tensor(value).detach().cpu().contiguous()
+        for idx, st in state["state"].items()
+        for name, value in st.items()
+    }
     return tensors, json.dumps(state["param_groups"])
 
 
@@ -35,8 +38,9 @@ def load_optimizer(optimizer, tensors: dict[str, torch.Tensor], prefix: str, par
     optimizer.load_state_dict({"state": state, "param_groups": json.loads(param_groups)})
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, extra: dict,
-                    kept: dict[str, torch.Tensor] | None = None) -> None:
+def save_checkpoint(
+    path: Path, model, optimizer, step: int, extra: dict, kept: dict[str, torch.Tensor] | None = None
+) -> None:
     """``kept``: further tensors a run needs back on resume (e.g. its best weights so far)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"kept.{k}": v.detach().cpu().contiguous() for k, v in (kept or {}).items()})
@@ -63,5 +67,5 @@ def load_checkpoint(path: Path, model, optimizer) -> tuple[int, dict, dict[str, 
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     load_optimizer(optimizer, tensors, "optim", meta["param_groups"])
     torch.set_rng_state(tensors["rng.torch"])
-    kept = {k[len("kept."):]: v for k, v in tensors.items() if k.startswith("kept.")}
+    kept = {k[len("kept.") :]: v for k, v in tensors.items() if k.startswith("kept.")}
     return int(meta["step"]), json.loads(meta["extra"]), kept

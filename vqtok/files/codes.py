@@ -46,8 +46,10 @@ def code_bytes(cf: CodeFile, as_npz: bool) -> bytes:
     elif len(cf.arrays) == 1:
         np.save(buf, next(iter(cf.arrays.values())), allow_pickle=False)
     else:
-        raise UsageError(f"these latents have {len(cf.arrays)} arrays ({', '.join(cf.arrays)}), which a .npy "
-                         "cannot hold: write .npz (-o codes.npz or --format npz)")
+        raise UsageError(
+            f"these latents have {len(cf.arrays)} arrays ({', '.join(cf.arrays)}), which a .npy "
+            "cannot hold: write .npz (-o codes.npz or --format npz)"
+        )
     return buf.getvalue()
 
 
@@ -62,8 +64,7 @@ def parse_codes(data: bytes, name: str) -> CodeFile:
                 meta = json.loads(str(z["meta"][()])) if "meta" in z.files else None
                 return CodeFile(arrays, meta)
         if data[:6] != b"\x93NUMPY":  # else np.load guesses a pickle and says so, misleadingly
-            raise VqtokError(f"{name}: not a vqtok code file (.npy/.npz)"
-                             + ("; it is empty" if not data else ""))
+            raise VqtokError(f"{name}: not a vqtok code file (.npy/.npz)" + ("; it is empty" if not data else ""))
         return CodeFile.bare(np.load(io.BytesIO(data), allow_pickle=False))
     except VqtokError:
         raise

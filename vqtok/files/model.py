@@ -17,7 +17,6 @@ Model file: tensors under ``model.`` (and ``prior.`` once a prior is trained) an
 ==================  ==============================================================================
 """
 
-
 from __future__ import annotations
 
 import hashlib
@@ -57,7 +56,7 @@ class ModelFile:
     def section(self, prefix: str) -> dict[str, torch.Tensor]:
         """The tensors under ``prefix.``, with the prefix removed."""
         p = prefix + "."
-        return {k[len(p):]: v for k, v in self.tensors.items() if k.startswith(p)}
+        return {k[len(p) :]: v for k, v in self.tensors.items() if k.startswith(p)}
 
 
 def model_stem(path: Path) -> str:
@@ -78,8 +77,12 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], strings: dict[st
 def write_model(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> str:
     """Write tensors and metadata atomically; returns the model hash."""
     model_hash = tensor_hash({k: v for k, v in tensors.items() if k.startswith("model.")})
-    strings = {"format": FORMAT, "format_version": FORMAT_VERSION, "vqtok_version": __version__,
-               "model_hash": model_hash}
+    strings = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "vqtok_version": __version__,
+        "model_hash": model_hash,
+    }
     for k, v in meta.items():
         strings[k] = json.dumps(v, sort_keys=True) if k in JSON_KEYS else str(v)
     write_tensors(path, tensors, strings)
@@ -101,8 +104,10 @@ def read_safetensors(path: Path, tensors: bool = True) -> tuple[dict[str, torch.
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise VqtokError(f"{path}: not a readable safetensors file ({first_line(e)})") from None
     if tensors and CONTENT_HASH in meta and tensor_hash(loaded) != meta[CONTENT_HASH]:
-        raise VqtokError(f"{path}: damaged: its tensors differ from the content hash recorded when it was written "
-                         "(a flipped bit or a bad copy)")
+        raise VqtokError(
+            f"{path}: damaged: its tensors differ from the content hash recorded when it was written "
+            "(a flipped bit or a bad copy)"
+        )
     return loaded, meta
 
 
@@ -127,4 +132,3 @@ def read_model(path: Path, tensors: bool = True) -> ModelFile:
 
 
 # ---- code files -----------------------------------------------------------------------------------
-

@@ -63,8 +63,10 @@ def parse_container(data: bytes, name: str) -> Container:
         raise VqtokError(f"{name}: truncated ({len(data)} bytes, shorter than a .vqz's fixed start)")
     version, size = struct.unpack_from("<HI", data, 4)
     if version > FORMAT_VERSION:
-        raise VqtokError(f"{name}: .vqz format version {version}, newer than this vqtok reads "
-                         f"({FORMAT_VERSION}); upgrade vqtok to decompress it")
+        raise VqtokError(
+            f"{name}: .vqz format version {version}, newer than this vqtok reads "
+            f"({FORMAT_VERSION}); upgrade vqtok to decompress it"
+        )
     if version < 1:
         raise VqtokError(f"{name}: .vqz format version {version} does not exist; the file is damaged")
     at = 10 + size
@@ -85,7 +87,7 @@ def parse_container(data: bytes, name: str) -> Container:
             raise VqtokError(f"{name}: truncated: chunk {i + 1} of {total} is missing")
         length, payload_crc = _CHUNK_HEAD.unpack_from(data, at)
         at += _CHUNK_HEAD.size
-        payload = data[at: at + length]
+        payload = data[at : at + length]
         if len(payload) < length:
             raise VqtokError(f"{name}: truncated: chunk {i + 1} of {total} is cut short")
         if crc32(payload) != payload_crc:

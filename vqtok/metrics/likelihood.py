@@ -38,8 +38,14 @@ class LikelihoodEstimate:
         return -self.log_p
 
 
-def importance_log_weights(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor,
-                           labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def importance_log_weights(
+    model,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    eps: torch.Tensor,
+    labels: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For ``c`` posterior samples z_i = mu + sigma eps_i (``eps`` ``(c, B, D, *G)``) of ``x`` ``(B, C, *S)``:
     ``(log p(x|z_i), log p(z_i) - log q(z_i|x))``, each ``(c, B)``; their sum is log w_i. Differentiable
     (the IWAE objective trains on it; :func:`importance_sampled_likelihood` measures with it)."""
@@ -52,8 +58,9 @@ def importance_log_weights(model, x: torch.Tensor, mu: torch.Tensor, logvar: tor
 
 
 @torch.no_grad()
-def importance_sampled_likelihood(model, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 1000,
-                                  chunk: int = 100) -> LikelihoodEstimate:
+def importance_sampled_likelihood(
+    model, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 1000, chunk: int = 100
+) -> LikelihoodEstimate:
     """The ELBO and the importance-sampled log-likelihood of ``x`` from ``k`` samples z_i ~ q(z|x):
 
         log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x),
@@ -80,8 +87,9 @@ def importance_sampled_likelihood(model, x: torch.Tensor, labels: torch.Tensor |
     return LikelihoodEstimate(elbo=(total / k).float(), log_p=(log_sum - math.log(k)).float())
 
 
-def importance_sampled_nll(model, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 1000,
-                           chunk: int = 100) -> torch.Tensor:
+def importance_sampled_nll(
+    model, x: torch.Tensor, labels: torch.Tensor | None = None, k: int = 1000, chunk: int = 100
+) -> torch.Tensor:
     """-log p(x) ``(B,)`` in nats, importance-sampled with ``k`` samples (see
     :func:`importance_sampled_likelihood`); ``k = 1`` is -ELBO with a sampled KL."""
     return importance_sampled_likelihood(model, x, labels, k, chunk).nll

@@ -40,8 +40,9 @@ def si_sdr(est: torch.Tensor, ref: torch.Tensor, eps: float = 1e-12) -> torch.Te
     return 10 * torch.log10(target.square().sum(1).clamp_min(eps) / (est - target).square().sum(1).clamp_min(eps))
 
 
-def log_mel_db(x: torch.Tensor, sample_rate: int, n_mels: int = 64, window_seconds: float = 0.064,
-               hops_per_window: int = 8) -> torch.Tensor:
+def log_mel_db(
+    x: torch.Tensor, sample_rate: int, n_mels: int = 64, window_seconds: float = 0.064, hops_per_window: int = 8
+) -> torch.Tensor:
     """Mel power spectrogram in dB: ``(B, 1, T)`` -> ``(B, n_mels, frames)``, Hann windows of about
     ``window_seconds`` (rounded to a power of two of samples), ``hops_per_window`` frames per window,
     the signal zero-padded by half a window at both ends."""
@@ -49,11 +50,18 @@ def log_mel_db(x: torch.Tensor, sample_rate: int, n_mels: int = 64, window_secon
 
     n_fft = 2 ** round(math.log2(sample_rate * window_seconds))
     flat = x.float().reshape(x.shape[0], -1)
-    spec = torch.stft(flat, n_fft, n_fft // hops_per_window, window=torch.hann_window(n_fft, device=x.device),
-                      pad_mode="constant", return_complex=True)
+    spec = torch.stft(
+        flat,
+        n_fft,
+        n_fft // hops_per_window,
+        window=torch.hann_window(n_fft, device=x.device),
+        pad_mode="constant",
+        return_complex=True,
+    )
     power = torch.view_as_real(spec).square().sum(-1)  # (B, n_fft // 2 + 1, frames)
-    banks = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, f_min=0.0, f_max=sample_rate / 2,
-                                                  n_mels=n_mels, sample_rate=sample_rate).to(x.device)
+    banks = torchaudio.functional.melscale_fbanks(
+        n_fft // 2 + 1, f_min=0.0, f_max=sample_rate / 2, n_mels=n_mels, sample_rate=sample_rate
+    ).to(x.device)
     return 10 * torch.einsum("bft,fm->bmt", power, banks).clamp_min(1e-20).log10()
 
 

@@ -66,8 +66,10 @@ class Family(nn.Module):
     def __init__(self, dims: int, in_channels: int, model, options=None, n_labels: int = 0):
         super().__init__()
         if self.conditional and n_labels < 1:
-            raise VqtokError(f"model.arch {self.name!r} is conditional and needs labelled data: put the files "
-                             "of each class in a sub-folder named after the class")
+            raise VqtokError(
+                f"model.arch {self.name!r} is conditional and needs labelled data: put the files "
+                "of each class in a sub-folder named after the class"
+            )
         self.dims, self.in_channels, self.n_labels = dims, in_channels, n_labels
 
     # ---- required ----------------------------------------------------------------------------------
@@ -75,15 +77,17 @@ class Family(nn.Module):
         """The named latent arrays ``encode`` returns and ``decode`` takes."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None, *, step: int = 0,
-                recon: ReconLoss | None = None) -> TrainStep:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, *, step: int = 0, recon: ReconLoss | None = None
+    ) -> TrainStep:
         """One training pass over ``x`` ``(B, C, *S)``; ``step`` is the optimisation step (for warm-ups
         and schedules, and as the seed of any per-step random choice, so that every process and a resumed
         run make the same one); ``recon`` is the modality's reconstruction loss."""
         raise NotImplementedError
 
-    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None,
-               n_q: int | None = None) -> dict[str, torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None, n_q: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """``(B, C, *S)`` -> ``{name: (B, channels, *S / hop_name)}``; ``n_q`` keeps the first codebooks."""
         raise NotImplementedError
 
@@ -108,8 +112,14 @@ class Family(nn.Module):
         """``(B, C, *S)`` -> ``(B, C, *S)``, deterministic (for previews and evaluation)."""
         return self.decode(self.encode(x, labels), labels)
 
-    def sample(self, n: int, grid: list[int], labels: torch.Tensor | None = None, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        grid: list[int],
+        labels: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """``n`` samples ``(n, C, *grid * hop)`` drawn from the prior, the latent standard deviation
         scaled by ``temperature``; ``grid`` is the coarsest latent grid."""
         raise VqtokError(f"a {self.name} model has no prior to sample from")

@@ -54,9 +54,9 @@ def nearest(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     norms = codebook.pow(2).sum(1)
     codes = torch.empty(n, dtype=torch.long, device=z.device)
     for start in range(0, n, block):
-        rows = z[start:start + block]
+        rows = z[start : start + block]
         block_scores = torch.addmm(norms, rows, codebook.t(), alpha=-2.0, out=scores[: len(rows)])
-        _argmin_rows(block_scores, out=codes[start:start + len(rows)])
+        _argmin_rows(block_scores, out=codes[start : start + len(rows)])
     return codes
 
 
@@ -114,9 +114,18 @@ class VectorQuantizer(nn.Module):
 
     KEEPS_FLOAT32 = True  # `vqtok export` stores network weights narrower, never the codebook
 
-    def __init__(self, size: int, dim: int, beta: float, update: str = "ema", decay: float = 0.99,
-                 kmeans_init: bool = True, kmeans_iters: int = 10, dead_threshold: float = 0.1,
-                 eps: float = 1e-5):
+    def __init__(
+        self,
+        size: int,
+        dim: int,
+        beta: float,
+        update: str = "ema",
+        decay: float = 0.99,
+        kmeans_init: bool = True,
+        kmeans_iters: int = 10,
+        dead_threshold: float = 0.1,
+        eps: float = 1e-5,
+    ):
         super().__init__()
         self.size, self.dim, self.beta, self.update, self.decay = size, dim, beta, update, decay
         self.kmeans_iters = kmeans_iters if kmeans_init else 0
@@ -142,7 +151,11 @@ class VectorQuantizer(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A shipped model file leaves the EMA sums out (TRAINING_ONLY): they follow from the codebook
         # and the counts, as codebook = sums / smoothed counts.
-        if prefix + "ema_sum" not in state_dict and prefix + "codebook" in state_dict and prefix + "ema_count" in state_dict:
+        if (
+            prefix + "ema_sum" not in state_dict
+            and prefix + "codebook" in state_dict
+            and prefix + "ema_count" in state_dict
+        ):
             count = state_dict[prefix + "ema_count"]
             state_dict[prefix + "ema_sum"] = state_dict[prefix + "codebook"] * self._smoothed_count(count)[:, None]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -195,8 +208,9 @@ class VectorQuantizer(nn.Module):
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def _update_statistics(self, z: torch.Tensor, codes: torch.Tensor, histogram: torch.Tensor,
-                           counts: torch.Tensor) -> None:
+    def _update_statistics(
+        self, z: torch.Tensor, codes: torch.Tensor, histogram: torch.Tensor, counts: torch.Tensor
+    ) -> None:
         """EMA step for ``z`` ``(N, D)`` and its ``codes`` ``(N,)``; ``histogram`` ``(K,)`` int64 and
         ``counts`` ``(K,)`` float32 are this rank's code histogram (``counts`` is left unchanged)."""
         counts = distributed.all_reduce_sum(counts.clone())
@@ -265,7 +279,13 @@ class ResidualQuantizer(nn.Module):
 def quantizer_from_config(cfg, n_q: int) -> ResidualQuantizer:
     """A residual quantizer of ``n_q`` codebooks with the settings of a :class:`vqtok.config.ModelConfig`."""
     return ResidualQuantizer(
-        n_q, size=cfg.codebook_size, dim=cfg.latent_dim, beta=cfg.beta, update=cfg.codebook_update,
-        decay=cfg.ema_decay, kmeans_init=cfg.kmeans_init, kmeans_iters=cfg.kmeans_iters,
+        n_q,
+        size=cfg.codebook_size,
+        dim=cfg.latent_dim,
+        beta=cfg.beta,
+        update=cfg.codebook_update,
+        decay=cfg.ema_decay,
+        kmeans_init=cfg.kmeans_init,
+        kmeans_iters=cfg.kmeans_iters,
         dead_threshold=cfg.dead_code_threshold,
     )

@@ -48,16 +48,19 @@ class VAEOptions:
     def __post_init__(self):
         t = self.table
         checks = [
-            (self.likelihood in LIKELIHOODS,
-             f"{t}.likelihood must be {', '.join(LIKELIHOODS)}; got {self.likelihood!r}"),
+            (
+                self.likelihood in LIKELIHOODS,
+                f"{t}.likelihood must be {', '.join(LIKELIHOODS)}; got {self.likelihood!r}",
+            ),
             (self.sigma > 0, f"{t}.sigma must be positive"),
             (self.kl_weight >= 0, f"{t}.kl_weight must be at least 0"),
             (self.kl_warmup_steps >= 0, f"{t}.kl_warmup_steps must be at least 0"),
             (self.iw_samples >= 1, f"{t}.iw_samples must be at least 1"),
-            (not self.binarize or self.likelihood == "bernoulli",
-             f"{t}.binarize needs {t}.likelihood = \"bernoulli\""),
-            (not self.learn_sigma or self.likelihood == "gaussian",
-             f"{t}.learn_sigma needs {t}.likelihood = \"gaussian\""),
+            (not self.binarize or self.likelihood == "bernoulli", f'{t}.binarize needs {t}.likelihood = "bernoulli"'),
+            (
+                not self.learn_sigma or self.likelihood == "gaussian",
+                f'{t}.learn_sigma needs {t}.likelihood = "gaussian"',
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -90,18 +93,21 @@ class VAE(ConvFamily):
     can_sample = True
     has_likelihood = True
 
-    def __init__(self, dims: int, in_channels: int, cfg: ModelConfig, options: VAEOptions | None = None,
-                 n_labels: int = 0):
+    def __init__(
+        self, dims: int, in_channels: int, cfg: ModelConfig, options: VAEOptions | None = None, n_labels: int = 0
+    ):
         super().__init__(dims, in_channels, cfg, options, n_labels)
         self.options = options if options is not None else self.config_class()
         self.latent_dim = cfg.latent_dim
         self.likelihood = make_likelihood(self.options, in_channels)
         extra_in, extra_z = self.label_channels()
-        shape = dict(channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides,
-                     res_blocks=cfg.res_blocks)
+        shape = dict(
+            channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides, res_blocks=cfg.res_blocks
+        )
         self.encoder = Encoder(dims, in_channels + extra_in, 2 * cfg.latent_dim, **shape)
-        self.decoder = Decoder(dims, cfg.latent_dim + extra_z,
-                               self.likelihood.params_per_channel * in_channels, **shape)
+        self.decoder = Decoder(
+            dims, cfg.latent_dim + extra_z, self.likelihood.params_per_channel * in_channels, **shape
+        )
         self.hop = self.encoder.hop
 
     # ---- conditioning: none here; the CVAE overrides these --------------------------------------
@@ -163,8 +169,11 @@ class VAE(ConvFamily):
         loss = (nll + beta * kl).mean() / n_in
         elbo = -(nll + kl)
         metrics = {
-            "elbo": elbo.mean(), "nll_recon": nll.mean(), "kl": kl.mean(),
-            "kl_weight": torch.tensor(beta, device=x.device), "bits_per_dim": -elbo.mean() / (n_in * math.log(2)),
+            "elbo": elbo.mean(),
+            "nll_recon": nll.mean(),
+            "kl": kl.mean(),
+            "kl_weight": torch.tensor(beta, device=x.device),
+            "bits_per_dim": -elbo.mean() / (n_in * math.log(2)),
             "kl_per_dim": kl_map.flatten(2).sum(2).mean(0),  # (D,): posterior collapse shows as zeros
             **self.likelihood.metrics(),
         }
@@ -182,9 +191,13 @@ class VAE(ConvFamily):
             x_hat = self.likelihood.mean(self.likelihood_params(mu, labels))
         elbo = (log_px + log_p_over_q).mean(0)
         metrics = {
-            "iwae_bound": bound.mean(), "elbo": elbo.mean(), "nll_recon": -log_px.mean(),
-            "kl": sum_per_example(kl_map).mean(), "kl_weight": torch.tensor(beta, device=x.device),
-            "bits_per_dim": -bound.mean() / (n_in * math.log(2)), "kl_per_dim": kl_map.flatten(2).sum(2).mean(0),
+            "iwae_bound": bound.mean(),
+            "elbo": elbo.mean(),
+            "nll_recon": -log_px.mean(),
+            "kl": sum_per_example(kl_map).mean(),
+            "kl_weight": torch.tensor(beta, device=x.device),
+            "bits_per_dim": -bound.mean() / (n_in * math.log(2)),
+            "kl_per_dim": kl_map.flatten(2).sum(2).mean(0),
             **self.likelihood.metrics(),
         }
         return TrainStep(x_hat, -bound.mean() / n_in, {key: v.detach() for key, v in metrics.items()})
@@ -231,8 +244,9 @@ class CVAE(VAE):
     conditional = True
     embedding_dim: ClassVar[int] = 16
 
-    def __init__(self, dims: int, in_channels: int, cfg: ModelConfig, options: VAEOptions | None = None,
-                 n_labels: int = 0):
+    def __init__(
+        self, dims: int, in_channels: int, cfg: ModelConfig, options: VAEOptions | None = None, n_labels: int = 0
+    ):
         super().__init__(dims, in_channels, cfg, options, n_labels)
         self.label_embedding = nn.Embedding(n_labels, self.embedding_dim)
 
@@ -247,8 +261,10 @@ class CVAE(VAE):
         if labels.numel() != batch:
             raise VqtokError(f"a cvae model needs one label per example: got {labels.numel()} for {batch}")
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.n_labels):
-            raise VqtokError(f"label out of range: this cvae model knows {self.n_labels} classes "
-                             f"(0..{self.n_labels - 1}), got {labels.tolist()}")
+            raise VqtokError(
+                f"label out of range: this cvae model knows {self.n_labels} classes "
+                f"(0..{self.n_labels - 1}), got {labels.tolist()}"
+            )
         return labels
 
     def encoder_input(self, x, labels):

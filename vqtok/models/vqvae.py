@@ -41,8 +41,9 @@ class VQVAE(ConvFamily):
 
     def __init__(self, dims: int, in_channels: int, cfg: ModelConfig, options=None, n_labels: int = 0):
         super().__init__(dims, in_channels, cfg, options, n_labels)
-        shape = dict(channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides,
-                     res_blocks=cfg.res_blocks)
+        shape = dict(
+            channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides, res_blocks=cfg.res_blocks
+        )
         self.encoder = Encoder(dims, in_channels, cfg.latent_dim, **shape)
         self.decoder = Decoder(dims, cfg.latent_dim, in_channels, **shape)
         self.quantizer: ResidualQuantizer = quantizer_from_config(cfg, cfg.n_q)

@@ -46,8 +46,9 @@ class VQVAE2(Family):
     description = "VQ-VAE-2: two grids of discrete codes, top (coarse) and bottom (fine)"
     config_class = VQVAE2Options
 
-    def __init__(self, dims: int, in_channels: int, model: ModelConfig, options: VQVAE2Options | None = None,
-                 n_labels: int = 0):
+    def __init__(
+        self, dims: int, in_channels: int, model: ModelConfig, options: VQVAE2Options | None = None, n_labels: int = 0
+    ):
         super().__init__(dims, in_channels, model, options, n_labels)
         cfg = model
         if cfg.n_q != 1:
@@ -55,10 +56,10 @@ class VQVAE2(Family):
         options = options or VQVAE2Options()
         self.top_strides = list(options.top_strides)
         d, hidden = cfg.latent_dim, widths(cfg.channels, cfg.max_channels, len(cfg.strides))[-1]
-        bottom = dict(channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides,
-                      res_blocks=cfg.res_blocks)
-        top = dict(channels=hidden, max_channels=cfg.max_channels, strides=self.top_strides,
-                   res_blocks=cfg.res_blocks)
+        bottom = dict(
+            channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides, res_blocks=cfg.res_blocks
+        )
+        top = dict(channels=hidden, max_channels=cfg.max_channels, strides=self.top_strides, res_blocks=cfg.res_blocks)
         self.bottom_encoder = Encoder(dims, in_channels, hidden, **bottom)  # x -> h_b
         self.top_encoder = Encoder(dims, hidden, d, **top)  # h_b -> z_t
         self.top_decoder = Decoder(dims, d, d, **top)  # q_t -> h_b's grid, for the bottom quantizer
@@ -112,12 +113,17 @@ class VQVAE2(Family):
     @torch.no_grad()
     def decode(self, latents, labels=None) -> torch.Tensor:
         top, bottom = latents["top"], latents["bottom"]
-        fits = (top.dim() == bottom.dim() == self.dims + 2 and top.shape[:2] == bottom.shape[:2]
-                and top.shape[1] == 1
-                and all(b == t * self.top_factor for t, b in zip(top.shape[2:], bottom.shape[2:])))
+        fits = (
+            top.dim() == bottom.dim() == self.dims + 2
+            and top.shape[:2] == bottom.shape[:2]
+            and top.shape[1] == 1
+            and all(b == t * self.top_factor for t, b in zip(top.shape[2:], bottom.shape[2:]))
+        )
         if not fits:
-            raise VqtokError(f"the top codes {tuple(top.shape)} and bottom codes {tuple(bottom.shape)} do not fit "
-                             f"together: each bottom axis must be {self.top_factor} x the top's")
+            raise VqtokError(
+                f"the top codes {tuple(top.shape)} and bottom codes {tuple(bottom.shape)} do not fit "
+                f"together: each bottom axis must be {self.top_factor} x the top's"
+            )
         return self._decode_grids(_lookup(self.top_quantizer, top), _lookup(self.bottom_quantizer, bottom))
 
     def describe(self) -> dict:
@@ -128,15 +134,20 @@ class VQVAE2(Family):
         # In input samples, summed along the longest chain: a bottom code sees h_b through the projection,
         # and the decoded top, which sees top codes, which see h_b, which sees x.
         bh = self.bottom_hop
-        radius = (receptive_radius(self.project) * bh + receptive_radius(self.top_decoder, upsampling=True) * self.hop
-                  + receptive_radius(self.top_encoder) * bh + receptive_radius(self.bottom_encoder))
+        radius = (
+            receptive_radius(self.project) * bh
+            + receptive_radius(self.top_decoder, upsampling=True) * self.hop
+            + receptive_radius(self.top_encoder) * bh
+            + receptive_radius(self.bottom_encoder)
+        )
         return math.ceil(radius / self.hop) + 1
 
     @property
     def decoder_context(self) -> int:
         # In top positions: the decoder sees bottom positions, each of which sees top codes (upsampled).
-        radius = (receptive_radius(self.decoder, upsampling=True) / self.top_factor
-                  + receptive_radius(self.upsample_top, upsampling=True))
+        radius = receptive_radius(self.decoder, upsampling=True) / self.top_factor + receptive_radius(
+            self.upsample_top, upsampling=True
+        )
         return math.ceil(radius) + 1
 
 

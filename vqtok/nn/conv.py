@@ -15,8 +15,7 @@ from torch.nn import functional as F
 
 
 def conv_class(dims: int, transposed: bool = False) -> type:
-    table = {(1, False): nn.Conv1d, (2, False): nn.Conv2d, (1, True): nn.ConvTranspose1d,
-             (2, True): nn.ConvTranspose2d}
+    table = {(1, False): nn.Conv1d, (2, False): nn.Conv2d, (1, True): nn.ConvTranspose1d, (2, True): nn.ConvTranspose2d}
     return table[(dims, transposed)]
 
 

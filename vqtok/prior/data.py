@@ -3,9 +3,10 @@
 Files are encoded whole, as ``vqtok encode`` does (audio streamed in chunks, photos in tiles), where the
 modality's models take files at their own size (:meth:`Modality.sees_whole_files`: audio, and images
 trained on random crops); otherwise the modality's evaluation example (an image resized and cropped to
-``image.size``, as trained) is encoded, in batches. Training batches crop each grid along every axis to at most ``prior.window`` positions of
-the finest level (aligned to the coarsest), pad to the longest in the batch and mask the padding out
-of the loss. Like the autoencoder's, batch ``step`` is a pure function of ``(seed, step)``.
+``image.size``, as trained) is encoded, in batches. Training batches crop each grid along every axis
+to at most ``prior.window`` positions of the finest level (aligned to the coarsest), pad to the longest in the
+batch and mask the padding out of the loss. Like the autoencoder's, batch ``step`` is a pure function of
+``(seed, step)``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ class CodeSet:
         return len(self.items)
 
     @classmethod
-    def encode(cls, tok: Tokenizer, files: list[Path], labels: torch.Tensor, console: Console,
-               batch_size: int = 32) -> CodeSet:
+    def encode(
+        cls, tok: Tokenizer, files: list[Path], labels: torch.Tensor, console: Console, batch_size: int = 32
+    ) -> CodeSet:
         items: list[Codes] = []
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"encode {len(files)} file(s)", total=len(files))
@@ -56,9 +58,19 @@ class CodeSet:
     def subset(self, indices: list[int]) -> CodeSet:
         return CodeSet([self.items[i] for i in indices], self.labels[indices], [self.files[i] for i in indices])
 
-    def batch(self, step: int, size: int, seed: int, hops: dict[str, int], window: int, rank: int = 0,
-              world: int = 1, label_dropout: float = 0.0, no_label: int = -1,
-              balance: str = "files") -> tuple[CodeBatch, torch.Tensor]:
+    def batch(
+        self,
+        step: int,
+        size: int,
+        seed: int,
+        hops: dict[str, int],
+        window: int,
+        rank: int = 0,
+        world: int = 1,
+        label_dropout: float = 0.0,
+        no_label: int = -1,
+        balance: str = "files",
+    ) -> tuple[CodeBatch, torch.Tensor]:
         """The ``rank``-th slice of batch ``step``: ``size // world`` of ``size`` random examples, each
         cropped at a random place (see the module), and their labels ``(size // world,)``, each replaced
         by ``no_label`` with probability ``label_dropout``. ``balance``: every file equally likely
@@ -105,8 +117,10 @@ class CodeSet:
 
     def counts(self, name: str, codebook_sizes: list[int]) -> list[torch.Tensor]:
         """How often each code of each codebook of latent ``name`` occurs: ``[(K_q,)]``."""
-        return [sum(torch.bincount(item[name][q].reshape(-1), minlength=k) for item in self.items)
-                for q, k in enumerate(codebook_sizes)]
+        return [
+            sum(torch.bincount(item[name][q].reshape(-1), minlength=k) for item in self.items)
+            for q, k in enumerate(codebook_sizes)
+        ]
 
 
 def _tiles(item: Codes, hops: dict[str, int], window: int) -> Iterator[Codes]:
@@ -158,4 +172,3 @@ def collate(items: list[Codes]) -> CodeBatch:
             mask[(i, *(slice(0, s) for s in a.shape[1:]))] = True
         out[name] = (codes, mask)
     return out
-

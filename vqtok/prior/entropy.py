@@ -25,8 +25,7 @@ LN2 = math.log(2.0)
 
 def uniform_bits(specs: dict[str, LatentSpec]) -> dict[str, float]:
     """Bits per code of each latent under the uniform code model (mean over its codebooks)."""
-    return {name: sum(math.log2(k) for k in s.codebook_sizes[: s.channels]) / s.channels
-            for name, s in specs.items()}
+    return {name: sum(math.log2(k) for k in s.codebook_sizes[: s.channels]) / s.channels for name, s in specs.items()}
 
 
 def unigram_bits(train: CodeSet, test: CodeSet, specs: dict[str, LatentSpec]) -> dict[str, float]:
@@ -45,8 +44,15 @@ def unigram_bits(train: CodeSet, test: CodeSet, specs: dict[str, LatentSpec]) ->
 
 
 @torch.no_grad()
-def prior_bits(prior: Prior, test: CodeSet, device: torch.device, hops: dict[str, int], window: int,
-               batch_size: int = 8, use_labels: bool = True) -> dict[str, float]:
+def prior_bits(
+    prior: Prior,
+    test: CodeSet,
+    device: torch.device,
+    hops: dict[str, int],
+    window: int,
+    batch_size: int = 8,
+    use_labels: bool = True,
+) -> dict[str, float]:
     """Bits per code of ``test`` under ``prior`` (mean over all codes of each level), each example in tiles
     of ``window`` positions (:meth:`CodeSet.batches`); with ``use_labels`` False a class-conditional prior
     that learned "no label" is measured as it codes examples of unknown class."""
@@ -71,8 +77,9 @@ def mean_bits(bits: dict[str, float], test: CodeSet) -> float:
     return sum(bits[name] * counts[name] for name in bits) / max(1, sum(counts.values()))
 
 
-def entropy_report(bits: dict[str, dict[str, float]], specs: dict[str, LatentSpec], rates: dict[str, dict],
-                   held_out: str) -> dict:
+def entropy_report(
+    bits: dict[str, dict[str, float]], specs: dict[str, LatentSpec], rates: dict[str, dict], held_out: str
+) -> dict:
     """``bits``: ``{"prior"|"prior_no_label"|"unigram"|"uniform": {level: bits per code}}`` (``prior_no_label``:
     a class-conditional prior given no labels, where it learned that); ``rates``: what
     :func:`vqtok.info.latent_rates` gives -> bits per code and bitrates under each code model."""
@@ -84,4 +91,3 @@ def entropy_report(bits: dict[str, dict[str, float]], specs: dict[str, LatentSpe
         report["codes_per_unit"] = codes
         report["bitrate"] = {model: sum(codes[name] * b[name] for name in specs) for model, b in bits.items()}
     return report
-

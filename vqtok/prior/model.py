@@ -37,14 +37,16 @@ class PriorOptions:
     balance: str = "files"  # training crops from every file alike ("files") or from every label alike ("labels")
 
     def __post_init__(self):
-        checks = [(self.width >= 1 and self.layers >= 1, "prior.width and prior.layers must be at least 1"),
-                  (self.kernel >= 2, "prior.kernel must be at least 2"),
-                  (self.window >= 1, "prior.window must be at least 1"),
-                  (0 <= self.valid_share < 1, "prior.valid_share must lie in [0, 1)"),
-                  (self.eval_every >= 0, "prior.eval_every must be at least 0"),
-                  (self.labels in ("auto", "yes", "no"), "prior.labels must be auto, yes or no"),
-                  (0 <= self.label_dropout < 1, "prior.label_dropout must lie in [0, 1)"),
-                  (self.balance in ("files", "labels"), "prior.balance must be files or labels")]
+        checks = [
+            (self.width >= 1 and self.layers >= 1, "prior.width and prior.layers must be at least 1"),
+            (self.kernel >= 2, "prior.kernel must be at least 2"),
+            (self.window >= 1, "prior.window must be at least 1"),
+            (0 <= self.valid_share < 1, "prior.valid_share must lie in [0, 1)"),
+            (self.eval_every >= 0, "prior.eval_every must be at least 0"),
+            (self.labels in ("auto", "yes", "no"), "prior.labels must be auto, yes or no"),
+            (0 <= self.label_dropout < 1, "prior.label_dropout must lie in [0, 1)"),
+            (self.balance in ("files", "labels"), "prior.balance must be files or labels"),
+        ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
@@ -68,9 +70,12 @@ class LevelCondition(nn.Module):
         self.above = None
         if above is not None:
             conv = nn.Conv1d if dims == 1 else nn.Conv2d
-            self.above = nn.ModuleList([CodeEmbedding(above.codebook_sizes, width),
-                                        nn.Sequential(conv(width, width, 3, padding=1), nn.ELU(),
-                                                      conv(width, width, 3, padding=1))])
+            self.above = nn.ModuleList(
+                [
+                    CodeEmbedding(above.codebook_sizes, width),
+                    nn.Sequential(conv(width, width, 3, padding=1), nn.ELU(), conv(width, width, 3, padding=1)),
+                ]
+            )
 
     def forward(self, labels: torch.Tensor | None, above: torch.Tensor | None) -> torch.Tensor | None:
         cond = None
@@ -104,8 +109,14 @@ class Prior(nn.Module):
             factor = above.hop // spec.hop if above is not None else 1
             cond = LevelCondition(dims, options.width, label_rows, above, factor)
             self.conditions[name] = cond
-            self.levels[name] = CodePrior(dims, list(spec.codebook_sizes[: spec.channels]), options.width,
-                                          options.layers, options.kernel, cond.channels)
+            self.levels[name] = CodePrior(
+                dims,
+                list(spec.codebook_sizes[: spec.channels]),
+                options.width,
+                options.layers,
+                options.kernel,
+                cond.channels,
+            )
 
     @property
     def conditional(self) -> bool:
@@ -124,8 +135,10 @@ class Prior(nn.Module):
         if labels is not None:
             return labels
         if not self.knows_no_label:
-            raise UsageError("this class-conditional prior needs a label for every example (train it with "
-                             "prior.label_dropout > 0 to also model examples of no known class)")
+            raise UsageError(
+                "this class-conditional prior needs a label for every example (train it with "
+                "prior.label_dropout > 0 to also model examples of no known class)"
+            )
         return torch.full((n,), self.no_label, dtype=torch.long, device=device)
 
     def _condition(self, name: str, codes: dict[str, torch.Tensor], labels) -> torch.Tensor | None:
@@ -137,8 +150,7 @@ class Prior(nn.Module):
         """Codes ``{name: (B, n_q, *G)}`` -> ``-log p`` of each code in nats ``{name: (B, n_q, *G)}``."""
         first = codes[self.order[0]]
         labels = self._labels(labels, first.shape[0], first.device)
-        return {name: self.levels[name].nll(codes[name], self._condition(name, codes, labels))
-                for name in self.order}
+        return {name: self.levels[name].nll(codes[name], self._condition(name, codes, labels)) for name in self.order}
 
     def forward(self, batch: CodeBatch, labels: torch.Tensor | None = None, *, step: int = 0) -> TrainStep:
         """Mean nats per code over the masked-in codes of every level (the training loss)."""
@@ -159,8 +171,14 @@ class Prior(nn.Module):
         return {name: [g * (coarse // self.specs[name].hop) for g in grid] for name in self.order}
 
     @torch.no_grad()
-    def generate(self, n: int, sizes: dict[str, list[int]], pickers: dict[str, Picker],
-                 labels: torch.Tensor | None = None, naive: bool = False) -> dict[str, torch.Tensor]:
+    def generate(
+        self,
+        n: int,
+        sizes: dict[str, list[int]],
+        pickers: dict[str, Picker],
+        labels: torch.Tensor | None = None,
+        naive: bool = False,
+    ) -> dict[str, torch.Tensor]:
         """Codes ``{name: (n, n_q, *sizes[name])}`` level by level, coarsest first, streaming: at each
         position ``pickers[name]`` chooses the codes from the prior's logits (it samples them, or an entropy
         coder takes known codes or decodes them). ``naive`` uses the reference sampler (the same codes,
@@ -173,11 +191,20 @@ class Prior(nn.Module):
             codes[name] = (level.sample_naive if naive else level.sample)(sizes[name], pickers[name], cond)
         return codes
 
-    def sample(self, n: int, grid: list[int], labels: torch.Tensor | None = None, temperature: float = 1.0,
-               top_k: int = 0, generator: torch.Generator | None = None,
-               naive: bool = False) -> dict[str, torch.Tensor]:
+    def sample(
+        self,
+        n: int,
+        grid: list[int],
+        labels: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        generator: torch.Generator | None = None,
+        naive: bool = False,
+    ) -> dict[str, torch.Tensor]:
         """Codes ``{name: (n, n_q, *G_name)}`` drawn level by level; ``grid`` is the coarsest level's."""
         sizes = self.level_sizes(grid)
-        draws = {name: Draw.seeded(n, self.levels[name].n_q, sizes[name], temperature, top_k, generator)
-                 for name in self.order}
+        draws = {
+            name: Draw.seeded(n, self.levels[name].n_q, sizes[name], temperature, top_k, generator)
+            for name in self.order
+        }
         return self.generate(n, sizes, draws, labels, naive)

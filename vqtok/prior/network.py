@@ -48,8 +48,9 @@ class Draw:
     uniforms: torch.Tensor  # (n, n_q, *G) in [0, 1)
 
     @classmethod
-    def seeded(cls, n: int, n_q: int, grid: list[int], temperature: float, top_k: int,
-               generator: torch.Generator | None) -> Draw:
+    def seeded(
+        cls, n: int, n_q: int, grid: list[int], temperature: float, top_k: int, generator: torch.Generator | None
+    ) -> Draw:
         return cls(temperature, top_k, torch.rand((n, n_q, *grid), generator=generator))
 
     @property
@@ -89,8 +90,9 @@ class CodeHead(nn.Module):
         super().__init__()
         c = channels
         self.depth = nn.ModuleList(nn.Embedding(k, c) for k in codebook_sizes[:-1])
-        self.out = nn.ModuleList(nn.Sequential(nn.ELU(), nn.Linear(c, c), nn.ELU(), nn.Linear(c, k))
-                                 for k in codebook_sizes)
+        self.out = nn.ModuleList(
+            nn.Sequential(nn.ELU(), nn.Linear(c, c), nn.ELU(), nn.Linear(c, k)) for k in codebook_sizes
+        )
 
     def forward(self, context: torch.Tensor, codes: torch.Tensor) -> list[torch.Tensor]:
         """``context`` ``(B, C, *G)``, ``codes`` ``(B, n_q, *G)`` -> per codebook ``(B, K_q, *G)``."""
@@ -116,16 +118,18 @@ class CodePrior(nn.Module):
     """The prior of one code grid. ``cond_channels`` > 0: it takes a condition map ``(B, E, *G)``
     (or ``(B, E, 1, ..)``, broadcast) added inside every gate."""
 
-    def __init__(self, dims: int, codebook_sizes: list[int], width: int, layers: int, kernel: int,
-                 cond_channels: int = 0):
+    def __init__(
+        self, dims: int, codebook_sizes: list[int], width: int, layers: int, kernel: int, cond_channels: int = 0
+    ):
         super().__init__()
         self.dims, self.codebook_sizes, self.kernel = dims, list(codebook_sizes), kernel
         self.embed = CodeEmbedding(codebook_sizes, width)
         if dims == 2:
             self.layers = nn.ModuleList(GatedLayer2d(width, kernel, cond_channels) for _ in range(layers))
         elif dims == 1:
-            self.layers = nn.ModuleList(GatedLayer1d(width, kernel, 2 ** (i % DILATION_CYCLE), cond_channels)
-                                        for i in range(layers))
+            self.layers = nn.ModuleList(
+                GatedLayer1d(width, kernel, 2 ** (i % DILATION_CYCLE), cond_channels) for i in range(layers)
+            )
         else:
             raise ValueError(f"a code prior works on 1-D or 2-D grids, not {dims}-D")
         self.head = CodeHead(width, codebook_sizes)
@@ -162,8 +166,9 @@ class CodePrior(nn.Module):
     def nll(self, codes: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """``-log p`` of each code in nats, ``(B, n_q, *G)``."""
         logits = self.logits(codes, cond)
-        return torch.stack([F.cross_entropy(lg.float(), codes[:, q], reduction="none")
-                            for q, lg in enumerate(logits)], 1)
+        return torch.stack(
+            [F.cross_entropy(lg.float(), codes[:, q], reduction="none") for q, lg in enumerate(logits)], 1
+        )
 
     # ---- sampling ----
     @torch.no_grad()
@@ -196,7 +201,7 @@ class CodePrior(nn.Module):
         biases = [layer.cond(cond) for layer in self.layers]  # (n, 2C, T or 1) or 0
         for t in range(length):
             for i, layer in enumerate(self.layers):
-                window = inputs[i][:, :, t: t + layer.reach + 1: layer.dilation]
+                window = inputs[i][:, :, t : t + layer.reach + 1 : layer.dilation]
                 bias = biases[i] if isinstance(biases[i], float) else biases[i][..., min(t, biases[i].shape[-1] - 1)]
                 out = layer.step(window, inputs[i][:, :, t + layer.reach], bias)
                 if i + 1 < len(self.layers):
@@ -214,20 +219,20 @@ class CodePrior(nn.Module):
         vertical = [torch.zeros(n, c, r + height, width + 2 * r, device=dev) for _ in self.layers]
         for i in range(height):
             if i > 0:  # the first layer's vertical input at row i is the embedded row i - 1
-                vertical[0][:, :, r + i, r: r + width] = self.embed(codes[:, :, i - 1])
-            cond_row = cond if cond is None or cond.shape[2] == 1 else cond[:, :, i: i + 1]
+                vertical[0][:, :, r + i, r : r + width] = self.embed(codes[:, :, i - 1])
+            cond_row = cond if cond is None or cond.shape[2] == 1 else cond[:, :, i : i + 1]
             row_bias = []
             for k, layer in enumerate(self.layers):
-                v_out, bias = layer.vertical_row(vertical[k][:, :, i: i + r + 1], cond_row)
+                v_out, bias = layer.vertical_row(vertical[k][:, :, i : i + r + 1], cond_row)
                 if k + 1 < len(self.layers):
-                    vertical[k + 1][:, :, r + i, r: r + width] = v_out[:, :, 0]
+                    vertical[k + 1][:, :, r + i, r : r + width] = v_out[:, :, 0]
                 row_bias.append(bias)
             # horizontal[k][:, :, r + j]: layer k's horizontal input at (i, j), zero-padded on the left
             horizontal = [torch.zeros(n, c, r + width, device=dev) for _ in self.layers]
             for j in range(width):
                 for k, layer in enumerate(self.layers):
                     bias = row_bias[k][:, :, min(j, row_bias[k].shape[-1] - 1)]
-                    out = layer.horizontal_step(horizontal[k][:, :, j: j + r + 1], horizontal[k][:, :, r + j], bias)
+                    out = layer.horizontal_step(horizontal[k][:, :, j : j + r + 1], horizontal[k][:, :, r + j], bias)
                     if k + 1 < len(self.layers):
                         horizontal[k + 1][:, :, r + j] = out
                 codes[:, :, i, j] = self.head.sample(out, draw, (i, j))

@@ -49,21 +49,24 @@ def read_prior_file(path: Path, model_hash: str) -> tuple[dict[str, torch.Tensor
     if meta.get("format") != PRIOR_FORMAT:
         raise VqtokError(f"{path}: not a vqtok prior file (a prior is made by `vqtok train-prior -o FILE`)")
     if meta.get("model_hash") != model_hash:
-        raise VqtokError(f"{path}: a prior for model {meta.get('model_hash')}, not for this model ({model_hash}); "
-                         "use the prior trained on this model's codes")
+        raise VqtokError(
+            f"{path}: a prior for model {meta.get('model_hash')}, not for this model ({model_hash}); "
+            "use the prior trained on this model's codes"
+        )
     try:
         return tensors, json.loads(meta["prior"])
     except (KeyError, json.JSONDecodeError):
         raise VqtokError(f"{path}: damaged prior metadata") from None
 
 
-def build_prior(info: dict, tensors: dict[str, torch.Tensor], dims: int, specs: dict[str, LatentSpec],
-                where: str) -> Prior:
+def build_prior(
+    info: dict, tensors: dict[str, torch.Tensor], dims: int, specs: dict[str, LatentSpec], where: str
+) -> Prior:
     """Rebuild a stored prior and load its weights; a prior that does not fit the model is an error."""
     try:
         options = PriorOptions(**info["options"])
         prior = Prior(dims, specs, options, len(info.get("label_names") or []))
-        prior.load_state_dict({k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX)}, strict=True)
+        prior.load_state_dict({k[len(PREFIX) :]: v for k, v in tensors.items() if k.startswith(PREFIX)}, strict=True)
     except (KeyError, TypeError, RuntimeError) as e:
         raise VqtokError(f"{where}: the stored prior does not fit this model ({first_line(e)})") from None
     return prior.eval()

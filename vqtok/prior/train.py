@@ -69,8 +69,9 @@ def _held_out(n: int, share: float) -> list[int]:
 class PriorTrainer(TrainingLoop):
     label = "prior"
 
-    def __init__(self, tok: Tokenizer, model_path: Path, run: PriorRun, out: Path | None,
-                 console: Console | None = None):
+    def __init__(
+        self, tok: Tokenizer, model_path: Path, run: PriorRun, out: Path | None, console: Console | None = None
+    ):
         self.tok, self.model_path, self.run_cfg, self.out = tok, Path(model_path), run, out
         console = console or stderr_console()
         _require_codes(tok)
@@ -92,8 +93,11 @@ class PriorTrainer(TrainingLoop):
             rest = [i for i in range(len(everything)) if i not in set(held)]
             self.train_set = everything.subset(rest) if held else everything
             self.valid_set = everything.subset(held) if held else everything
-            self.held_out = (f"{len(held)} of the {len(everything)} files, not trained on" if held else
-                             "the training files themselves (too few files to hold any out)")
+            self.held_out = (
+                f"{len(held)} of the {len(everything)} files, not trained on"
+                if held
+                else "the training files themselves (too few files to hold any out)"
+            )
         self.hops = {name: spec.hop for name, spec in tok.specs.items()}
         self.best: dict = {}  # {"step", "bits"} of the lowest held-out bits per code so far
         self.best_weights: dict[str, torch.Tensor] = {}
@@ -118,18 +122,28 @@ class PriorTrainer(TrainingLoop):
         names = [valid.label_names[i] if i >= 0 else None for i in valid.labels.tolist()]
         for path, name in zip(valid.files, names):
             if name not in self.label_names:
-                raise UsageError(f"--valid: {path} is not in a folder of one of the training classes "
-                                 f"({', '.join(self.label_names)}); a class-conditional prior is measured on "
-                                 "files of its classes")
+                raise UsageError(
+                    f"--valid: {path} is not in a folder of one of the training classes "
+                    f"({', '.join(self.label_names)}); a class-conditional prior is measured on "
+                    "files of its classes"
+                )
         return torch.tensor([self.label_names.index(name) for name in names])
 
     def batch_maker(self):
         t = self.train_cfg
         dropout = self.run_cfg.options.label_dropout if self.label_names else 0.0
-        return functools.partial(self.train_set.batch, size=t.batch_size, seed=t.seed, hops=self.hops,
-                                 window=self.run_cfg.options.window, rank=distributed.rank(),
-                                 world=distributed.world_size(), label_dropout=dropout,
-                                 no_label=len(self.label_names), balance=self.run_cfg.options.balance)
+        return functools.partial(
+            self.train_set.batch,
+            size=t.batch_size,
+            seed=t.seed,
+            hops=self.hops,
+            window=self.run_cfg.options.window,
+            rank=distributed.rank(),
+            world=distributed.world_size(),
+            label_dropout=dropout,
+            no_label=len(self.label_names),
+            balance=self.run_cfg.options.balance,
+        )
 
     def to_device(self, batch):
         batch, labels = batch
@@ -137,8 +151,12 @@ class PriorTrainer(TrainingLoop):
         return batch, labels.to(self.device) if self.label_names else None
 
     def settings(self) -> dict:
-        return {"prior": dataclasses.asdict(self.run_cfg.options), "train": dataclasses.asdict(self.train_cfg),
-                "model": self.tok.model_hash, "labels": self.label_names}
+        return {
+            "prior": dataclasses.asdict(self.run_cfg.options),
+            "train": dataclasses.asdict(self.train_cfg),
+            "model": self.tok.model_hash,
+            "labels": self.label_names,
+        }
 
     def must_match(self) -> list[str]:
         return ["prior", "model", "labels"]
@@ -160,8 +178,9 @@ class PriorTrainer(TrainingLoop):
 
     def held_out_bits(self, use_labels: bool = True) -> dict[str, float]:
         """Bits per code of the held-out codes under the prior now, per level."""
-        return prior_bits(self.model, self.valid_set, self.device, self.hops, self.run_cfg.options.window,
-                          use_labels=use_labels)
+        return prior_bits(
+            self.model, self.valid_set, self.device, self.hops, self.run_cfg.options.window, use_labels=use_labels
+        )
 
     def kept_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
         return self.best, self.best_weights
@@ -182,13 +201,20 @@ class PriorTrainer(TrainingLoop):
         if self.best and self.best["step"] != self.step:
             self.model.load_state_dict(self.best_weights)
         summary["kept"] = self.best or {"step": self.step}
-        info = {"options": dataclasses.asdict(self.run_cfg.options), "train": dataclasses.asdict(self.train_cfg),
-                "label_names": self.label_names, "levels": self.model.order, "training": summary,
-                "entropy": self.entropy()}
+        info = {
+            "options": dataclasses.asdict(self.run_cfg.options),
+            "train": dataclasses.asdict(self.train_cfg),
+            "label_names": self.label_names,
+            "levels": self.model.order,
+            "training": summary,
+            "entropy": self.entropy(),
+        }
         self.saved_to = save_prior(self.model, info, self.model_path, self.tok.model_hash, self.out)
         if self.out is None and self.saved_to != self.model_path:
-            self.console.print(f"[yellow]warning:[/] {self.model_path} changed while the prior trained; the prior "
-                               f"went to {self.saved_to} (use it with --prior)")
+            self.console.print(
+                f"[yellow]warning:[/] {self.model_path} changed while the prior trained; the prior "
+                f"went to {self.saved_to} (use it with --prior)"
+            )
         self.info = info
         self.tok.prior, self.tok.prior_info = self.model.eval(), info
         self._preview()
@@ -211,6 +237,8 @@ class PriorTrainer(TrainingLoop):
 def _require_codes(tok: Tokenizer) -> None:
     continuous = [name for name, spec in tok.specs.items() if not spec.discrete]
     if continuous:
-        raise UsageError(f"train-prior needs a model with discrete codes; a {tok.family} model has continuous "
-                         f"latents ({', '.join(continuous)}) and samples from its own N(0, I) prior: "
-                         "use `vqtok sample` directly")
+        raise UsageError(
+            f"train-prior needs a model with discrete codes; a {tok.family} model has continuous "
+            f"latents ({', '.join(continuous)}) and samples from its own N(0, I) prior: "
+            "use `vqtok sample` directly"
+        )

@@ -39,8 +39,9 @@ def hinge_generator_loss(fake: Judgement) -> torch.Tensor:
 def feature_matching_loss(real: Judgement, fake: Judgement) -> torch.Tensor:
     """Mean over sub-discriminators and their feature maps (not the logits) of the L1 distance relative
     to the original's mean magnitude, so that every layer counts alike."""
-    terms = [(r - f).abs().mean() / (r.abs().mean() + 1e-8)
-             for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1])]
+    terms = [
+        (r - f).abs().mean() / (r.abs().mean() + 1e-8) for rs, fs in zip(real, fake) for r, f in zip(rs[:-1], fs[:-1])
+    ]
     return sum(terms) / len(terms)
 
 
@@ -102,5 +103,5 @@ class Adversary:
         return {"disc_param_groups": param_groups}, tensors
 
     def restore(self, facts: dict, tensors: dict[str, torch.Tensor]) -> None:
-        self.net.load_state_dict({k[len("disc."):]: v for k, v in tensors.items() if k.startswith("disc.")})
+        self.net.load_state_dict({k[len("disc.") :]: v for k, v in tensors.items() if k.startswith("disc.")})
         load_optimizer(self.optimizer, tensors, "disc_optim", facts["disc_param_groups"])

@@ -49,9 +49,16 @@ def made_by(model: Path, config: cfg.RunConfig, get_modality) -> bool:
     return comparable(stored) == comparable(config.to_dict())
 
 
-def build_stages(recipe: dict, out: Path, train: Callable[[cfg.RunConfig, Path], None],
-                 say: Callable[[str], None], get_modality, device: str | None = None, resume: bool = False,
-                 seen: tuple[Path, ...] = ()) -> dict:
+def build_stages(
+    recipe: dict,
+    out: Path,
+    train: Callable[[cfg.RunConfig, Path], None],
+    say: Callable[[str], None],
+    get_modality,
+    device: str | None = None,
+    resume: bool = False,
+    seen: tuple[Path, ...] = (),
+) -> dict:
     """``recipe`` (a read recipe) with an ``init`` that names a recipe replaced by that recipe's model,
     trained first by ``train(config, model_path)`` unless a finished one made by it is there (recursively:
     a stage may start from a stage). ``device`` is the run's ``--device``; with ``resume`` an interrupted
@@ -71,9 +78,11 @@ def build_stages(recipe: dict, out: Path, train: Callable[[cfg.RunConfig, Path],
     if made_by(model, config, get_modality):
         say(f"stage {path.name}: {model} is built by it already; starting from it")
     elif model.exists() and not (resume and RunPaths.for_model(model).checkpoint.exists()):
-        raise UsageError(f"{model}: the chain's stage {path.name} writes this file, but the one there is not a "
-                         "finished model of that recipe; add --resume to continue its interrupted run, or move "
-                         "the file away to train the stage anew")
+        raise UsageError(
+            f"{model}: the chain's stage {path.name} writes this file, but the one there is not a "
+            "finished model of that recipe; add --resume to continue its interrupted run, or move "
+            "the file away to train the stage anew"
+        )
     else:
         say(f"stage {path.name}: training {model}")
         train(config, model)
@@ -85,6 +94,10 @@ def lineage(init: Path) -> dict:
     and what that one started from."""
     meta = read_model(init, tensors=False).meta
     training = meta.get("training", {})
-    return {"file": str(init), "config": meta.get("config", {}),
-            "steps": training.get("steps"), "completed": training.get("completed"),
-            **({"started_from": training["started_from"]} if "started_from" in training else {})}
+    return {
+        "file": str(init),
+        "config": meta.get("config", {}),
+        "steps": training.get("steps"),
+        "completed": training.get("completed"),
+        **({"started_from": training["started_from"]} if "started_from" in training else {}),
+    }

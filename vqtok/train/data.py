@@ -49,8 +49,9 @@ class TrainingSet:
         path = self.files[index]
         return read_example(path, lambda: self.modality.training_example(path, self.options, g))
 
-    def batch(self, step: int, size: int, seed: int, rank: int = 0, world: int = 1,
-              multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, step: int, size: int, seed: int, rank: int = 0, world: int = 1, multiple: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ``rank``-th slice of global batch ``step``: examples ``(size // world, C, *example_shape)``,
         each spatial axis cropped to a multiple of ``multiple`` (the model's hop), and their labels
         ``(size // world,)`` (indices into ``label_names``; -1 for a file outside any class folder)."""
@@ -62,8 +63,10 @@ class TrainingSet:
         for axis in range(2, x.ndim):
             usable = x.shape[axis] - x.shape[axis] % multiple
             if usable == 0:
-                raise UsageError(f"training examples of size {x.shape[axis]} are shorter than the model's "
-                                 f"hop {multiple}; make the examples longer or the strides smaller")
+                raise UsageError(
+                    f"training examples of size {x.shape[axis]} are shorter than the model's "
+                    f"hop {multiple}; make the examples longer or the strides smaller"
+                )
             x = x.narrow(axis, 0, usable)
         return x, self.labels[picks[mine]]
 
@@ -76,12 +79,15 @@ class TrainingSet:
         unlabelled = [f for f, lab in zip(self.files, self.labels.tolist()) if lab < 0]
         if not self.label_names or unlabelled:
             example = f" ({unlabelled[0]} is not)" if unlabelled and self.label_names else ""
-            raise UsageError(f"{self.root}: a conditional model needs labelled data: put the files of each "
-                             f"class in a sub-folder named after the class{example}")
+            raise UsageError(
+                f"{self.root}: a conditional model needs labelled data: put the files of each "
+                f"class in a sub-folder named after the class{example}"
+            )
 
 
-def evaluation_batches(files: list[Path], modality: Modality, options,
-                       batch_size: int) -> Iterator[tuple[list[int], torch.Tensor]]:
+def evaluation_batches(
+    files: list[Path], modality: Modality, options, batch_size: int
+) -> Iterator[tuple[list[int], torch.Tensor]]:
     """The evaluation examples (:meth:`Modality.evaluation_example`) of ``files`` in order, stacked into
     batches ``(B, C, *S)`` of at most ``batch_size`` consecutive files of equal shape, each with the
     indices of its files."""

@@ -5,9 +5,10 @@
 and family options as its defaults (:func:`inherited_settings`; a recipe or override still wins), builds
 the model, then loads the trained weights, codebooks included, so no k-means restart
 (:func:`start_from`). The two must agree on what the weights mean: the modality, its signal settings
-(e.g. the sample rate, not the image size: ``Modality.bound_to_weights``), the family, the class labels of a conditional family, and every ``[model]``
-setting that shapes a weight. The data, the ``[train]`` settings (learning rate, steps) and a prior
-are the new run's own: a prior trained on the old codes is not carried over.
+(e.g. the sample rate, not the image size: ``Modality.bound_to_weights``), the family, the class
+labels of a conditional family, and every ``[model]`` setting that shapes a weight. The data, the ``[train]``
+settings (learning rate, steps) and a prior are the new run's own: a prior trained on the old codes is not
+carried over.
 """
 
 from __future__ import annotations
@@ -53,19 +54,28 @@ def start_from(model: Family, config: RunConfig, label_names: list[str], bound: 
         raise UsageError(f"{where}: its family is {meta.get('family')}; this run's model.arch is {model.name}")
     for key, value in bound.items():
         if decode.get(key) != value:
-            raise UsageError(f"{where}: made for {key} = {decode.get(key)!r}, but this run's [{config.modality}] "
-                             f"options give {value!r} (set them to match)")
+            raise UsageError(
+                f"{where}: made for {key} = {decode.get(key)!r}, but this run's [{config.modality}] "
+                f"options give {value!r} (set them to match)"
+            )
     if model.conditional and (decode.get("label_names") or []) != label_names:
-        raise UsageError(f"{where}: its classes ({', '.join(decode.get('label_names') or [])}) differ from "
-                         f"the class folders of the data ({', '.join(label_names)})")
+        raise UsageError(
+            f"{where}: its classes ({', '.join(decode.get('label_names') or [])}) differ from "
+            f"the class folders of the data ({', '.join(label_names)})"
+        )
     check_weights(model, mf.section("model"), where)
     try:
         model.load_state_dict(mf.section("model"), strict=True)
     except RuntimeError:
         stored = meta.get("config", {}).get("model", {})
-        differ = [f"{k} = {stored.get(k)!r} there, {v!r} here" for k, v in dataclasses.asdict(config.model).items()
-                  if stored.get(k) != v]
-        raise UsageError(f"{where}: its weights do not fit this run's model ([model] "
-                         f"{'; '.join(differ) or 'settings agree, the weights do not'}); use the same "
-                         "[model] settings as the model you start from") from None
+        differ = [
+            f"{k} = {stored.get(k)!r} there, {v!r} here"
+            for k, v in dataclasses.asdict(config.model).items()
+            if stored.get(k) != v
+        ]
+        raise UsageError(
+            f"{where}: its weights do not fit this run's model ([model] "
+            f"{'; '.join(differ) or 'settings agree, the weights do not'}); use the same "
+            "[model] settings as the model you start from"
+        ) from None
     return path

@@ -79,18 +79,25 @@ def resolve_workers(setting: int | str, device: torch.device) -> int:
     return auto_workers(device) if setting == "auto" else int(setting)
 
 
-def batch_stream(make: Callable[[int], Any], start: int, stop: int, workers: int,
-                 pin_memory: bool = False) -> Iterator[Any]:
+def batch_stream(
+    make: Callable[[int], Any], start: int, stop: int, workers: int, pin_memory: bool = False
+) -> Iterator[Any]:
     """The batches ``make(start)``, ..., ``make(stop - 1)`` in order, built by ``workers`` processes
     (0: in this process, as they are needed)."""
     if workers == 0:
         for step in range(start, stop):
             yield make(step)
         return
-    loader = DataLoader(StepBatches(make, stop), batch_size=None, sampler=range(start, stop),
-                        num_workers=workers, prefetch_factor=PREFETCH, pin_memory=pin_memory,
-                        persistent_workers=True,
-                        generator=torch.Generator())  # its workers' seeds: not drawn from the run's random state
+    loader = DataLoader(
+        StepBatches(make, stop),
+        batch_size=None,
+        sampler=range(start, stop),
+        num_workers=workers,
+        prefetch_factor=PREFETCH,
+        pin_memory=pin_memory,
+        persistent_workers=True,
+        generator=torch.Generator(),
+    )  # its workers' seeds: not drawn from the run's random state
     batches = iter(loader)
     try:
         with _worker_deaths_found_by_the_loader():
@@ -116,8 +123,9 @@ def _next_or_death(batches: Iterator[Any]) -> Any:
         if "DataLoader worker" not in str(e):
             raise
         message = str(e).splitlines()[0].rstrip(". ")
-    raise LoaderDied(f"a data-loading worker died ({message}); if it ran out of memory, lower train.workers "
-                     "or train.batch_size")
+    raise LoaderDied(
+        f"a data-loading worker died ({message}); if it ran out of memory, lower train.workers or train.batch_size"
+    )
 
 
 @contextlib.contextmanager

@@ -54,8 +54,12 @@ class RunPaths:
         """Paths beside ``out``; ``tag`` (e.g. ``".prior"``) keeps the files of another run on the same
         model apart."""
         stem = model_stem(out) + tag
-        return cls(out, out.with_name(stem + ".ckpt.safetensors"), out.with_name(stem + ".metrics.jsonl"),
-                   out.with_name(stem + ".preview.png"))
+        return cls(
+            out,
+            out.with_name(stem + ".ckpt.safetensors"),
+            out.with_name(stem + ".metrics.jsonl"),
+            out.with_name(stem + ".preview.png"),
+        )
 
     @property
     def lock(self) -> Path:
@@ -270,10 +274,11 @@ class TrainingLoop:
             extra, extra_metrics = self.extra_loss(x, out)
         loss = out.loss.float() + extra
         if not torch.isfinite(loss):
-            kept = (f"; the last checkpoint, {self.paths.checkpoint}, is kept" if self.paths.checkpoint.exists()
-                    else "")
-            raise VqtokError(f"training diverged at step {self.step} (loss {loss.item()}): nothing was saved from "
-                             f"it{kept}; lower train.lr")
+            kept = f"; the last checkpoint, {self.paths.checkpoint}, is kept" if self.paths.checkpoint.exists() else ""
+            raise VqtokError(
+                f"training diverged at step {self.step} (loss {loss.item()}): nothing was saved from "
+                f"it{kept}; lower train.lr"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.train_cfg.grad_clip > 0:
@@ -301,23 +306,32 @@ class TrainingLoop:
         main = distributed.is_main()
         t = self.train_cfg
         if t.batch_size % distributed.world_size():
-            raise UsageError(f"train.batch_size {t.batch_size} does not split evenly over "
-                             f"{distributed.world_size()} processes: make it a multiple of the process count")
+            raise UsageError(
+                f"train.batch_size {t.batch_size} does not split evenly over "
+                f"{distributed.world_size()} processes: make it a multiple of the process count"
+            )
         if resume:
             self._resume()
         elif main:
             self.paths.metrics.unlink(missing_ok=True)
         window = MetricsWindow()
-        progress = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
-                            console=self.console, disable=not main)
+        progress = Progress(
+            TextColumn(f"[bold]{self.label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not main,
+        )
         task = progress.add_task(self.label, total=t.steps, completed=self.step, status="")
         started = time.perf_counter() - self.elapsed
         tick, tick_step = time.perf_counter(), self.step
         self.model.train()
         with progress, StopOnInterrupt() as stop:
-            batches = batch_stream(self.batch_maker(), self.step, t.steps, self.workers,
-                                   pin_memory=self.device.type == "cuda")
+            batches = batch_stream(
+                self.batch_maker(), self.step, t.steps, self.workers, pin_memory=self.device.type == "cuda"
+            )
             while self.step < t.steps and not distributed.any_rank(stop.requested):
                 try:
                     batch = next(batches)
@@ -325,8 +339,9 @@ class TrainingLoop:
                     if main and self.step > 0:
                         self.elapsed = time.perf_counter() - started
                         self._checkpoint()
-                        raise LoaderDied(f"{e}; the steps so far are in {self.paths.checkpoint}: continue with "
-                                         "--resume") from None
+                        raise LoaderDied(
+                            f"{e}; the steps so far are in {self.paths.checkpoint}: continue with --resume"
+                        ) from None
                     raise
                 metrics = self.train_step(self.to_device(batch))
                 self.step += 1
@@ -336,8 +351,13 @@ class TrainingLoop:
                     now = time.perf_counter()
                     speed = (self.step - tick_step) / max(now - tick, 1e-9)
                     tick, tick_step = now, self.step
-                    self.last = {"step": self.step, **window.flush(), "steps_per_s": speed,
-                                 "lr": lr_at(self.step - 1, t), "time": now - started}
+                    self.last = {
+                        "step": self.step,
+                        **window.flush(),
+                        "steps_per_s": speed,
+                        "lr": lr_at(self.step - 1, t),
+                        "time": now - started,
+                    }
                     if main:
                         self._log(self.last)
                     progress.update(task, status=self.status(self.last))
@@ -376,9 +396,14 @@ class TrainingLoop:
 
     def _checkpoint(self) -> None:
         facts, tensors = self.kept_state()
-        save_checkpoint(self.paths.checkpoint, self.model, self.optimizer, self.step,
-                        {"config": self.settings(), "elapsed": self.elapsed, "last": self.last, "kept": facts},
-                        tensors)
+        save_checkpoint(
+            self.paths.checkpoint,
+            self.model,
+            self.optimizer,
+            self.step,
+            {"config": self.settings(), "elapsed": self.elapsed, "last": self.last, "kept": facts},
+            tensors,
+        )
 
     def _resume(self) -> None:
         ckpt = self.paths.checkpoint
@@ -387,8 +412,10 @@ class TrainingLoop:
         stored, current = self.current_form(checkpoint_extra(ckpt)["config"]), self.settings()
         for section in self.must_match():  # before loading: changed settings may not fit its weights
             if stored.get(section) != current.get(section):
-                raise UsageError(f"--resume: the [{section}] settings differ from the checkpoint's; "
-                                 "resume with the same recipe and overrides")
+                raise UsageError(
+                    f"--resume: the [{section}] settings differ from the checkpoint's; "
+                    "resume with the same recipe and overrides"
+                )
         self.step, extra, kept = load_checkpoint(ckpt, self.model, self.optimizer)
         self.elapsed, self.last = extra.get("elapsed", 0.0), extra.get("last", {})
         self.restore_kept(extra.get("kept", {}), kept)
@@ -396,8 +423,12 @@ class TrainingLoop:
 
     def _summary(self, interrupted: bool) -> dict:
         return {
-            "steps": self.step, "completed": not interrupted, "seconds": round(self.elapsed, 2),
-            "device": str(self.device), "world_size": distributed.world_size(), **self.summary_facts(),
+            "steps": self.step,
+            "completed": not interrupted,
+            "seconds": round(self.elapsed, 2),
+            "device": str(self.device),
+            "world_size": distributed.world_size(),
+            **self.summary_facts(),
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "final": {k: v for k, v in self.last.items() if k not in ("step", "time")},
         }

@@ -38,8 +38,9 @@ def exclusive(lock: Path, what: str) -> Iterator[None]:
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise UsageError(f"{what} is being written by another run ({holder}, lock {lock}); wait for it "
-                             "or write elsewhere") from None
+            raise UsageError(
+                f"{what} is being written by another run ({holder}, lock {lock}); wait for it or write elsewhere"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()}")

@@ -46,9 +46,11 @@ class Trainer(TrainingLoop):
         if get_family(config.model.arch).conditional:  # before building: say what the data lacks
             self.data.require_labels()
         self.model = build_model(config, modality, self.data.label_names).to(device)
-        self.init = start_from(self.model, config, self.data.label_names,
-                               modality.bound_to_weights(config.options)) \
-            if config.init else None
+        self.init = (
+            start_from(self.model, config, self.data.label_names, modality.bound_to_weights(config.options))
+            if config.init
+            else None
+        )
         self.conditional = self.model.conditional
         self.adversary = self._adversary(device) if config.adversarial.enabled else None
         super().__init__(config.train, RunPaths.for_model(Path(out)), device, console)
@@ -56,8 +58,10 @@ class Trainer(TrainingLoop):
     def _adversary(self, device: torch.device) -> Adversary:
         net = self.modality.discriminator(self.config.options, self.config.adversarial.channels)
         if net is None:
-            raise UsageError(f"[adversarial]: the {self.modality.name} modality has no discriminator; set "
-                             "adversarial.weight and adversarial.feature_weight to 0")
+            raise UsageError(
+                f"[adversarial]: the {self.modality.name} modality has no discriminator; set "
+                "adversarial.weight and adversarial.feature_weight to 0"
+            )
         return Adversary(net, self.config.adversarial, self.config.train, device)
 
     def recon_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -87,8 +91,14 @@ class Trainer(TrainingLoop):
     def batch_maker(self, size: int | None = None) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
         """Step -> this rank's examples ``(B, C, *S)`` and their labels ``(B,)``, on the CPU."""
         t = self.config.train
-        return functools.partial(self.data.batch, size=size or t.batch_size, seed=t.seed, rank=distributed.rank(),
-                                 world=distributed.world_size(), multiple=self.model.hop)
+        return functools.partial(
+            self.data.batch,
+            size=size or t.batch_size,
+            seed=t.seed,
+            rank=distributed.rank(),
+            world=distributed.world_size(),
+            multiple=self.model.hop,
+        )
 
     def to_device(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Examples ``(B, C, *S)`` on the device, and their labels ``(B,)`` for a conditional family
@@ -116,15 +126,27 @@ class Trainer(TrainingLoop):
 
     def save(self, summary: dict) -> None:
         model = self.model
-        decode = {"hop": model.hop, "latents": {k: dataclasses.asdict(v) for k, v in model.latents().items()},
-                  "label_names": self.data.label_names if self.conditional else [],
-                  **model.describe(), **self.modality.describe(self.config.options),
-                  **stored_facts(self.modality, self.config.options)}
+        decode = {
+            "hop": model.hop,
+            "latents": {k: dataclasses.asdict(v) for k, v in model.latents().items()},
+            "label_names": self.data.label_names if self.conditional else [],
+            **model.describe(),
+            **self.modality.describe(self.config.options),
+            **stored_facts(self.modality, self.config.options),
+        }
         summary["diagnostics"] = self._diagnose()
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()  # the checkpoint keeps the rest
-                   if k.rsplit(".", 1)[-1] not in TRAINING_ONLY}
-        meta = {"modality": self.modality.name, "family": model.name, "config": self.config.to_dict(),
-                "decode": decode, "training": summary}
+        tensors = {
+            f"model.{k}": v
+            for k, v in model.state_dict().items()  # the checkpoint keeps the rest
+            if k.rsplit(".", 1)[-1] not in TRAINING_ONLY
+        }
+        meta = {
+            "modality": self.modality.name,
+            "family": model.name,
+            "config": self.config.to_dict(),
+            "decode": decode,
+            "training": summary,
+        }
         write_model(self.paths.model, tensors, meta)
         self._preview()
 

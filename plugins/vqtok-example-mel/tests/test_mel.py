@@ -17,9 +17,19 @@ from vqtok.files.codes import parse_codes
 from vqtok.testing import check_modality
 
 SPEECH = SAMPLES_DIR / "speech"  # 8 kHz recordings shipped with vqtok
-TINY = ["model.channels=8", "model.max_channels=16", "model.latent_dim=8", "model.codebook_size=32",
-        "model.res_blocks=1", "train.batch_size=4", "train.workers=0", "train.warmup_steps=0", "train.lr=1e-3",
-        "mel.n_mels=32", "mel.frames=32"]
+TINY = [
+    "model.channels=8",
+    "model.max_channels=16",
+    "model.latent_dim=8",
+    "model.codebook_size=32",
+    "model.res_blocks=1",
+    "train.batch_size=4",
+    "train.workers=0",
+    "train.warmup_steps=0",
+    "train.lr=1e-3",
+    "mel.n_mels=32",
+    "mel.frames=32",
+]
 
 
 def test_mel_keeps_the_vqtok_contract(tmp_path):
@@ -47,8 +57,7 @@ def test_train_encode_decode_and_the_bitrate_through_the_cli(vqtok_cli, tmp_path
     frames = MelModality().load(wav, MelOptions(n_mels=32)).shape[-1]  # decode gives the input's size back
     assert spectrogram.shape == (32, frames) and -1 <= spectrogram.min() and spectrogram.max() <= 1
     assert Image.open(tmp_path / "back.png").size == (frames, 32)
-    refused = vqtok_cli("decode", "--model", model, tmp_path / "codes.npz", "-o", tmp_path / "back.flac",
-                        check=False)
+    refused = vqtok_cli("decode", "--model", model, tmp_path / "codes.npz", "-o", tmp_path / "back.flac", check=False)
     assert refused.returncode == 2 and ".npy, .png, .wav" in refused.stderr
     assert not Path(tmp_path / "back.flac").exists()
 
@@ -57,6 +66,7 @@ def test_a_corrupt_recording_is_one_line_naming_it(vqtok_cli, tmp_path):
     bad = tmp_path / "data"
     bad.mkdir()
     (bad / "broken.wav").write_bytes(b"RIFF not really")
-    proc = vqtok_cli("train", "--modality", "mel", "--data", bad, "-o", tmp_path / "m.safetensors", "--steps", 1,
-                     *TINY, check=False)
+    proc = vqtok_cli(
+        "train", "--modality", "mel", "--data", bad, "-o", tmp_path / "m.safetensors", "--steps", 1, *TINY, check=False
+    )
     assert proc.returncode == 1 and "broken.wav: not readable as sound" in proc.stderr.strip().splitlines()[-1]

@@ -56,8 +56,10 @@ class MelModality(Modality):
         return options.sample_rate / options.hop_length  # frames per second: bitrates come out in bit/s
 
     def facts(self, options: MelOptions) -> dict[str, str]:
-        return {"spectrogram": f"{options.n_mels} mel bands, {self.time_axis(options):g} frames/s of "
-                               f"{options.sample_rate} Hz sound (n_fft {options.n_fft})"}
+        return {
+            "spectrogram": f"{options.n_mels} mel bands, {self.time_axis(options):g} frames/s of "
+            f"{options.sample_rate} Hz sound (n_fft {options.n_fft})"
+        }
 
     def describe(self, options: MelOptions) -> dict:
         return {"sample_rate": options.sample_rate, "hop_length": options.hop_length, "n_mels": options.n_mels}
@@ -107,7 +109,7 @@ class MelModality(Modality):
         """``(1, n_mels, frames)``: a random stretch of the file's spectrogram (padded if shorter)."""
         x = self.load(path, options)
         start = int(torch.randint(0, max(1, x.shape[-1] - options.frames + 1), (1,), generator=generator))
-        piece = x[..., start: start + options.frames]
+        piece = x[..., start : start + options.frames]
         return torch.nn.functional.pad(piece, (0, options.frames - piece.shape[-1]), mode="replicate")
 
     def quality(self, x_hat: torch.Tensor, x: torch.Tensor, options: MelOptions) -> dict[str, torch.Tensor]:

@@ -53,15 +53,17 @@ class FSQ(ConvFamily):  # ConvFamily: one encoder, one decoder; chunk contexts f
     def __init__(self, dims, in_channels, model, options=None, n_labels=0):
         super().__init__(dims, in_channels, model, options, n_labels)
         self.levels = list((options or FSQOptions()).levels)
-        shape = dict(channels=model.channels, max_channels=model.max_channels, strides=model.strides,
-                     res_blocks=model.res_blocks)
+        shape = dict(
+            channels=model.channels, max_channels=model.max_channels, strides=model.strides, res_blocks=model.res_blocks
+        )
         self.encoder = Encoder(dims, in_channels, len(self.levels), **shape)
         self.decoder = Decoder(dims, len(self.levels), in_channels, **shape)
         self.hop = self.encoder.hop
         # derived from the options, so not stored in the model file (persistent=False)
         self.register_buffer("radix", torch.tensor(self.levels), persistent=False)
-        self.register_buffer("place", torch.tensor([math.prod(self.levels[:i]) for i in range(len(self.levels))]),
-                             persistent=False)
+        self.register_buffer(
+            "place", torch.tensor([math.prod(self.levels[:i]) for i in range(len(self.levels))]), persistent=False
+        )
 
     def _per_channel(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return t.view(1, -1, *[1] * (like.dim() - 2))  # (d,) -> (1, d, 1, ...), broadcasts over (B, d, *G)

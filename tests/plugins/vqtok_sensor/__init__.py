@@ -35,8 +35,7 @@ class SensorModality(Modality):
         return options.channels
 
     def default_overrides(self):
-        return {"model": {"strides": [2, 2], "channels": 16, "max_channels": 32, "latent_dim": 8,
-                          "codebook_size": 64}}
+        return {"model": {"strides": [2, 2], "channels": 16, "max_channels": 32, "latent_dim": 8, "codebook_size": 64}}
 
     def load(self, path: Path, options) -> torch.Tensor:
         try:
@@ -60,14 +59,12 @@ class SensorModality(Modality):
     def training_example(self, path, options, generator):
         x = self.load(path, options)
         start = int(torch.randint(0, max(1, x.shape[-1] - options.segment + 1), (1,), generator=generator))
-        piece = x[:, start: start + options.segment]
+        piece = x[:, start : start + options.segment]
         return torch.nn.functional.pad(piece, (0, options.segment - piece.shape[-1]))
-
 
     def quality(self, x_hat, x, options):
         """The default metrics (MSE, PSNR) and one of this plugin's own, per example ``(B,)``."""
-        return {**super().quality(x_hat, x, options),
-                "max_abs_error": (x_hat - x).abs().flatten(1).amax(1)}
+        return {**super().quality(x_hat, x, options), "max_abs_error": (x_hat - x).abs().flatten(1).amax(1)}
 
 
 @vqtok.hookimpl
