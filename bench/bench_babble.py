@@ -25,7 +25,7 @@ import soundfile as sf
 import torch
 
 import vqtok
-from vqtok.defaults import model_path
+from vqtok.plugin.defaults import model_path
 
 
 def median_pitch(audio: np.ndarray, rate: int) -> tuple[float, float]:

@@ -40,9 +40,9 @@ import torch
 
 import vqtok
 from vqtok.codec.compression import Codec, TileLayout
-from vqtok.defaults import model_path
 from vqtok.files.vqz import container_bytes, parse_container
 from vqtok.modality import find_files
+from vqtok.plugin.defaults import model_path
 
 
 def prior_bits(tok, codes, window: int) -> float:

@@ -25,7 +25,7 @@ from common import ROOT, SAMPLES
 
 import vqtok
 from vqtok import config as cfg
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 from vqtok.train import Trainer
 
 SPEECH = [

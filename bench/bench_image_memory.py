@@ -32,7 +32,7 @@ SAMPLE = ROOT / "vqtok" / "samples" / "images" / "chelsea.png"
 
 WHOLE = """
 import sys, torch, vqtok
-from vqtok.defaults import model_path
+from vqtok.plugin.defaults import model_path
 torch.set_grad_enabled(False)
 tok = vqtok.load(model_path(sys.argv[1]))
 x = tok.modality.load(sys.argv[2], tok.config.options)

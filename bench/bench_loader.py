@@ -31,7 +31,7 @@ import torch
 from common import ROOT, on_samples_option, samples_flags
 
 from vqtok import config as cfg
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 from vqtok.train import Trainer
 from vqtok.train.loader import auto_workers, batch_stream
 

@@ -26,7 +26,7 @@ from rich.console import Console
 import vqtok
 from vqtok import config as cfg
 from vqtok.evaluation import EvalOptions, evaluate
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 from vqtok.train import Trainer
 
 MNIST = ROOT / "bench" / "data" / "mnist"

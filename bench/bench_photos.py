@@ -161,8 +161,8 @@ def load_photos(test: Path, limit: int | None, max_side: int | None, tok, folder
 
 def load_models(models: list[str], n_qs: list[int | None]) -> list[RatePoint]:
     import vqtok
-    from vqtok.defaults import model_path
     from vqtok.info import model_report
+    from vqtok.plugin.defaults import model_path
 
     points = []
     for model in models:

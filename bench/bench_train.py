@@ -34,7 +34,7 @@ from common import ROOT, SAMPLE_DATA, allocator_option, apply_allocator, on_samp
 from torch.utils.flop_counter import FlopCounterMode
 
 from vqtok import config as cfg
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 from vqtok.train import Trainer
 
 RECIPES = ROOT / "recipes"

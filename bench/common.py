@@ -75,7 +75,7 @@ def default_model(modality: str, folder: Path) -> Path:
 def speech(sample_rate: int) -> np.ndarray:
     """All the recorded speech in the samples (WAV and FLAC, by name), resampled to ``sample_rate`` by
     vqtok's audio loader: float32 ``(T,)``."""
-    from vqtok.plugins import get_modality
+    from vqtok.plugin.registry import get_modality
 
     audio = get_modality("audio")
     options = audio.config_class(sample_rate=sample_rate)

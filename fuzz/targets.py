@@ -54,14 +54,14 @@ def image(data: bytes) -> None:
 
 
 def recipe(data: bytes) -> None:
-    from vqtok.plugins import get_modality
+    from vqtok.plugin.registry import get_modality
 
     path = _as_file(data, "fuzz.toml")
     config.resolve(config.read_recipe(path), get_modality=get_modality)
 
 
 def override(data: bytes) -> None:
-    from vqtok.plugins import get_modality
+    from vqtok.plugin.registry import get_modality
 
     text = data.decode("utf-8", errors="replace")
     config.resolve({"modality": "audio", "data": "x"}, [text], get_modality=get_modality)

@@ -11,7 +11,7 @@ import torch
 from conftest import SAMPLES, TINY_IMAGE, run_cli
 
 from vqtok.config import AdversarialConfig, TrainConfig
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 from vqtok.train.adversarial import Adversary, feature_matching_loss, hinge_critic_loss, hinge_generator_loss
 
 

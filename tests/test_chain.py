@@ -8,7 +8,7 @@ from conftest import SAMPLES, interrupt_after, run_cli
 
 import vqtok
 from vqtok import config
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 
 FIRST = """
 modality = "image"

@@ -66,7 +66,7 @@ def env(tmp_path_factory):
             sys.executable,
             "-c",
             "import vqtok.cli, vqtok.encode, vqtok.info, vqtok.train; "
-            "from vqtok.plugins import get_modality; get_modality('audio')",
+            "from vqtok.plugin.registry import get_modality; get_modality('audio')",
         ],
         env=env,
         stdout=subprocess.DEVNULL,

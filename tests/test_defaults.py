@@ -17,10 +17,10 @@ from PIL import Image
 
 import vqtok
 from vqtok import config
-from vqtok.defaults import model_path
 from vqtok.files.model import read_model
 from vqtok.metrics import log_mel_distance, si_sdr
-from vqtok.plugins import get_modality
+from vqtok.plugin.defaults import model_path
+from vqtok.plugin.registry import get_modality
 from vqtok.train import chain, finetune
 
 # each shipped model by its @ name: the last recipe of its chain, its prior's recipe, and the data it saw

@@ -13,7 +13,7 @@ from conftest import SAMPLES, TINY_IMAGE, run_cli
 from vqtok import config
 from vqtok.errors import UsageError, VqtokError
 from vqtok.files.model import read_model
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 from vqtok.train import Trainer
 
 

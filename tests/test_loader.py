@@ -15,7 +15,7 @@ from safetensors import safe_open
 
 from vqtok import config as cfg
 from vqtok.errors import VqtokError
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 from vqtok.train import Trainer
 from vqtok.train.data import TrainingSet
 from vqtok.train.loader import LoaderDied, auto_workers, batch_stream

@@ -6,9 +6,9 @@ import torch
 from conftest import SAMPLES, TINY_IMAGE, run_cli
 
 from vqtok import config
-from vqtok.families import build_model
 from vqtok.files.model import read_model
-from vqtok.plugins import get_modality
+from vqtok.plugin.families import build_model
+from vqtok.plugin.registry import get_modality
 from vqtok.train.speed import compile_networks, wants_channels_last
 
 

@@ -11,7 +11,7 @@ import torch
 from conftest import SAMPLES, TEST_PLUGINS
 
 from vqtok.errors import VqtokError
-from vqtok.plugins import get_modality
+from vqtok.plugin.registry import get_modality
 from vqtok.testing import ContractError, check_family, check_modality
 
 sys.path.insert(0, str(TEST_PLUGINS))

@@ -11,7 +11,7 @@ Python API::
 
 __version__ = "0.1.0"
 
-from .hookspecs import hookimpl  # noqa: E402  (plugins write @vqtok.hookimpl)
+from .plugin.hookspecs import hookimpl  # noqa: E402  (plugins write @vqtok.hookimpl)
 
 
 def load(path, device: str = "cpu", prior=None):
@@ -19,7 +19,7 @@ def load(path, device: str = "cpu", prior=None):
     separate prior file ``prior`` (``vqtok train-prior -o``). ``path`` may name a shipped model:
     ``vqtok.load("@audio")``."""
     from .codec import Tokenizer
-    from .defaults import model_path
+    from .plugin.defaults import model_path
 
     return Tokenizer.load(model_path(path), device=device, prior=prior)
 

@@ -10,7 +10,7 @@ from .codec import Tokenizer
 from .errors import UsageError, VqtokError
 from .files.atomic import atomic_path
 from .files.codes import CodeFile, code_bytes, parse_codes
-from .modality import find_files
+from .plugin.modality import find_files
 
 CODE_SUFFIXES = (".npy", ".npz")
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from .errors import UsageError
 from .files.model import read_model, write_model
-from .modality import stored_facts
+from .plugin.modality import stored_facts
 from .prior.store import PREFIX as PRIOR_PREFIX
 from .prior.store import RESERVED
 

@@ -12,7 +12,7 @@ from .codec import Tokenizer
 from .errors import VqtokError
 from .files.atomic import atomic_path
 from .files.codes import code_bytes
-from .plugins import get_modality
+from .plugin.registry import get_modality
 from .train import Trainer
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"

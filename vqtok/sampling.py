@@ -8,7 +8,7 @@ import torch
 
 from .errors import UsageError
 from .files.atomic import atomic_path
-from .modality import Modality
+from .plugin.modality import Modality
 
 
 def sample_targets(out: Path, n: int, modality: Modality, names: list[str]) -> tuple[Path | None, list[Path]]:

@@ -18,8 +18,8 @@ from rich.markup import escape
 from .. import __version__
 from ..allocator import keep_freed_memory
 from ..console import stderr_console
-from ..defaults import MODEL_ENV
 from ..errors import UsageError, VqtokError, first_line
+from ..plugin.defaults import MODEL_ENV
 
 err = stderr_console()
 app = typer.Typer(
@@ -69,8 +69,8 @@ def main_options(
 
 
 def _model_path(model: Path | None, files: list[Path] = ()) -> Path:
-    """--model, $VQTOK_MODEL, or the shipped default of the modality of ``files`` (vqtok.defaults)."""
-    from ..defaults import model_path
+    """--model, $VQTOK_MODEL, or the shipped default of the modality of ``files`` (vqtok.plugin.defaults)."""
+    from ..plugin.defaults import model_path
 
     return model_path(model, files)
 
@@ -98,7 +98,7 @@ def add_plugin_commands(argv: list[str]) -> None:
     words = [a for a in argv if not a.startswith("-")]
     if words and words[0] in builtin:
         return
-    from ..plugins import registry
+    from ..plugin.registry import registry
 
     reg = registry()
     for name, command in reg.commands.items():
@@ -143,7 +143,7 @@ def main() -> None:
     except Exception as e:  # a bug: in a plugin (named) or in vqtok; one line, the traceback with --debug
         if debug:
             raise
-        from ..plugins import blame
+        from ..plugin.registry import blame
 
         plugin = blame(e)
         culprit = f"in plugin {plugin.name!r} ({plugin.module})" if plugin else "inside vqtok (a bug: please report it)"

@@ -25,9 +25,9 @@ def plugins(
 
     from rich.table import Table
 
-    from ..defaults import installed_defaults, installed_models
-    from ..hookspecs import HOOK_API_MINOR, HOOK_API_VERSION
-    from ..plugins import registry
+    from ..plugin.defaults import installed_defaults, installed_models
+    from ..plugin.hookspecs import HOOK_API_MINOR, HOOK_API_VERSION
+    from ..plugin.registry import registry
 
     reg = registry()
     if as_json:

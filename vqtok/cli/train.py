@@ -49,7 +49,7 @@ def train(
     continues whichever stage stopped.
     """
     from .. import config as cfg
-    from ..plugins import get_modality
+    from ..plugin.registry import get_modality
     from ..train.chain import build_stages, names_recipe
     from ..train.loop import RunPaths
 
@@ -83,7 +83,7 @@ def train(
 def _train_run(config, out: Path, resume: bool) -> None:
     """Train ``config`` into ``out``, reporting on rank 0; an interrupted run exits 130."""
     from .. import distributed
-    from ..plugins import get_modality
+    from ..plugin.registry import get_modality
     from ..train import Trainer
 
     mod = get_modality(config.modality)

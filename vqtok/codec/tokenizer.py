@@ -18,12 +18,12 @@ from torch.nn import functional as F
 from .. import config as config_mod
 from ..device import pick_device
 from ..errors import UsageError, VqtokError, first_line
-from ..families import build_model
 from ..files.atomic import atomic_path
 from ..files.codes import CodeFile
 from ..files.model import ModelFile, read_model
 from ..models.base import Family, LatentSpec
-from ..plugins import get_modality
+from ..plugin.families import build_model
+from ..plugin.registry import get_modality
 from ..prior.model import Prior
 from ..prior.store import build_prior, read_prior_file
 from ..weights import check_weights

@@ -82,7 +82,7 @@ def _is_family(name: str, get_family) -> bool:
 
 
 def _installed_family(arch: str):
-    from ..plugins import get_family
+    from ..plugin.registry import get_family
 
     return get_family(arch)
 

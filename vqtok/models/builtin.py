@@ -1,6 +1,6 @@
 """The built-in model families, registered through the ``vqtok_families`` hook like a plugin's."""
 
-from ..hookspecs import hookimpl
+from ..plugin.hookspecs import hookimpl
 
 
 @hookimpl

@@ -25,7 +25,7 @@ from ..device import pick_device
 from ..errors import UsageError
 from ..files.atomic import atomic_path
 from ..info import latent_rates
-from ..modality import Modality
+from ..plugin.modality import Modality
 from ..train.data import TrainingSet
 from ..train.loop import RunPaths, TrainingLoop, setup_distributed
 from .data import CodeSet

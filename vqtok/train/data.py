@@ -14,7 +14,7 @@ import torch
 
 from .. import distributed
 from ..errors import UsageError, VqtokError
-from ..modality import Modality, find_files
+from ..plugin.modality import Modality, find_files
 
 
 def read_example(path: Path, read: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -24,7 +24,7 @@ def read_example(path: Path, read: Callable[[], torch.Tensor]) -> torch.Tensor:
     except VqtokError:
         raise
     except Exception as e:  # chained, so that --debug shows where in the plugin it broke
-        from ..plugins import blame
+        from ..plugin.registry import blame
 
         plugin = blame(e)
         where = f" (in plugin {plugin.name!r}, {plugin.module})" if plugin else ""

@@ -17,10 +17,10 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..defaults import model_path
 from ..errors import UsageError
 from ..files.model import read_model
 from ..models.base import Family
+from ..plugin.defaults import model_path
 from ..weights import check_weights
 
 if TYPE_CHECKING:  # only named in annotations: vqtok.config imports this module, not the other way round

@@ -21,12 +21,12 @@ from .. import distributed
 from ..config import RunConfig, from_dict, resolve_data_path
 from ..device import pick_device
 from ..errors import UsageError
-from ..families import build_model
 from ..files.model import write_model
-from ..modality import Modality, stored_facts
 from ..models.base import TrainStep
 from ..models.quantize import TRAINING_ONLY
-from ..plugins import get_family, get_modality
+from ..plugin.families import build_model
+from ..plugin.modality import Modality, stored_facts
+from ..plugin.registry import get_family, get_modality
 from .adversarial import Adversary
 from .chain import lineage
 from .data import TrainingSet

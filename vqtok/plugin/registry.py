@@ -20,10 +20,11 @@ from importlib import metadata
 
 import pluggy
 
-from . import __version__, hookspecs
-from .errors import PluginError, UsageError
+from .. import __version__
+from ..errors import PluginError, UsageError
+from ..models.base import Family
+from . import hookspecs
 from .modality import Modality, declaration_problems
-from .models.base import Family
 
 GROUP = "vqtok"
 

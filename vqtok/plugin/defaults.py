@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import UsageError, VqtokError
+from ..errors import UsageError, VqtokError
 
 MODEL_ENV = "VQTOK_MODEL"
 PREFIX = "@"
@@ -21,7 +21,7 @@ PREFIX = "@"
 
 def installed_defaults() -> dict[str, Path]:
     """Modality name -> its shipped default model file, for every installed modality that has one."""
-    from .plugins import registry
+    from .registry import registry
 
     return {name: m.default_model for name, m in sorted(registry().modalities.items()) if m.default_model is not None}
 
@@ -29,7 +29,7 @@ def installed_defaults() -> dict[str, Path]:
 def installed_models() -> dict[str, Path]:
     """Every shipped model by its ``@`` name: the modalities' defaults, then the plugins' named models
     (a named model that takes a modality's name, or another's name, is left out)."""
-    from .plugins import registry
+    from .registry import registry
 
     models = installed_defaults()
     for _, m in sorted(registry().modalities.items()):
@@ -63,7 +63,7 @@ def model_path(model: Path | str | None, files: Iterable[Path] = ()) -> Path:
         return _named(str(chosen)) if str(chosen).startswith(PREFIX) else Path(chosen)
     defaults = installed_defaults()
     suffixes = set().union(*(_suffixes_of(f) for f in files)) - {""}
-    from .plugins import registry
+    from .registry import registry
 
     modalities = registry().modalities
     matching = sorted(n for n in defaults if any(s in modalities[n].suffixes for s in suffixes))
@@ -85,7 +85,7 @@ def model_path(model: Path | str | None, files: Iterable[Path] = ()) -> Path:
 
 def model_by_hash(model_hash: str) -> Path | None:
     """The shipped model whose hash is ``model_hash`` (the one that made a code file or a .vqz), if any."""
-    from .files.model import read_model
+    from ..files.model import read_model
 
     for path in installed_models().values():
         try:

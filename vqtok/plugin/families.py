@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .config import RunConfig
+from ..config import RunConfig
+from ..models.base import Family
 from .modality import Modality
-from .models.base import Family
-from .plugins import get_family
+from .registry import get_family
 
 
 def build_model(config: RunConfig, modality: Modality, label_names: list[str] = ()) -> Family:
