@@ -335,7 +335,7 @@ def test_from_dict_round_trips_to_dict():
     )
     again = from_dict(c.to_dict(), get_modality)
     assert again == c
-    via_json = from_dict(json.loads(c.to_json()), get_modality)
+    via_json = from_dict(json.loads(json.dumps(c.to_dict())), get_modality)
     assert via_json == c
     assert via_json.model.n_q == 3 and via_json.train.amp is False and via_json.options.shape == [3]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,9 +164,6 @@ class RunConfig:
         if self.family_options is not None:
             d[self.model.arch] = dataclasses.asdict(self.family_options)
         return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def _check(checks: list[tuple[bool, str]]) -> None:

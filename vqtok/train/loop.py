@@ -194,7 +194,8 @@ class TrainingLoop:
         self.channels_last = wants_channels_last(train.channels_last, device, self.model)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.compiled = compile_networks(self.model) if train.compile else []
+        if train.compile:
+            compile_networks(self.model)
         self.net = self.model
         if distributed.is_distributed():
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, broadcast_buffers=False)
