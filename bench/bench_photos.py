@@ -13,9 +13,8 @@ first codebooks of a residual model). At each rate point, per photo:
 
 - vqtok: ``encode_file`` and ``decode``, the output made 8-bit as ``to_pil`` does (clamp, ``(x + 1) * 127.5``,
   round). Its rate is the raw one, every code costing log2 K of its codebook, over the photo's pixels. When the
-  model holds a PixelCNN prior whose entropy report ``vqtok info`` shows, the prior-coded rate too: the codes of
-  the photo times the prior's bits per code measured by ``vqtok train-prior`` on its held-out files (``prior``
-  ``entropy`` ``bits_per_code``), only with all the codebooks (the prior's figure is a mean over all of them).
+  model holds a PixelCNN prior, the prior-coded rate too: the size of the ``.vqz`` file ``vqtok compress``
+  writes for the photo (header included), only with all the codebooks (the prior models all of them).
 - the peers, Pillow's JPEG (libjpeg, 4:2:0 chroma subsampling as Pillow's default, baseline with optimised
   Huffman tables: ``optimize=True``) and WebP (lossy, ``method=6``), each at the highest quality setting
   (JPEG 1..95, WebP 0..100; found by bisection, assuming the size grows with the setting) whose file, headers
@@ -209,13 +208,17 @@ def code_bits(tok, arrays: dict[str, np.ndarray], bits_per_code: dict[str, float
 
 
 def run_vqtok(point: RatePoint, photo: Photo) -> tuple[np.ndarray, float]:
+    from vqtok.codec.compression import Codec
+    from vqtok.files.vqz import container_bytes
+
     cf = point.tok.encode_file(photo.path, point.n_q)
     decoded = to_uint8(point.tok.decode(cf))
     if decoded.shape != photo.pixels.shape:
         raise SystemExit(f"{photo.name}: decoded to {decoded.shape}, expected {photo.pixels.shape}")
     bpp = code_bits(point.tok, cf.arrays) / photo.area
-    if point.prior_bits is not None:
-        point.vqtok.prior_bpp[photo.name] = code_bits(point.tok, cf.arrays, point.prior_bits) / photo.area
+    if point.prior_bits is not None:  # the real file `vqtok compress` writes, header included
+        box = Codec(point.tok).compress(point.tok.from_file_arrays(cf, photo.name), cf.meta)
+        point.vqtok.prior_bpp[photo.name] = 8 * len(container_bytes(box)) / photo.area
     return decoded, bpp
 
 
@@ -385,8 +388,8 @@ def versions() -> str:
 def notes(points: list[RatePoint], photos: list[Photo]) -> None:
     print(
         "\nbpp: bits over the photo's pixels; vqtok: raw, log2 K per code (no header), in brackets the prior-coded "
-        "rate (the codes times the prior's bits per code that `vqtok train-prior` measured on its own held-out "
-        "files, not on these photos); JPEG / WebP: the whole file, headers included. Each peer takes the highest "
+        "rate (the .vqz file of `vqtok compress`, header included); JPEG / WebP: the whole file, headers "
+        "included. Each peer takes the highest "
         "quality setting whose file is not larger than the vqtok rate (raw; '@ prior': the prior-coded rate); "
         "* marks a photo where even the lowest setting is larger (JPEG 1, WebP 0), which is then used."
     )
@@ -394,7 +397,7 @@ def notes(points: list[RatePoint], photos: list[Photo]) -> None:
         if point.prior_bits is None and point.n_q is None:
             print(f"- {point.label}: no prior with an entropy report in the model: raw rate only")
         elif point.prior_bits is None:
-            print(f"- {point.label}: no prior-coded rate (the prior's bits per code are a mean over all codebooks)")
+            print(f"- {point.label}: no prior-coded rate (the prior models all the codebooks, not the first n_q)")
         for row in point.rows():
             if row.over:
                 print(f"- {point.label}, {row.name}: over the target at the lowest setting: {', '.join(row.over)}")
