@@ -40,8 +40,11 @@ from .arrays import Latents
 # Part of .vqz format version 1 (vqtok.files.vqz.FORMAT_VERSION): changing one needs a new version.
 MASS_BITS = 22  # a code's probability, as an integer mass of a total below 2**MASS_BITS
 BATCH = 16  # tiles run through the prior together
-UNIFORM_WINDOW = 256  # tile side without a prior (positions of the finest level)
 CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
+
+# The encoder's choices, written into the header.
+UNIFORM_WINDOW = 256  # tile side without a prior (positions of the finest level)
+LABEL_PROBE_BATCHES = 1  # groups of tiles that choose a class-conditional prior's label
 
 
 def quantized_masses(logits: torch.Tensor) -> np.ndarray:
@@ -162,7 +165,8 @@ class Codec:
 
     def _label_index(self, prior: Prior, layout: TileLayout, tiles: list[Latents], label: str | None) -> int | None:
         """The prior label to code with: ``label``, or the one (or "no label") under which the codes cost
-        the fewest bits; None for an unconditional prior."""
+        the fewest bits (of the first :data:`LABEL_PROBE_BATCHES` groups of tiles); None for an unconditional
+        prior."""
         if not prior.conditional:
             return None
         names = list(self.tok.prior_info.get("label_names") or [])
@@ -173,7 +177,7 @@ class Codec:
         choices = list(range(len(names))) + ([prior.no_label] if prior.knows_no_label else [])
         cost = {c: 0.0 for c in choices}
         with torch.no_grad():
-            for ids in layout.batches():
+            for ids in layout.batches()[:LABEL_PROBE_BATCHES]:
                 batch = {name: torch.stack([tiles[i][name] for i in ids]) for name in prior.order}
                 for c in choices:
                     nll = prior.nll(batch, torch.full((len(ids),), c, dtype=torch.long))
@@ -185,29 +189,28 @@ class Codec:
         """Codes ``{name: (n_q, *G)}`` (checked against the model) and their code file's meta -> a container."""
         tok = self.tok
         shapes = {name: list(latents[name].shape) for name in tok.specs}
+        prior = self._prior(latents)
+        window = prior.options.window if prior is not None else UNIFORM_WINDOW
+        layout = TileLayout(shapes, self.hops, window)
+        codes = {name: latents[name].long() for name in shapes}
+        tiles = layout.cut(codes)
+        header = {
+            "model": tok.model_hash,
+            "modality": tok.modality.name,
+            "shapes": shapes,
+            "window": window,
+            "meta": _short_meta(meta),
+            "coder": "prior" if prior is not None else "uniform",
+            "codes_crc": codes_crc(codes),
+        }
+        if prior is None:
+            return Container(header, [self._uniform_encode(tile) for tile in tiles])
+        chosen = self._label_index(prior, layout, tiles, label)  # the encoder's choice, written down: any threads
+        header["prior"] = prior_hash(prior)
+        if chosen is not None:
+            header["label"] = chosen
         with _one_thread():
-            prior = self._prior(latents)
-            window = prior.options.window if prior is not None else UNIFORM_WINDOW
-            layout = TileLayout(shapes, self.hops, window)
-            codes = {name: latents[name].long() for name in shapes}
-            tiles = layout.cut(codes)
-            header = {
-                "model": tok.model_hash,
-                "modality": tok.modality.name,
-                "shapes": shapes,
-                "window": window,
-                "meta": _short_meta(meta),
-                "coder": "prior" if prior is not None else "uniform",
-                "codes_crc": codes_crc(codes),
-            }
-            if prior is None:
-                payloads = [self._uniform_encode(tile) for tile in tiles]
-            else:
-                chosen = self._label_index(prior, layout, tiles, label)
-                header["prior"] = prior_hash(prior)
-                if chosen is not None:
-                    header["label"] = chosen
-                payloads = self._prior_encode(prior, layout, chosen, tiles)
+            payloads = self._prior_encode(prior, layout, chosen, tiles)
         return Container(header, payloads)
 
     def _uniform_encode(self, tile: Latents) -> bytes:

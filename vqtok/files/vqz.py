@@ -15,7 +15,7 @@ Layout (integers little-endian)::
     payload          L bytes  the range coder's 32-bit words
     (nothing after the last chunk)
 
-A file costs 14 bytes plus its header (about 200 bytes) plus 8 bytes per chunk beyond the coded bits.
+A file costs 14 bytes plus its header (about 220 bytes) plus 8 bytes per chunk beyond the coded bits.
 
 Every check names what is wrong: not a .vqz, a newer version, a damaged header, a truncated file, a
 damaged chunk (by number), bytes left over.
