@@ -174,3 +174,18 @@ def test_foreign_model_out_of_range_codes_and_overwriting_the_input_are_refused(
         proc = run_cli_here(*args)
         assert proc.returncode != 0 and message in proc.stderr, (what, proc.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_header_without_what_compress_writes_is_refused(models):
+    from vqtok.errors import VqtokError
+    from vqtok.files.vqz import Container
+
+    tok = vqtok.load(models / "digits.safetensors")
+    path = next((DIGITS / "test" / "4").iterdir())
+    cf = tok.encode_file(path)
+    box = Codec(tok).compress(tok.from_file_arrays(cf, str(path)), cf.meta)
+    for damage in ({"window": None}, {"shapes": 7}, {"label": 99}, {"coder": "zip"}):
+        header = {**box.header, **damage}  # a well-formed container (its CRCs fit) with a wrong header
+        data = container_bytes(Container(header, box.chunks))
+        with pytest.raises(VqtokError, match="damaged|do not fit"):
+            Codec(tok).decompress(parse_container(data, "x.vqz"), "x.vqz")

@@ -148,12 +148,19 @@ class Codec:
     def __init__(self, tok):
         self.tok = tok
         self.hops = {name: spec.hop for name, spec in tok.specs.items()}
+        self._hashed: tuple[Prior | None, str] = (None, "")  # the last prior hashed, and its hash
         continuous = [name for name, spec in tok.specs.items() if not spec.discrete]
         if continuous:
             raise UsageError(
                 f"a {tok.family} model has continuous latents ({', '.join(continuous)}), not codes "
                 "to entropy-code; compress works with vqvae and vqvae2 models"
             )
+
+    def _prior_hash(self, prior: Prior) -> str:
+        """:func:`prior_hash`, computed once per prior (a folder compresses many files with it)."""
+        if self._hashed[0] is not prior:
+            self._hashed = (prior, prior_hash(prior))
+        return self._hashed[1]
 
     # ---- choices ----
     def _prior(self, latents: Latents) -> Prior | None:
@@ -206,7 +213,7 @@ class Codec:
         if prior is None:
             return Container(header, [self._uniform_encode(tile) for tile in tiles])
         chosen = self._label_index(prior, layout, tiles, label)  # the encoder's choice, written down: any threads
-        header["prior"] = prior_hash(prior)
+        header["prior"] = self._prior_hash(prior)
         if chosen is not None:
             header["label"] = chosen
         with _one_thread():
@@ -240,29 +247,35 @@ class Codec:
                 f"{where}: compressed with model {h.get('model')}, not with this one "
                 f"({tok.model_hash}); pass --model with that model"
             )
-        shapes = {name: list(s) for name, s in h["shapes"].items()}
-        if set(shapes) != set(tok.specs):
-            raise VqtokError(f"{where}: its codes do not fit this model (levels {', '.join(shapes)})")
+        try:
+            shapes = {name: [int(n) for n in s] for name, s in h["shapes"].items()}
+            window, coder, label = int(h["window"]), h["coder"], h.get("label")
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise VqtokError(f"{where}: the header lacks what `vqtok compress` writes; the file is damaged") from None
+        if set(shapes) != set(tok.specs) or coder not in ("prior", "uniform"):
+            raise VqtokError(f"{where}: its codes do not fit this model (levels {', '.join(shapes)}, coder {coder})")
         with _one_thread():
-            layout = TileLayout(shapes, self.hops, int(h["window"]))
+            layout = TileLayout(shapes, self.hops, window)
             if len(layout.starts) != len(box.chunks):
                 raise VqtokError(
                     f"{where}: {len(box.chunks)} chunk(s), but its code shapes make "
                     f"{len(layout.starts)}; the file is damaged"
                 )
             payloads = box.chunks
-            if h["coder"] == "uniform":
+            if coder == "uniform":
                 tiles = [self._uniform_decode(p, shape) for p, shape in zip(payloads, layout.tile_shapes)]
             else:
                 prior = self._prior({name: torch.zeros(shape) for name, shape in shapes.items()})
                 if prior is None:
                     raise VqtokError(f"{where}: coded with a prior, and this model has none over these codes")
-                if h.get("prior") != prior_hash(prior):
+                if h.get("prior") != self._prior_hash(prior):
                     raise VqtokError(
                         f"{where}: coded with prior {h.get('prior')}, not with this model's "
-                        f"({prior_hash(prior)}); use the model file it was compressed with"
+                        f"({self._prior_hash(prior)}); use the model file it was compressed with"
                     )
-                tiles = self._prior_decode(prior, layout, h.get("label"), payloads)
+                if label is not None and label not in range(prior.n_labels + prior.knows_no_label):
+                    raise VqtokError(f"{where}: label {label!r} is not one of this prior's; the file is damaged")
+                tiles = self._prior_decode(prior, layout, label, payloads)
         codes = layout.join(tiles)
         if codes_crc(codes) != h.get("codes_crc"):
             raise VqtokError(
