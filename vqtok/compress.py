@@ -3,10 +3,12 @@ one file or a folder (the entropy coding itself: :mod:`vqtok.codec.compression`)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress
 
 from .codec import Tokenizer
 from .codec.compression import Codec
@@ -67,7 +69,7 @@ def compress_inputs(
     codec = Codec(tok)
     jobs, into_folder = _pairs(inputs, out, SUFFIX, lambda root: find_files(root, tok.modality))
     failed, total_bytes = 0, 0
-    for src, dst in jobs:
+    for src, dst in _with_progress(jobs, into_folder, console, "compress"):
         try:
             box = codec.compress(
                 *_codes_of(tok, src, settings), label=None if tok.model.conditional else settings.label
@@ -127,7 +129,7 @@ def decompress_inputs(
         suffix = "." + suffix
     jobs, into_folder = _pairs(inputs, out, suffix or _PER_FILE, _vqz_files)
     failed = 0
-    for src, dst in jobs:
+    for src, dst in _with_progress(jobs, into_folder, console, "decompress"):
         try:
             box = read_container(src)
             if dst.suffix == _PER_FILE:  # the suffix of the file compressed, where the modality writes it
@@ -172,6 +174,18 @@ def _vqz_files(root: Path) -> list[Path]:
     if not files:
         raise VqtokError(f"{root}: no .vqz files in this folder")
     return files
+
+
+def _with_progress(jobs: list, shown: bool, console: Console, what: str) -> Iterator:
+    """``jobs`` one by one, with a progress bar on the console when ``shown`` (a folder)."""
+    if not shown:
+        yield from jobs
+        return
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{what} {len(jobs)} file(s)", total=len(jobs))
+        for job in jobs:
+            yield job
+            progress.advance(task)
 
 
 # ---- inputs and outputs -------------------------------------------------------------------------------------
