@@ -189,3 +189,20 @@ def test_a_header_without_what_compress_writes_is_refused(models):
         data = container_bytes(Container(header, box.chunks))
         with pytest.raises(VqtokError, match="damaged|do not fit"):
             Codec(tok).decompress(parse_container(data, "x.vqz"), "x.vqz")
+
+
+def test_info_reads_a_vqz_header_without_the_model(models, tmp_path):
+    import json
+
+    vqz = tmp_path / "d.vqz"
+    ok(
+        run_cli_here(
+            "compress", next((DIGITS / "test" / "6").iterdir()), "--model", models / "digits.safetensors", "-o", vqz
+        )
+    )
+    facts = json.loads(ok(run_cli_here("info", "--json", vqz)).stdout)
+    assert (
+        facts["bytes"] == vqz.stat().st_size and facts["coder"] == "prior" and facts["shapes"] == {"codes": [1, 7, 7]}
+    )
+    assert facts["bits_per_pixel"] == pytest.approx(8 * vqz.stat().st_size / (28 * 28))
+    assert "coded" in ok(run_cli_here("info", vqz)).stderr
