@@ -39,19 +39,10 @@ import soundfile as sf
 import torch
 
 import vqtok
-from vqtok.codec.compression import Codec, TileLayout
+from vqtok.codec.compression import Codec
 from vqtok.files.vqz import container_bytes, parse_container
 from vqtok.modality import find_files
 from vqtok.plugin.defaults import model_path
-
-
-def prior_bits(tok, codes, window: int) -> float:
-    """-log2 p of ``codes`` under the prior, tile by tile (no label: an unconditional prior or "no label")."""
-    layout = TileLayout({k: list(v.shape) for k, v in codes.items()}, {k: s.hop for k, s in tok.specs.items()}, window)
-    with torch.no_grad():
-        return sum(
-            float(sum(v.sum() for v in tok.prior.nll({k: t[k][None] for k in t}).values())) for t in layout.cut(codes)
-        ) / math.log(2)
 
 
 def raw_bits(tok, codes) -> float:
@@ -85,9 +76,7 @@ def measure(tok, files: list[Path]) -> dict:
         tok.decode_latents(back, None)
         t["decode"] += time.perf_counter() - start
         t["raw"] += raw_bits(tok, codes)
-        t["estimate"] += (
-            prior_bits(tok, codes, box.header["window"]) if box.header["coder"] == "prior" else raw_bits(tok, codes)
-        )
+        t["estimate"] += codec.estimated_bits(codes) if box.header["coder"] == "prior" else raw_bits(tok, codes)
         t["coded"] += 8 * sum(map(len, box.chunks))
         t["file"] += 8 * len(data)
         size = cf.meta["size"]

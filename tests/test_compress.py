@@ -12,7 +12,7 @@ import torch
 from conftest import DIGITS, SAMPLES, cli_env, ok, run_cli, run_cli_here
 
 import vqtok
-from vqtok.codec.compression import Codec, TileLayout
+from vqtok.codec.compression import Codec
 from vqtok.files.vqz import container_bytes, parse_container
 
 SPEECH = SAMPLES / "speech" / "auth-incorrect.wav"
@@ -35,16 +35,6 @@ def _round_trip(tok, path, n_q=None):
     return codes, box, back
 
 
-def _prior_bits(tok, codes, window) -> float:
-    """-log2 p of the codes under the prior, tile by tile as compress codes them (no label needed)."""
-    prior = tok.prior
-    layout = TileLayout({k: list(v.shape) for k, v in codes.items()}, {k: s.hop for k, s in tok.specs.items()}, window)
-    with torch.no_grad():
-        return sum(
-            float(sum(v.sum() for v in prior.nll({k: t[k][None] for k in t}).values())) for t in layout.cut(codes)
-        ) / math.log(2)
-
-
 @pytest.mark.parametrize(
     "model,prior,data",
     [
@@ -59,7 +49,7 @@ def test_codes_come_back_exactly_in_the_bits_the_prior_predicts(models, model, p
     assert set(back) == set(codes) and all(torch.equal(back[k], codes[k]) for k in codes)
     assert box.header["coder"] == "prior"
     coded = 8 * sum(map(len, box.chunks))
-    expected = _prior_bits(tok, codes, box.header["window"])
+    expected = Codec(tok).estimated_bits(codes)
     # the range coder ends each chunk on a 32-bit word and the masses are rounded: a little over -log2 p
     assert expected <= coded <= 1.02 * expected + 64 * len(box.chunks), (coded, expected)
 

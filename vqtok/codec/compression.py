@@ -24,6 +24,7 @@ that codes the file best for a class-conditional prior (or ``--label``); otherwi
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -163,13 +164,15 @@ class Codec:
         return self._hashed[1]
 
     # ---- choices ----
-    def _prior(self, latents: Latents) -> Prior | None:
-        """The prior on the CPU, where it models every codebook the codes use (not for --n-q below it)."""
+    def _prior(self, shapes: dict[str, list[int]]) -> Prior | None:
+        """The prior on the CPU, where it models every codebook of codes of ``shapes`` ``{name: [n_q, *G]}``
+        (not for --n-q below it)."""
         prior = self.tok.prior
-        if prior is None or any(latents[n].shape[0] != prior.levels[n].n_q for n in prior.order):
+        if prior is None or any(shapes[n][0] != prior.levels[n].n_q for n in prior.order):
             return None
         return prior.cpu()
 
+    @torch.no_grad()
     def _label_index(self, prior: Prior, layout: TileLayout, tiles: list[Latents], label: str | None) -> int | None:
         """The prior label to code with: ``label``, or the one (or "no label") under which the codes cost
         the fewest bits (of the first :data:`LABEL_PROBE_BATCHES` groups of tiles); None for an unconditional
@@ -181,22 +184,29 @@ class Codec:
             if label not in names:
                 raise UsageError(f"--label {label!r} is not a label of this prior; known: {', '.join(names)}")
             return names.index(label)
-        choices = list(range(len(names))) + ([prior.no_label] if prior.knows_no_label else [])
-        cost = {c: 0.0 for c in choices}
-        with torch.no_grad():
-            for ids in layout.batches()[:LABEL_PROBE_BATCHES]:
-                batch = {name: torch.stack([tiles[i][name] for i in ids]) for name in prior.order}
-                for c in choices:
-                    nll = prior.nll(batch, torch.full((len(ids),), c, dtype=torch.long))
-                    cost[c] += float(sum(v.sum() for v in nll.values()))
-        return min(choices, key=lambda c: (cost[c], c))
+        cost = sum(
+            prior.nats_per_label({name: torch.stack([tiles[i][name] for i in ids]) for name in prior.order}).sum(1)
+            for ids in layout.batches()[:LABEL_PROBE_BATCHES]
+        )  # (labels,), "no label" last where the prior learned it
+        return int(cost.argmin())
+
+    @torch.no_grad()
+    def estimated_bits(self, latents: Latents) -> float:
+        """-log2 p of codes ``{name: (n_q, *G)}`` under the prior given no label, tile by tile as
+        :meth:`compress` codes them: what its payload reaches, within the coder's rounding."""
+        shapes = {name: list(latents[name].shape) for name in self.tok.specs}
+        prior = self._prior(shapes)
+        if prior is None:
+            raise UsageError("no prior over these codes: they are coded at log2 K per code")
+        tiles = TileLayout(shapes, self.hops, prior.options.window).cut(latents)
+        return sum(float(prior.nats_per_example({k: t[k][None] for k in t})) for t in tiles) / math.log(2)
 
     # ---- compress ----
     def compress(self, latents: Latents, meta: dict | None, label: str | None = None) -> Container:
         """Codes ``{name: (n_q, *G)}`` (checked against the model) and their code file's meta -> a container."""
         tok = self.tok
         shapes = {name: list(latents[name].shape) for name in tok.specs}
-        prior = self._prior(latents)
+        prior = self._prior(shapes)
         window = prior.options.window if prior is not None else UNIFORM_WINDOW
         layout = TileLayout(shapes, self.hops, window)
         codes = {name: latents[name].long() for name in shapes}
@@ -265,7 +275,7 @@ class Codec:
             if coder == "uniform":
                 tiles = [self._uniform_decode(p, shape) for p, shape in zip(payloads, layout.tile_shapes)]
             else:
-                prior = self._prior({name: torch.zeros(shape) for name, shape in shapes.items()})
+                prior = self._prior(shapes)
                 if prior is None:
                     raise VqtokError(f"{where}: coded with a prior, and this model has none over these codes")
                 if h.get("prior") != self._prior_hash(prior):

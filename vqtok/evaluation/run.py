@@ -163,17 +163,13 @@ class Evaluation:
         the prior's classes."""
         prior, names, device = self.prior, self.tok.prior_info.get("label_names") or [], self.tok.device
         latents = {k: v.to(device) for k, v in latents.items()}
-
-        def nats(labels: torch.Tensor | None) -> torch.Tensor:
-            return sum(v.flatten(1).sum(1) for v in prior.nll(latents, labels).values()).double().cpu()
-
         if not prior.conditional:
-            return nats(None)
+            return prior.nats_per_example(latents).double().cpu()
         if all(c in names for c in classes):
-            return nats(torch.tensor([names.index(c) for c in classes], device=device))
-        components = len(names) + prior.knows_no_label  # the last one: no_label
-        each = torch.stack([nats(torch.full((len(classes),), j, device=device)) for j in range(components)])
-        return -(torch.logsumexp(-each, dim=0) - math.log(components))  # (C, B) -> (B,)
+            labels = torch.tensor([names.index(c) for c in classes], device=device)
+            return prior.nats_per_example(latents, labels).double().cpu()
+        each = prior.nats_per_label(latents).double().cpu()  # (C, B), "no label" last where learned
+        return -(torch.logsumexp(-each, dim=0) - math.log(each.shape[0]))  # (C, B) -> (B,)
 
     # ---- the report ----
     def report(self) -> dict:

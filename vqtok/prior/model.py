@@ -152,6 +152,18 @@ class Prior(nn.Module):
         labels = self._labels(labels, first.shape[0], first.device)
         return {name: self.levels[name].nll(codes[name], self._condition(name, codes, labels)) for name in self.order}
 
+    def nats_per_example(self, codes: dict[str, torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:
+        """-log p of each example's codes ``{name: (B, n_q, *G)}``, every level: ``(B,)`` nats."""
+        return sum(v.flatten(1).sum(1) for v in self.nll(codes, labels).values())
+
+    def nats_per_label(self, codes: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`nats_per_example` under each label in turn, "no label" last where the prior learned it:
+        ``(n_labels (+ 1), B)`` nats."""
+        b = codes[self.order[0]].shape[0]
+        device = codes[self.order[0]].device
+        labels = range(self.n_labels + self.knows_no_label)
+        return torch.stack([self.nats_per_example(codes, torch.full((b,), j, device=device)) for j in labels])
+
     def forward(self, batch: CodeBatch, labels: torch.Tensor | None = None, *, step: int = 0) -> TrainStep:
         """Mean nats per code over the masked-in codes of every level (the training loss)."""
         nll = self.nll({name: codes for name, (codes, _) in batch.items()}, labels)
