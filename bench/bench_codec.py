@@ -143,7 +143,7 @@ def describe(tok, path: Path, default: bool) -> tuple[int, str]:
     sr = tok.config.options.sample_rate
     params = sum(p.numel() for p in tok.model.parameters())
     bits = sum(sr / s.hop * sum(math.log2(k) for k in s.codebook_sizes) for s in tok.specs.values() if s.discrete)
-    latents = ", ".join(f"{name} {s.channels} x {sr / s.hop:g}/s" for name, s in tok.specs.items())
+    latents = ", ".join(f"{name} {s.depth} x {sr / s.hop:g}/s" for name, s in tok.specs.items())
     what = "default audio model (1 training step)" if default else f"model {path}"
     rate = f"{bits:,.0f} bit/s" if bits else "continuous latents"
     return sr, (f"{what}: {tok.family}, {sr} Hz, hop {tok.hop}, {params:,} parameters, latents {latents}, {rate}")

@@ -32,8 +32,8 @@ SPEECH = [
     "audio.sample_rate=8000",
     "audio.segment_seconds=0.5",
     "model.strides=[2,4,8]",
-    "model.channels=16",
-    "model.max_channels=128",
+    "model.width=16",
+    "model.max_width=128",
     "model.res_blocks=1",
     "model.latent_dim=32",
     "train.batch_size=8",
@@ -43,8 +43,8 @@ DIGITS32 = [
     "image.size=32",
     "image.channels=1",
     "model.strides=[2,2]",
-    "model.channels=32",
-    "model.max_channels=64",
+    "model.width=32",
+    "model.max_width=64",
     "model.res_blocks=1",
     "model.latent_dim=32",
     "train.batch_size=32",
@@ -143,7 +143,7 @@ def bench_rvq(folder: Path, scale: float) -> None:
     print(f"\nResidual VQ on speech (recipes/audio-rvq.toml, {steps} steps, trained without the 2 held-out files)")
     print("| codebooks K | bit/s | MR-STFT distance | SNR (dB) |")
     print("|---|---|---|---|")
-    for k in range(1, tok.specs["codes"].channels + 1):
+    for k in range(1, tok.specs["codes"].depth + 1):
         stft, snr = speech_scores(tok, held_out, n_q=k)
         print(f"| {k} | {k * 1000} | {stft:.3f} | {snr:.2f} |", flush=True)
 

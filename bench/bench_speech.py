@@ -119,7 +119,7 @@ def run_vqtok(path: Path, files: list[Path], lengths: list[int], n_q: int | None
     rates = report["latents"]
     if n_q is not None:
         spec = next(iter(tok.specs.values()))
-        if len(tok.specs) != 1 or not spec.discrete or n_q > spec.channels:
+        if len(tok.specs) != 1 or not spec.discrete or n_q > spec.depth:
             raise SystemExit(f"--n-q {n_q}: {path} is not a residual VQ model with that many codebooks")
         raw = report["decode"]["sample_rate"] / spec.hop * sum(np.log2(spec.codebook_sizes[:n_q]))
     entropy = ((report.get("prior") or {}).get("entropy") or {}).get("bitrate", {}).get("prior")

@@ -69,7 +69,7 @@ def test_the_discriminator_learns_to_tell_originals_from_reconstructions(tmp_pat
         "train.warmup_steps=5",
         "adversarial.weight=0.1",
         "adversarial.lr=2e-3",
-        "adversarial.channels=8",
+        "adversarial.width=8",
         "adversarial.start_step=10",
     )
     log = [json.loads(line) for line in out.with_name("gan.metrics.jsonl").read_text().splitlines()]

@@ -50,7 +50,7 @@ def test_hook_returns_the_audio_modality():
 def test_defaults_resolve_into_a_run_config():
     config = resolve({"modality": "audio", "audio": {"sample_rate": 8000}}, get_modality=lambda name: AUDIO)
     assert config.model.strides == [2, 4, 5, 8]
-    assert (config.model.channels, config.model.codebook_size, config.train.batch_size) == (32, 1024, 8)
+    assert (config.model.width, config.model.codebook_size, config.train.batch_size) == (32, 1024, 8)
     assert config.options == AudioOptions(sample_rate=8000, segment_seconds=1.0)
 
 

@@ -17,8 +17,8 @@ data = "{data}"
 size = 32
 [model]
 strides = [2, 2]
-channels = 8
-max_channels = 16
+width = 8
+max_width = 16
 latent_dim = 8
 codebook_size = 32
 res_blocks = 1

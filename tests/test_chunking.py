@@ -19,8 +19,8 @@ def make_model(n_q: int = 1, channels: int = 1, strides=(2, 4), res_blocks: int 
     torch.manual_seed(0)
     cfg = ModelConfig(
         strides=list(strides),
-        channels=8,
-        max_channels=16,
+        width=8,
+        max_width=16,
         latent_dim=8,
         codebook_size=16,
         res_blocks=res_blocks,

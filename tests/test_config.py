@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from vqtok.config import (
     resolve,
     resolve_data_path,
 )
+from vqtok.config.renamed import RenamedSettingWarning
 from vqtok.errors import UsageError
 
 
@@ -39,7 +41,7 @@ class FakeModality:
     config_class = FakeOptions
 
     def default_overrides(self) -> dict:
-        return {"model": {"strides": [2, 2], "channels": 32, "latent_dim": 16}, "fake": {"size": 20}}
+        return {"model": {"strides": [2, 2], "width": 32, "latent_dim": 16}, "fake": {"size": 20}}
 
 
 def get_modality(name: str):
@@ -98,25 +100,25 @@ def test_builtin_defaults_when_nothing_is_set():
 
 def test_modality_defaults_override_builtin_defaults():
     c = run()
-    assert ModelConfig().channels != 32
-    assert c.model.channels == 32
+    assert ModelConfig().width != 32
+    assert c.model.width == 32
     assert c.model.strides == [2, 2]
     assert c.options.size == 20  # the modality's defaults reach its own section too
 
 
 def test_precedence_each_layer_beats_the_one_below():
-    # channels: builtin 64 < modality 32 < recipe 16 < override 8 < flag 4
-    assert run({"model": {"channels": 16}}).model.channels == 16
-    assert run({"model": {"channels": 16}}, ["model.channels=8"]).model.channels == 8
-    c = run({"model": {"channels": 16}}, ["model.channels=8"], {"model.channels": 4})
-    assert c.model.channels == 4
+    # width: builtin 64 < modality 32 < recipe 16 < override 8 < flag 4
+    assert run({"model": {"width": 16}}).model.width == 16
+    assert run({"model": {"width": 16}}, ["model.width=8"]).model.width == 8
+    c = run({"model": {"width": 16}}, ["model.width=8"], {"model.width": 4})
+    assert c.model.width == 4
     # the later override of two wins
-    assert run(overrides=["model.channels=8", "model.channels=12"]).model.channels == 12
+    assert run(overrides=["model.width=8", "model.width=12"]).model.width == 12
 
 
 def test_layers_merge_key_by_key_not_section_by_section():
-    c = run({"model": {"channels": 16}}, ["model.codebook_size=99"], {"train.steps": 7})
-    assert c.model.channels == 16  # recipe value survives an override of another key in the section
+    c = run({"model": {"width": 16}}, ["model.codebook_size=99"], {"train.steps": 7})
+    assert c.model.width == 16  # recipe value survives an override of another key in the section
     assert c.model.codebook_size == 99
     assert c.model.latent_dim == 16  # modality default survives the recipe's [model] table
     assert c.model.strides == [2, 2]
@@ -174,9 +176,9 @@ def test_options_of_another_family_say_which_arch_they_belong_to():
 @pytest.mark.parametrize(
     "override, where",
     [
-        ('model.channels="wide"', "model.channels"),
-        ("model.channels=2.5", "model.channels"),
-        ("model.channels=true", "model.channels"),  # a bool is not an int here
+        ('model.width="wide"', "model.width"),
+        ("model.width=2.5", "model.width"),
+        ("model.width=true", "model.width"),  # a bool is not an int here
         ("model.kmeans_init=1", "model.kmeans_init"),
         ('train.lr="fast"', "train.lr"),
         ("train.lr=true", "train.lr"),
@@ -221,7 +223,7 @@ def test_validation_rejects_impossible_values():
         ('train.device="cudaX"', "train.device 'cudaX'"),
         ("model.codebook_size=100000000", "model.codebook_size must lie in [2, 1048576]"),
         ("model.n_q=0", "model.n_q must lie in [1, 64]"),
-        ("model.max_channels=0", "max_channels must be positive"),
+        ("model.max_width=0", "max_width must be positive"),
     ],
 )
 def test_every_setting_is_checked_for_range_before_training(override, message):
@@ -376,3 +378,47 @@ def test_a_data_path_of_a_user_that_does_not_exist_is_a_usage_error(tmp_path):
     (tmp_path / "r.toml").write_text('modality = "audio"\ndata = "~no-such-user-here/x"\n')
     with pytest.raises(UsageError, match="no home folder for '~no-such-user-here'"):
         read_recipe(tmp_path / "r.toml")
+
+
+# ---- renamed settings ---------------------------------------------------------------------------------
+
+
+def test_old_setting_names_in_a_recipe_or_override_are_read_under_the_new_ones_with_a_warning():
+    with pytest.warns(RenamedSettingWarning) as caught:
+        c = run({"model": {"channels": 16, "max_channels": 48}, "adversarial": {"channels": 8}})
+    assert (c.model.width, c.model.max_width, c.adversarial.width) == (16, 48, 8)
+    assert sorted(str(w.message).split(" in ")[0] for w in caught) == [
+        "adversarial.channels is now called adversarial.width",
+        "model.channels is now called model.width",
+        "model.max_channels is now called model.max_width",
+    ]
+    with pytest.warns(RenamedSettingWarning, match=r"the override model\.max_channels=40"):
+        assert run(overrides=["model.max_channels=40"]).model.max_width == 40
+    # an old name in the recipe and the new one in an override: the override wins as always
+    with pytest.warns(RenamedSettingWarning):
+        assert run({"model": {"channels": 16}}, ["model.width=8"]).model.width == 8
+
+
+def test_a_plugins_defaults_under_an_old_name_are_read_with_a_warning_naming_them():
+    class OldPlugin(FakeModality):
+        def default_overrides(self) -> dict:
+            return {"model": {"strides": [2], "channels": 24}}
+
+    with pytest.warns(RenamedSettingWarning, match="the fake modality's defaults"):
+        c = resolve({"modality": "fake"}, get_modality=lambda name: OldPlugin())
+    assert c.model.width == 24
+
+
+def test_an_old_and_a_new_name_of_one_setting_together_are_a_usage_error():
+    with pytest.raises(UsageError, match=r"model\.channels and model\.width both given in the recipe"):
+        run({"model": {"channels": 16, "width": 8}})
+
+
+def test_settings_stored_under_old_names_are_read_silently():
+    stored = run().to_dict()
+    stored["model"]["channels"] = stored["model"].pop("width")
+    stored["adversarial"]["channels"] = stored["adversarial"].pop("width")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a model file's owner cannot edit it: no warning
+        c = from_dict(stored, get_modality)
+    assert c.to_dict() == run().to_dict()

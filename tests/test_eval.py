@@ -190,7 +190,7 @@ def test_bad_eval_input_is_a_clear_error_and_writes_nothing(models, tmp_path):
             1,
             "image.size=16",
             "image.channels=1",
-            "model.channels=8",
+            "model.width=8",
             "model.latent_dim=4",
         )
     )

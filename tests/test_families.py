@@ -35,8 +35,8 @@ TINY_VAE = [
     "image.size=28",
     "image.channels=1",
     "model.strides=[2,2,7]",
-    "model.channels=8",
-    "model.max_channels=16",
+    "model.width=8",
+    "model.max_width=16",
     "model.res_blocks=1",
     "model.latent_dim=4",
     "train.batch_size=8",
@@ -200,7 +200,7 @@ def test_vae_info_shows_active_units_and_latents(vae):
     table = ok(run_cli("info", vae)).stderr
     assert "active units" in table and "of 4" in table and "ELBO" in table
     report = json.loads(ok(run_cli("info", "--json", vae)).stdout)
-    assert report["decode"]["latents"] == {"mean": {"channels": 4, "hop": 28, "codebook_sizes": None}}
+    assert report["decode"]["latents"] == {"mean": {"depth": 4, "hop": 28, "codebook_sizes": None}}
     assert 0 <= report["training"]["diagnostics"]["active_units"] <= 4
 
 

@@ -17,7 +17,7 @@ from conftest import SAMPLES, TEST_PLUGINS, cli_env, plugin_env, run_cli
 from PIL import Image
 from torch.nn import functional as F
 
-TINY = ["model.channels=8", "model.max_channels=16", "model.res_blocks=1", "train.batch_size=4"]
+TINY = ["model.width=8", "model.max_width=16", "model.res_blocks=1", "train.batch_size=4"]
 IMAGE = ["--modality", "image", "--data", SAMPLES / "images", "image.size=32", "model.strides=[2,2]", *TINY]
 AUDIO = [
     "--modality",
@@ -247,7 +247,7 @@ def fsq():
 def make(fsq, levels, dims=2, in_channels=3, strides=(2, 2)):
     from vqtok.config import ModelConfig
 
-    cfg = ModelConfig(arch="fsq", channels=8, max_channels=16, res_blocks=1, strides=list(strides))
+    cfg = ModelConfig(arch="fsq", width=8, max_width=16, res_blocks=1, strides=list(strides))
     return fsq.FSQ(dims, in_channels, cfg, fsq.FSQOptions(list(levels)))
 
 
@@ -315,3 +315,16 @@ def test_options_are_validated(fsq):
     assert fsq.FSQOptions().levels == [8, 5, 5, 5]
     with pytest.raises(UsageError, match="--n-q applies to residual VQ models"):
         make(fsq, [4, 4]).encode(torch.zeros(1, 3, 8, 8), n_q=1)
+
+
+def test_a_family_written_for_hook_api_2_1_still_reads_the_old_names_with_a_deprecation_warning():
+    from vqtok.config import ModelConfig
+    from vqtok.models.base import LatentSpec
+
+    cfg = ModelConfig(width=12, max_width=24)
+    with pytest.warns(DeprecationWarning, match="ModelConfig.channels is now called width"):
+        assert cfg.channels == 12
+    with pytest.warns(DeprecationWarning, match="ModelConfig.max_channels is now called max_width"):
+        assert cfg.max_channels == 24
+    with pytest.warns(DeprecationWarning, match="LatentSpec.channels is now called depth"):
+        assert LatentSpec(3, 4, [8, 8, 8]).channels == 3

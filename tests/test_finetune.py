@@ -11,6 +11,7 @@ import torch
 from conftest import SAMPLES, TINY_IMAGE, run_cli
 
 from vqtok import config
+from vqtok.config.renamed import current_names
 from vqtok.errors import UsageError, VqtokError
 from vqtok.files.model import read_model
 from vqtok.plugin.registry import get_modality
@@ -82,7 +83,8 @@ def test_a_shipped_default_can_be_fine_tuned_by_name(tmp_path):
     meta = read_model(out).meta
     default = read_model(get_modality("audio").default_model).meta
     assert meta["config"]["audio"].items() >= default["config"]["audio"].items()  # 8 kHz, as the default
-    assert meta["config"]["model"] == default["config"]["model"] and meta["config"]["init"] == "@audio"
+    stored = current_names(default["config"])  # the shipped file predates model.width (was model.channels)
+    assert meta["config"]["model"] == stored["model"] and meta["config"]["init"] == "@audio"
     shipped = re.escape(get_modality("audio").default_model.name)  # by file name, not the trainer's folders
     assert re.search(rf"fine-tuned from\s+│ @audio: {shipped}", run_cli("info", out).stderr)
 

@@ -397,7 +397,7 @@ def test_vector_quantizer_alone_stays_float32_under_autocast():
 
 def tiny_config(**kw) -> ModelConfig:
     return ModelConfig(
-        **{**dict(strides=[2, 4], channels=8, max_channels=16, latent_dim=8, codebook_size=16, res_blocks=1), **kw}
+        **{**dict(strides=[2, 4], width=8, max_width=16, latent_dim=8, codebook_size=16, res_blocks=1), **kw}
     )
 
 

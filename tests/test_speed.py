@@ -14,7 +14,7 @@ from vqtok.train.speed import compile_networks, wants_channels_last
 
 def test_compile_picks_the_conv_networks_and_keeps_the_state_dict_names():
     cfg = config.resolve(
-        {"modality": "image", "model": {"arch": "vqvae2", "channels": 8, "max_channels": 16}}, get_modality=get_modality
+        {"modality": "image", "model": {"arch": "vqvae2", "width": 8, "max_width": 16}}, get_modality=get_modality
     )
     model = build_model(cfg, get_modality("image"), [])
     names = list(model.state_dict())

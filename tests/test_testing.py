@@ -95,11 +95,11 @@ def test_a_third_party_family_passes_and_a_broken_one_is_named(tmp_path):
 
         def latents(self):
             specs = super().latents()
-            return {k: type(v)(v.channels + 1, v.hop, v.codebook_sizes) for k, v in specs.items()}
+            return {k: type(v)(v.depth + 1, v.hop, v.codebook_sizes) for k, v in specs.items()}
 
     with pytest.raises(ContractError, match="overclaiming") as caught:
         check_family(Overclaiming, options={"levels": [5, 5]}, workdir=tmp_path / "broken")
-    assert "channels; latents() says" in str(caught.value)
+    assert "latents() says" in str(caught.value)
 
 
 def test_the_plugin_fixture_registers_in_process_and_cli_fixture_installs(vqtok_plugin, vqtok_cli, sensor_data):

@@ -30,7 +30,7 @@ def image(h: int, w: int, seed: int = 0) -> torch.Tensor:
     return stripes + 0.3 * torch.randn(3, h, w, generator=g)
 
 
-CONFIG = dict(strides=[2, 2], channels=8, max_channels=16, latent_dim=8, codebook_size=32, res_blocks=1)
+CONFIG = dict(strides=[2, 2], width=8, max_width=16, latent_dim=8, codebook_size=32, res_blocks=1)
 
 
 @pytest.fixture(scope="module")

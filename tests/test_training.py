@@ -33,7 +33,7 @@ def _losses(path):
 # with a discriminator, the checkpoint must also hold its weights and its optimizer's state
 @pytest.mark.parametrize(
     "extra",
-    [[], ["adversarial.weight=0.1", "adversarial.feature_weight=1", "adversarial.channels=8"]],
+    [[], ["adversarial.weight=0.1", "adversarial.feature_weight=1", "adversarial.width=8"]],
     ids=["plain", "adversarial"],
 )
 def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path, extra):
@@ -106,8 +106,8 @@ def test_image_tokenizer_beats_the_mean_image_on_held_out_digits(tmp_path):
         "image.size=28",
         "image.channels=1",
         "model.strides=[2,2]",
-        "model.channels=16",
-        "model.max_channels=32",
+        "model.width=16",
+        "model.max_width=32",
         "model.latent_dim=16",
         "model.codebook_size=128",
         "model.res_blocks=1",

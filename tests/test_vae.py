@@ -24,9 +24,7 @@ DIGITS = Path(__file__).resolve().parent.parent / "vqtok" / "samples" / "digits"
 def tiny(
     cls=VAE, dims: int = 2, channels: int = 1, strides=(2, 2), latent_dim: int = 4, n_labels: int = 0, **options
 ) -> VAE:
-    cfg = ModelConfig(
-        arch=cls.name, channels=8, max_channels=16, res_blocks=1, strides=list(strides), latent_dim=latent_dim
-    )
+    cfg = ModelConfig(arch=cls.name, width=8, max_width=16, res_blocks=1, strides=list(strides), latent_dim=latent_dim)
     return cls(dims, channels, cfg, cls.config_class(**options), n_labels)
 
 
@@ -356,7 +354,7 @@ def test_shapes(dims, channels, size, strides, likelihood):
     assert out.x_hat.shape == x.shape and out.loss.ndim == 0
     assert out.metrics["kl_per_dim"].shape == (4,)
     assert all(v.ndim == 0 for k, v in out.metrics.items() if k != "kl_per_dim")
-    assert model.latents()["mean"].channels == 4 and not model.latents()["mean"].discrete
+    assert model.latents()["mean"].depth == 4 and not model.latents()["mean"].discrete
     assert model.latents()["mean"].hop == hop == model.hop
     model.eval()
     mean = model.encode(x)["mean"]

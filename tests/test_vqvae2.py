@@ -18,7 +18,7 @@ def mse(a, b):
 def make(dims: int, in_channels: int, top_strides=(2,), **model) -> VQVAE2:
     cfg = ModelConfig(
         arch="vqvae2",
-        **{**dict(channels=8, max_channels=32, res_blocks=1, strides=[2, 2], latent_dim=8, codebook_size=32), **model},
+        **{**dict(width=8, max_width=32, res_blocks=1, strides=[2, 2], latent_dim=8, codebook_size=32), **model},
     )
     return VQVAE2(
         dims=dims, in_channels=in_channels, model=cfg, options=VQVAE2Options(top_strides=list(top_strides)), n_labels=0

@@ -33,7 +33,7 @@ def latent_rates(decode: dict) -> dict[str, dict]:
     for name, spec in decode["latents"].items():
         sizes = spec.get("codebook_sizes")
         entry = {
-            "channels": spec["channels"],
+            "depth": spec["depth"] if "depth" in spec else spec["channels"],  # "channels" before 2026-12-07
             "hop": spec["hop"],
             "discrete": sizes is not None,
             "bits_per_position": sum(math.log2(k) for k in sizes) if sizes else None,

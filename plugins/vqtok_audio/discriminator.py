@@ -21,9 +21,9 @@ SLOPE = 0.2  # leaky ReLU
 class STFTDiscriminator(nn.Module):
     """``(B, 1, T)`` -> its feature maps ``(B, C, frames, F')`` and logits ``(B, 1, frames, F'')``."""
 
-    def __init__(self, n_fft: int, channels: int):
+    def __init__(self, n_fft: int, width: int):
         super().__init__()
-        self.n_fft, c = n_fft, channels
+        self.n_fft, c = n_fft, width
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.convs = nn.ModuleList([nn.Conv2d(2, c, (3, 9), padding=(1, 4))])
         for dilation in (1, 2, 4):
@@ -51,11 +51,9 @@ class STFTDiscriminator(nn.Module):
 class MultiResolutionSTFTDiscriminator(nn.Module):
     """One :class:`STFTDiscriminator` per window of the reconstruction loss, at ``sample_rate``."""
 
-    def __init__(self, sample_rate: int, channels: int):
+    def __init__(self, sample_rate: int, width: int):
         super().__init__()
-        self.discriminators = nn.ModuleList(
-            STFTDiscriminator(fft_size(sample_rate, s), channels) for s in WINDOW_SECONDS
-        )
+        self.discriminators = nn.ModuleList(STFTDiscriminator(fft_size(sample_rate, s), width) for s in WINDOW_SECONDS)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """``(B, 1, T)`` -> per resolution, its feature maps and (last) logits."""

@@ -81,7 +81,7 @@ class AudioModality(Modality):
 
     def default_overrides(self) -> dict:
         return {
-            "model": {"strides": [2, 4, 5, 8], "channels": 32, "max_channels": 256, "codebook_size": 1024},
+            "model": {"strides": [2, 4, 5, 8], "width": 32, "max_width": 256, "codebook_size": 1024},
             "train": {"batch_size": 8},
         }
 
@@ -146,8 +146,8 @@ class AudioModality(Modality):
     def loss(self, x_hat: torch.Tensor, x: torch.Tensor, options: AudioOptions) -> dict[str, torch.Tensor]:
         return waveform_loss(x_hat, x, options.sample_rate, options.loss_range_db or None)
 
-    def discriminator(self, options: AudioOptions, channels: int) -> MultiResolutionSTFTDiscriminator:
-        return MultiResolutionSTFTDiscriminator(options.sample_rate, channels)
+    def discriminator(self, options: AudioOptions, width: int) -> MultiResolutionSTFTDiscriminator:
+        return MultiResolutionSTFTDiscriminator(options.sample_rate, width)
 
     def preview(self, originals: torch.Tensor, reconstructions: torch.Tensor, path: Path, options) -> bool:
         save_preview(originals, reconstructions, path, options.sample_rate)

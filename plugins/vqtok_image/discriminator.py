@@ -13,9 +13,9 @@ SLOPE = 0.2  # leaky ReLU
 class PatchDiscriminator(nn.Module):
     """``(B, C, H, W)`` -> one judgement: feature maps at 1/2 and 1/4 of the size, then logits ``(B, 1, H/4, W/4)``."""
 
-    def __init__(self, in_channels: int, channels: int):
+    def __init__(self, in_channels: int, width: int):
         super().__init__()
-        c = channels
+        c = width
         self.convs = nn.ModuleList(
             [
                 nn.Conv2d(in_channels, c, 4, stride=2, padding=1),

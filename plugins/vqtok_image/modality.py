@@ -71,10 +71,10 @@ class ImageModality(Modality):
         return options.channels
 
     def default_overrides(self) -> dict:
-        return {"model": {"strides": [2, 2], "channels": 64, "codebook_size": 512}}
+        return {"model": {"strides": [2, 2], "width": 64, "codebook_size": 512}}
 
-    def discriminator(self, options: ImageOptions, channels: int) -> PatchDiscriminator:
-        return PatchDiscriminator(options.channels, channels)
+    def discriminator(self, options: ImageOptions, width: int) -> PatchDiscriminator:
+        return PatchDiscriminator(options.channels, width)
 
     def describe(self, options: ImageOptions) -> dict:
         return {"image_size": options.size, "channels": options.channels}

@@ -66,7 +66,7 @@ def test_decode_and_train_onto_a_full_disk(tiny_disk, audio_model, tmp_path):
         "--steps",
         2,
         *TINY_IMAGE,
-        "model.channels=32",
+        "model.width=32",
         "-o",
         tiny_disk / "m.safetensors",
         check=False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import typer
@@ -117,10 +118,21 @@ def add_plugin_commands(argv: list[str]) -> None:
         _PLUGIN_COMMANDS.add(name)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _python=warnings.showwarning):
+    """vqtok's own warnings (e.g. a renamed setting) as one line on stderr; others as Python shows them."""
+    from ..config.renamed import RenamedSettingWarning
+
+    if issubclass(category, RenamedSettingWarning):
+        err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        _python(message, category, filename, lineno, file, line)
+
+
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2); vqtok's own errors become one line."""
     debug = os.environ.get("VQTOK_DEBUG") == "1" or "--debug" in sys.argv
     keep_freed_memory()
+    warnings.showwarning = _show_warning
     try:
         add_plugin_commands(sys.argv[1:])
         app()

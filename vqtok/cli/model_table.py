@@ -32,9 +32,9 @@ def _latent_rows(report: dict) -> list[tuple[str, str]]:
     for name, r in report["latents"].items():
         if r["discrete"]:
             sizes = d["latents"][name]["codebook_sizes"]
-            what = f"{r['channels']} codebook(s) x {sizes[0]} entries, dim {d.get('latent_dim', '?')}"
+            what = f"{r['depth']} codebook(s) x {sizes[0]} entries, dim {d.get('latent_dim', '?')}"
         else:
-            what = f"continuous, {r['channels']} float32 values per position"
+            what = f"continuous, {r['depth']} float32 values per position"
         where = (
             f"{r['positions_per_second']:g} positions/s"
             if "positions_per_second" in r

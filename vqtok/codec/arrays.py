@@ -1,4 +1,4 @@
-"""Latents in the model's form, ``{name: (channels, *G)}`` tensors, and as the arrays of a code file:
+"""Latents in the model's form, ``{name: (depth, *G)}`` tensors, and as the arrays of a code file:
 integer codes (int16 / int32; a 2-D model's single codebook axis dropped) or float32 means, and every
 check that arrays read from a file fit the model (:mod:`vqtok.files.codes` reads and writes the files)."""
 
@@ -11,7 +11,7 @@ from ..errors import VqtokError
 from ..files.codes import BARE, CodeFile, code_dtype
 from ..models.base import LatentSpec
 
-Latents = dict[str, torch.Tensor]  # name -> (channels, *grid), no batch axis
+Latents = dict[str, torch.Tensor]  # name -> (depth, *grid), no batch axis
 
 
 class FileArrays:
@@ -34,7 +34,7 @@ class FileArrays:
         return out
 
     def from_file_arrays(self, cf: CodeFile, where: str) -> Latents:
-        """Check a code file's arrays against this model; return them as ``(channels, *G)`` tensors."""
+        """Check a code file's arrays against this model; return them as ``(depth, *G)`` tensors."""
         arrays = dict(cf.arrays)
         if BARE in arrays:
             if len(self.specs) != 1:
@@ -69,9 +69,9 @@ class FileArrays:
                 f"{where}: {kind} of shape {arr.shape} do not fit this {self.modality.name} "
                 f"model, which expects ({'n_q' if spec.discrete else 'D'}, {grid})"
             )
-        fits = 1 <= arr.shape[0] <= spec.channels if spec.discrete else arr.shape[0] == spec.channels
+        fits = 1 <= arr.shape[0] <= spec.depth if spec.discrete else arr.shape[0] == spec.depth
         if not fits or min(arr.shape[1:], default=0) < 1:
-            have = f"{spec.channels} codebook(s)" if spec.discrete else f"latent dimension {spec.channels}"
+            have = f"{spec.depth} codebook(s)" if spec.discrete else f"latent dimension {spec.depth}"
             raise VqtokError(f"{where}: {kind} of shape {arr.shape} do not fit this model ({have}, non-empty grid)")
         if not spec.discrete:
             if not np.isfinite(arr).all():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .renamed import current_names, warn_renamed
 from .schema import SAMPLES_DIR
 
 
@@ -115,12 +116,12 @@ def layered(
 ) -> dict:
     """``defaults``, then the recipe, then ``key=value`` overrides, then the flags that are not None,
     merged into one nested dict (later layers win)."""
-    layers = [defaults or {}, recipe or {}]
-    layers += [_nest(*parse_override(o)) for o in overrides]
-    layers += [_nest(k, v) for k, v in (flags or {}).items() if v is not None]
+    layers = [(defaults or {}, "the defaults"), (recipe or {}, "the recipe")]
+    layers += [(_nest(*parse_override(o)), f"the override {o}") for o in overrides]
+    layers += [(_nest(k, v), "the flags") for k, v in (flags or {}).items() if v is not None]
     user: dict = {}
-    for layer in layers:
-        user = _merge(user, layer)
+    for layer, source in layers:
+        user = _merge(user, current_names(layer, source, warn_renamed))
     return user
 
 

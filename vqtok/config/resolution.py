@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..errors import UsageError, VqtokError
 from .parsing import _check_shape, _merge, build_section, layered
+from .renamed import current_names, warn_renamed
 from .schema import AdversarialConfig, ModelConfig, RunConfig, TrainConfig
 
 
@@ -40,7 +41,7 @@ def resolve(
         raise UsageError("no modality given: pass --modality NAME or set modality in the recipe")
     modality = get_modality(name)
     data, about, init = user.pop("data", ""), user.pop("about", ""), user.pop("init", "")
-    defaults = modality.default_overrides()
+    defaults = current_names(modality.default_overrides(), f"the {name} modality's defaults", warn_renamed)
     arch = user.get("model", {}).get("arch") or defaults.get("model", {}).get("arch") or ModelConfig.arch
     if not isinstance(arch, str):
         raise UsageError(f"model.arch must be a family name, got {arch!r}")
@@ -88,8 +89,8 @@ def _installed_family(arch: str):
 
 
 def from_dict(d: dict, get_modality, get_family=None) -> RunConfig:
-    """Rebuild the ``RunConfig`` stored in a model file."""
-    d = dict(d)
+    """Rebuild the ``RunConfig`` stored in a model file or checkpoint (old setting names read as today's)."""
+    d = current_names(d)
     name = d["modality"]
     modality = get_modality(name)
     model = build_section(ModelConfig, d["model"], "model")

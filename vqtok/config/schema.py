@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ class ModelConfig:
     """Architecture of the autoencoder and its quantizer."""
 
     arch: str = "vqvae"  # model family: vqvae, vqvae2, vae, cvae, or a plugin's (see `vqtok plugins`)
-    channels: int = 64  # width of the first conv layer; doubles after each stride, up to max_channels
-    max_channels: int = 256
+    width: int = 64  # channels of the first conv layer; doubles after each stride, up to max_width
+    max_width: int = 256
     res_blocks: int = 2  # residual blocks at the bottleneck resolution
     strides: list[int] = field(default_factory=list)  # empty: the modality's default
     latent_dim: int = 64  # dimension D of each code vector
@@ -42,8 +43,8 @@ class ModelConfig:
                 (1 <= self.n_q <= 64, "model.n_q must lie in [1, 64]"),
                 (0.0 <= self.quantizer_dropout <= 1.0, "model.quantizer_dropout must lie in [0, 1]"),
                 (
-                    min(self.latent_dim, self.channels, self.max_channels) >= 1,
-                    "model.latent_dim, channels and max_channels must be positive",
+                    min(self.latent_dim, self.width, self.max_width) >= 1,
+                    "model.latent_dim, width and max_width must be positive",
                 ),
                 (
                     self.res_blocks >= 0 and self.kmeans_iters >= 0,
@@ -57,6 +58,16 @@ class ModelConfig:
                 (all(s >= 1 for s in self.strides), "model.strides must be positive"),
             ]
         )
+
+    @property
+    def channels(self) -> int:
+        """Deprecated (hook API 2.2): :attr:`width`."""
+        return renamed_attribute(self, "channels", "width")
+
+    @property
+    def max_channels(self) -> int:
+        """Deprecated (hook API 2.2): :attr:`max_width`."""
+        return renamed_attribute(self, "max_channels", "max_width")
 
 
 @dataclass
@@ -118,7 +129,7 @@ class AdversarialConfig:
     feature_weight: float = 0.0  # weight of feature matching (relative L1 between the discriminator's features)
     start_step: int = 0  # steps of the reconstruction loss alone before the discriminator joins
     lr: float = 3e-4  # the discriminator's Adam rate (with train.lr's warm-up and decay)
-    channels: int = 32  # the discriminator's width
+    width: int = 32  # channels of the discriminator's first layer
 
     def __post_init__(self):
         _check(
@@ -127,7 +138,7 @@ class AdversarialConfig:
                     min(self.weight, self.feature_weight, self.start_step) >= 0,
                     "adversarial.weight, feature_weight and start_step must not be negative",
                 ),
-                (self.lr > 0 and self.channels >= 1, "adversarial.lr and adversarial.channels must be positive"),
+                (self.lr > 0 and self.width >= 1, "adversarial.lr and adversarial.width must be positive"),
             ]
         )
 
@@ -164,6 +175,12 @@ class RunConfig:
         if self.family_options is not None:
             d[self.model.arch] = dataclasses.asdict(self.family_options)
         return d
+
+
+def renamed_attribute(obj: Any, old: str, new: str) -> Any:
+    """``obj.new``, for code that still reads it as ``obj.old`` (a plugin written for an older hook API)."""
+    warnings.warn(f"{type(obj).__name__}.{old} is now called {new}", DeprecationWarning, stacklevel=3)
+    return getattr(obj, new)
 
 
 def _check(checks: list[tuple[bool, str]]) -> None:

@@ -76,7 +76,7 @@ class Evaluation:
         self.likelihood = tok.model.has_likelihood
         self.binarize = tok.model.fits_binarized_data
         # The prior models every codebook of a residual quantizer: with fewer, codes cost log K each.
-        full = self.n_q is None or all(self.n_q >= s.channels for s in self.specs.values())
+        full = self.n_q is None or all(self.n_q >= s.depth for s in self.specs.values())
         self.prior = tok.prior if full else None
         self.totals = Totals()
 
@@ -155,7 +155,7 @@ class Evaluation:
     def _sizes(self, name: str) -> list[int]:
         """The codebook sizes of latent ``name`` in use (the first ``n_q`` of a residual quantizer)."""
         spec = self.specs[name]
-        return spec.codebook_sizes[: self.n_q or spec.channels]
+        return spec.codebook_sizes[: self.n_q or spec.depth]
 
     def _prior_nats(self, latents: dict[str, torch.Tensor], classes: list[str | None]) -> torch.Tensor:
         """-log p(codes) ``(B,)`` under the prior: given each file's class, or under the equal-weight

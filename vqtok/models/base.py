@@ -7,7 +7,7 @@ every family alike. Tensors carry a batch axis: inputs ``x`` are ``(B, C, *S)`` 
 of :attr:`Family.hop` along each axis; ``labels`` are ``(B,)`` int64 class indices (conditional
 families) or None.
 
-A family's latent representation is a dict of named arrays, each ``(B, channels, *S / spec.hop)``, as
+A family's latent representation is a dict of named arrays, each ``(B, spec.depth, *S / spec.hop)``, as
 described by :meth:`Family.latents`: integer codes (discrete latents) or float32 values (continuous).
 """
 
@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from ..config.schema import renamed_attribute
 from ..errors import VqtokError
 from ..nn.conv import receptive_radius
 
@@ -29,15 +30,20 @@ ReconLoss = Callable[[torch.Tensor, torch.Tensor], dict]
 
 @dataclass
 class LatentSpec:
-    """One latent array of a family, per example ``(channels, *S / hop)``."""
+    """One latent array of a family, per example ``(depth, *S / hop)``."""
 
-    channels: int  # discrete: number of (residual) codebooks n_q; continuous: latent dimension D
+    depth: int  # values per position: discrete, the number of (residual) codebooks n_q; continuous, the dimension D
     hop: int  # input elements per latent position along each axis
     codebook_sizes: list[int] | None = None  # discrete: entries of each codebook; None: continuous float32
 
     @property
     def discrete(self) -> bool:
         return self.codebook_sizes is not None
+
+    @property
+    def channels(self) -> int:
+        """Deprecated (hook API 2.2): :attr:`depth`."""
+        return renamed_attribute(self, "channels", "depth")
 
 
 @dataclass
@@ -88,7 +94,7 @@ class Family(nn.Module):
     def encode(
         self, x: torch.Tensor, labels: torch.Tensor | None = None, n_q: int | None = None
     ) -> dict[str, torch.Tensor]:
-        """``(B, C, *S)`` -> ``{name: (B, channels, *S / hop_name)}``; ``n_q`` keeps the first codebooks."""
+        """``(B, C, *S)`` -> ``{name: (B, depth, *S / hop_name)}``; ``n_q`` keeps the first codebooks."""
         raise NotImplementedError
 
     def decode(self, latents: dict[str, torch.Tensor], labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -24,7 +24,7 @@ from .. import distributed
 from ..config import ModelConfig
 from ..errors import UsageError, VqtokError
 from ..metrics import importance_log_weights, kl_normal
-from ..nn.conv import Decoder, Encoder
+from ..nn.conv import Decoder, Encoder, conv_shape
 from .base import ConvFamily, LatentSpec, TrainStep
 from .likelihood import LIKELIHOODS, make_likelihood, sum_per_example
 
@@ -101,9 +101,7 @@ class VAE(ConvFamily):
         self.latent_dim = cfg.latent_dim
         self.likelihood = make_likelihood(self.options, in_channels)
         extra_in, extra_z = self.label_channels()
-        shape = dict(
-            channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides, res_blocks=cfg.res_blocks
-        )
+        shape = conv_shape(cfg)
         self.encoder = Encoder(dims, in_channels + extra_in, 2 * cfg.latent_dim, **shape)
         self.decoder = Decoder(
             dims, cfg.latent_dim + extra_z, self.likelihood.params_per_channel * in_channels, **shape
@@ -227,7 +225,7 @@ class VAE(ConvFamily):
 
     @torch.no_grad()
     def diagnose(self, x, labels=None) -> dict:
-        """Active units (Burda et al. 2015): latent channels u whose Var_x(E_q[z_u]), averaged over the
+        """Active units (Burda et al. 2015): latent dimensions u whose Var_x(E_q[z_u]), averaged over the
         latent positions, exceeds 0.01."""
         mu, _ = self.posterior(x, labels)
         variance = mu.var(dim=0, correction=0).flatten(1).mean(1)  # (D,)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..config import ModelConfig
-from ..nn.conv import Decoder, Encoder
+from ..nn.conv import Decoder, Encoder, conv_shape
 from .base import ConvFamily, LatentSpec, TrainStep
 from .layout import flatten_grid, unflatten_grid
 from .quantize import ResidualQuantizer, quantizer_from_config
@@ -41,9 +41,7 @@ class VQVAE(ConvFamily):
 
     def __init__(self, dims: int, in_channels: int, cfg: ModelConfig, options=None, n_labels: int = 0):
         super().__init__(dims, in_channels, cfg, options, n_labels)
-        shape = dict(
-            channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides, res_blocks=cfg.res_blocks
-        )
+        shape = conv_shape(cfg)
         self.encoder = Encoder(dims, in_channels, cfg.latent_dim, **shape)
         self.decoder = Decoder(dims, cfg.latent_dim, in_channels, **shape)
         self.quantizer: ResidualQuantizer = quantizer_from_config(cfg, cfg.n_q)

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import UsageError, VqtokError
-from ..nn.conv import Decoder, Encoder, Upsample, receptive_radius, same_conv, widths
+from ..nn.conv import Decoder, Encoder, Upsample, conv_shape, receptive_radius, same_conv, widths
 from .base import Family, LatentSpec, TrainStep
 from .layout import flatten_grid, unflatten_grid
 from .quantize import Quantized, ResidualQuantizer, quantizer_from_config
@@ -55,11 +55,9 @@ class VQVAE2(Family):
             raise UsageError("model.n_q applies to vqvae (residual VQ); vqvae2 has one codebook per level")
         options = options or VQVAE2Options()
         self.top_strides = list(options.top_strides)
-        d, hidden = cfg.latent_dim, widths(cfg.channels, cfg.max_channels, len(cfg.strides))[-1]
-        bottom = dict(
-            channels=cfg.channels, max_channels=cfg.max_channels, strides=cfg.strides, res_blocks=cfg.res_blocks
-        )
-        top = dict(channels=hidden, max_channels=cfg.max_channels, strides=self.top_strides, res_blocks=cfg.res_blocks)
+        d, hidden = cfg.latent_dim, widths(cfg.width, cfg.max_width, len(cfg.strides))[-1]
+        bottom = conv_shape(cfg)
+        top = {**bottom, "width": hidden, "strides": self.top_strides}
         self.bottom_encoder = Encoder(dims, in_channels, hidden, **bottom)  # x -> h_b
         self.top_encoder = Encoder(dims, hidden, d, **top)  # h_b -> z_t
         self.top_decoder = Decoder(dims, d, d, **top)  # q_t -> h_b's grid, for the bottom quantizer

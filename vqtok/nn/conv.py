@@ -86,9 +86,16 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-def widths(channels: int, max_channels: int, n: int) -> list[int]:
-    """Channel count at each resolution: doubling after every stride, capped."""
-    return [min(channels * 2**i, max_channels) for i in range(n + 1)]
+def widths(width: int, max_width: int, n: int) -> list[int]:
+    """Channel count at each of the ``n + 1`` resolutions: ``width``, doubling after every stride, capped at
+    ``max_width``."""
+    return [min(width * 2**i, max_width) for i in range(n + 1)]
+
+
+def conv_shape(model) -> dict:
+    """The keyword arguments of :class:`Encoder` and :class:`Decoder` that a ``[model]`` table
+    (:class:`vqtok.config.ModelConfig`) sets: ``width``, ``max_width``, ``strides``, ``res_blocks``."""
+    return dict(width=model.width, max_width=model.max_width, strides=model.strides, res_blocks=model.res_blocks)
 
 
 class Encoder(nn.Module):
@@ -96,9 +103,9 @@ class Encoder(nn.Module):
 
     COMPILABLE = True  # train.compile compiles it (vqtok.speed)
 
-    def __init__(self, dims, in_channels, out_channels, channels, max_channels, strides, res_blocks):
+    def __init__(self, dims, in_channels, out_channels, width, max_width, strides, res_blocks):
         super().__init__()
-        w = widths(channels, max_channels, len(strides))
+        w = widths(width, max_width, len(strides))
         stem = 7 if dims == 1 else 3
         layers = [same_conv(dims, in_channels, w[0], stem)]
         for i, s in enumerate(strides):
@@ -117,9 +124,9 @@ class Decoder(nn.Module):
 
     COMPILABLE = True
 
-    def __init__(self, dims, in_channels, out_channels, channels, max_channels, strides, res_blocks):
+    def __init__(self, dims, in_channels, out_channels, width, max_width, strides, res_blocks):
         super().__init__()
-        w = widths(channels, max_channels, len(strides))
+        w = widths(width, max_width, len(strides))
         stem = 7 if dims == 1 else 3
         layers = [same_conv(dims, in_channels, w[-1], 3)]
         layers += [ResidualBlock(dims, w[-1]) for _ in range(res_blocks)]

@@ -24,7 +24,8 @@ is the tutorial.
 import pluggy
 
 HOOK_API_VERSION = 2  # major version: rises when a hook changes so that existing plugins break
-HOOK_API_MINOR = 1  # rises when hooks are added: 2.0 vqtok_families, 2.1 vqtok_commands
+HOOK_API_MINOR = 2  # rises when hooks are added or names change, the old still read: 2.0 vqtok_families,
+# 2.1 vqtok_commands, 2.2 ModelConfig.width / max_width and LatentSpec.depth (were channels / max_channels / channels)
 
 hookspec = pluggy.HookspecMarker("vqtok")
 hookimpl = pluggy.HookimplMarker("vqtok")

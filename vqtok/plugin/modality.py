@@ -77,9 +77,9 @@ class Modality(abc.ABC):
         minimised; further entries are logged. Default: mean squared error."""
         return {"recon": torch.nn.functional.mse_loss(x_hat, x)}
 
-    def discriminator(self, options, channels: int) -> torch.nn.Module | None:
+    def discriminator(self, options, width: int) -> torch.nn.Module | None:
         """A discriminator for the optional adversarial loss (``[adversarial]``, :mod:`vqtok.adversarial`),
-        ``channels`` wide: it maps a batch ``(B, C, *S)`` to a list, one per sub-discriminator, of its
+        ``width`` channels wide: it maps a batch ``(B, C, *S)`` to a list, one per sub-discriminator, of its
         feature maps, the last being its logits (any shape). Default None: no adversarial training."""
         return None
 

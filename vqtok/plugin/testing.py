@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 
 TINY_MODEL = {
-    "channels": 8,
-    "max_channels": 16,
+    "width": 8,
+    "max_width": 16,
     "latent_dim": 8,
     "codebook_size": 32,
     "res_blocks": 1,
@@ -361,8 +361,8 @@ def _check_family(family, modality: str, data: Path, options: dict, work: Path, 
                 problems.append(f"encode returns no latent {name!r}, which latents() declares")
                 continue
             t = latents[name]
-            if t.shape[1] != spec.channels:
-                problems.append(f"latent {name!r} has {t.shape[1]} channels; latents() says {spec.channels}")
+            if t.shape[1] != spec.depth:
+                problems.append(f"latent {name!r} has depth {t.shape[1]} (axis 1); latents() says {spec.depth}")
             if spec.discrete and (
                 t.dtype.is_floating_point
                 or t.min() < 0

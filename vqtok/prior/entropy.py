@@ -25,14 +25,14 @@ LN2 = math.log(2.0)
 
 def uniform_bits(specs: dict[str, LatentSpec]) -> dict[str, float]:
     """Bits per code of each latent under the uniform code model (mean over its codebooks)."""
-    return {name: sum(math.log2(k) for k in s.codebook_sizes[: s.channels]) / s.channels for name, s in specs.items()}
+    return {name: sum(math.log2(k) for k in s.codebook_sizes[: s.depth]) / s.depth for name, s in specs.items()}
 
 
 def unigram_bits(train: CodeSet, test: CodeSet, specs: dict[str, LatentSpec]) -> dict[str, float]:
     """Bits per code of ``test`` under the code frequencies of ``train`` (add-one smoothed)."""
     out = {}
     for name, s in specs.items():
-        sizes = s.codebook_sizes[: s.channels]
+        sizes = s.codebook_sizes[: s.depth]
         log_p = [torch.log2((c + 1.0) / (c.sum() + len(c))) for c in train.counts(name, sizes)]
         total, count = 0.0, 0
         for item in test.items:
@@ -87,7 +87,7 @@ def entropy_report(
     report = {"held_out": held_out, "bits_per_code": bits, "levels": list(bits["prior"])}
     if unit is not None:
         unit_key, report["unit"] = unit
-        codes = {name: rates[name][unit_key] * specs[name].channels for name in specs}
+        codes = {name: rates[name][unit_key] * specs[name].depth for name in specs}
         report["codes_per_unit"] = codes
         report["bitrate"] = {model: sum(codes[name] * b[name] for name in specs) for model, b in bits.items()}
     return report

@@ -111,7 +111,7 @@ class Prior(nn.Module):
             self.conditions[name] = cond
             self.levels[name] = CodePrior(
                 dims,
-                list(spec.codebook_sizes[: spec.channels]),
+                list(spec.codebook_sizes[: spec.depth]),
                 options.width,
                 options.layers,
                 options.kernel,

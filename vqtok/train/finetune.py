@@ -17,6 +17,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config.renamed import current_names
 from ..errors import UsageError
 from ..files.model import read_model
 from ..models.base import Family
@@ -35,6 +36,7 @@ def inherited_settings(init: str) -> dict:
 def inheritable(stored: dict) -> dict:
     """What a run inherits from a model's stored settings ``stored``, as a recipe would give them:
     ``{"modality": .., <modality>: {..}, "model": {..}, <family>: {..}}``."""
+    stored = current_names(stored)
     name, arch = stored.get("modality"), stored.get("model", {}).get("arch")
     return {k: v for k, v in stored.items() if k in ("modality", name, "model", arch) and v is not None}
 

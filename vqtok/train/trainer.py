@@ -56,7 +56,7 @@ class Trainer(TrainingLoop):
         super().__init__(config.train, RunPaths.for_model(Path(out)), device, console)
 
     def _adversary(self, device: torch.device) -> Adversary:
-        net = self.modality.discriminator(self.config.options, self.config.adversarial.channels)
+        net = self.modality.discriminator(self.config.options, self.config.adversarial.width)
         if net is None:
             raise UsageError(
                 f"[adversarial]: the {self.modality.name} modality has no discriminator; set "

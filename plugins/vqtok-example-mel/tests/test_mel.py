@@ -18,8 +18,8 @@ from vqtok.testing import check_modality
 
 SPEECH = SAMPLES_DIR / "speech"  # 8 kHz recordings shipped with vqtok
 TINY = [
-    "model.channels=8",
-    "model.max_channels=16",
+    "model.width=8",
+    "model.max_width=16",
     "model.latent_dim=8",
     "model.codebook_size=32",
     "model.res_blocks=1",

@@ -50,7 +50,7 @@ class MelModality(Modality):
         return 1
 
     def default_overrides(self) -> dict:
-        return {"model": {"strides": [2, 2], "channels": 32, "max_channels": 64, "codebook_size": 256}}
+        return {"model": {"strides": [2, 2], "width": 32, "max_width": 64, "codebook_size": 256}}
 
     def time_axis(self, options: MelOptions) -> float:
         return options.sample_rate / options.hop_length  # frames per second: bitrates come out in bit/s

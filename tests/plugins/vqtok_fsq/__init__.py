@@ -22,7 +22,7 @@ import torch
 import vqtok
 from vqtok.errors import UsageError
 from vqtok.models.base import ConvFamily, LatentSpec, TrainStep
-from vqtok.nn.conv import Decoder, Encoder
+from vqtok.nn.conv import Decoder, Encoder, conv_shape
 
 
 @dataclass
@@ -53,9 +53,7 @@ class FSQ(ConvFamily):  # ConvFamily: one encoder, one decoder; chunk contexts f
     def __init__(self, dims, in_channels, model, options=None, n_labels=0):
         super().__init__(dims, in_channels, model, options, n_labels)
         self.levels = list((options or FSQOptions()).levels)
-        shape = dict(
-            channels=model.channels, max_channels=model.max_channels, strides=model.strides, res_blocks=model.res_blocks
-        )
+        shape = conv_shape(model)
         self.encoder = Encoder(dims, in_channels, len(self.levels), **shape)
         self.decoder = Decoder(dims, len(self.levels), in_channels, **shape)
         self.hop = self.encoder.hop

@@ -35,7 +35,7 @@ class SensorModality(Modality):
         return options.channels
 
     def default_overrides(self):
-        return {"model": {"strides": [2, 2], "channels": 16, "max_channels": 32, "latent_dim": 8, "codebook_size": 64}}
+        return {"model": {"strides": [2, 2], "width": 16, "max_width": 32, "latent_dim": 8, "codebook_size": 64}}
 
     def load(self, path: Path, options) -> torch.Tensor:
         try:
