@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from conftest import SAMPLES, SUBPROCESS_TIMEOUT, cli_env, run_cli
 
 import vqtok
@@ -142,11 +144,60 @@ def test_torchrun_ranks_split_the_files(audio_model, tmp_path):
         assert (out / clip.relative_to(src).with_suffix(".npy")).read_bytes() == _expected_bytes(audio_model, clip)
 
 
-@pytest.mark.parametrize("jobs", [0, -2])
-def test_no_processes_is_a_usage_error(jobs, tmp_path):
+@pytest.mark.parametrize("jobs, batch, flag", [(0, 1, "--jobs"), (-2, 1, "--jobs"), (1, 0, "--batch")])
+def test_no_processes_or_an_empty_batch_is_a_usage_error(jobs, batch, flag, tmp_path):
     from vqtok.encode import encode_inputs
 
-    with pytest.raises(UsageError, match="--jobs"):
+    with pytest.raises(UsageError, match=flag):
         encode_inputs(
-            [SAMPLES / "speech"], "unused", tmp_path / "out", None, None, None, False, "cpu", None, None, jobs
+            [SAMPLES / "speech"], "unused", tmp_path / "out", None, None, None, False, "cpu", None, None, jobs, batch
         )
+
+
+def test_short_files_of_one_size_go_through_the_network_together_with_the_codes_of_one_by_one(
+    audio_model, tmp_path, monkeypatch
+):
+    from vqtok.codec import Tokenizer
+    from vqtok.codec.batching import encode_files
+    from vqtok.codec.long_inputs import CHUNK_SAMPLES
+
+    tok = vqtok.load(audio_model)
+    rate = tok.config.options.sample_rate
+    speech, _ = sf.read(CLIPS[0], dtype="float32")
+    paths = []
+    for i, seconds in enumerate([0.5] * 10 + [0.3] * 3):  # ten clips of one length, three of another
+        paths.append(tmp_path / f"clip{i:02d}.wav")
+        start = i * rate // 10
+        sf.write(paths[-1], speech[start : start + int(seconds * rate)], rate)
+    paths.append(tmp_path / "long.wav")  # longer than a chunk: streamed, alone
+    sf.write(paths[-1], np.resize(speech, CHUNK_SAMPLES + rate), rate)
+    paths.append(tmp_path / "broken.wav")
+    paths[-1].write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really")
+    alone = [tok.encode_file(p) for p in paths[:-1]]
+
+    batch_sizes = []
+    encode_batch = Tokenizer.encode_batch
+
+    def counted(self, x, *args):
+        batch_sizes.append(x.shape[0])
+        return encode_batch(self, x, *args)
+
+    monkeypatch.setattr(Tokenizer, "encode_batch", counted)
+    results = list(encode_files(tok, paths, max_batch=4))
+    assert sorted(i for i, _, _ in results) == list(range(len(paths)))  # each file once
+    failed = {i: e for i, cf, e in results if e is not None}
+    assert list(failed) == [len(paths) - 1] and "broken.wav" in str(failed[len(paths) - 1])
+    # the short ones in 4 + 4 + 2 and 3; the long one in chunks of its own
+    assert sorted(b for b in batch_sizes if b > 1) == [2, 3, 4, 4] and batch_sizes.count(1) == 2
+    batched = {i: cf for i, cf, _ in results if cf is not None}
+    differing = total = 0
+    for i, expected in enumerate(alone):
+        assert batched[i].meta == expected.meta
+        for name, codes in expected.arrays.items():
+            assert batched[i].arrays[name].shape == codes.shape
+            differing += int((batched[i].arrays[name] != codes).sum())
+            total += codes.size
+    assert differing <= total // 1000  # float rounding may flip a near tie, nothing more
+
+    one_by_one = {i: cf for i, cf, _ in encode_files(tok, paths[:-1], max_batch=1)}
+    assert all(code_bytes(one_by_one[i], True) == code_bytes(cf, True) for i, cf in enumerate(alone))

@@ -42,6 +42,7 @@ class Shard:
     settings: dict  # {"format", "n_q", "label"}
     device: str
     threads: int
+    batch: int  # short files of one size encoded together, up to this many
     out: Path
     parent: int  # the process that started it: the shard stops when that one is gone
 
@@ -115,26 +116,31 @@ def _append(path: Path, record: dict) -> None:
 
 
 def encode_shard(shard: Shard, report) -> None:
-    """Encode ``shard.jobs`` one by one, each output atomically, then its manifest line; ``report(status,
-    message)`` after each file. Stops early when the process that started it is gone (killed)."""
+    """Encode ``shard.jobs``, short files stacked in batches (:mod:`vqtok.codec.batching`), each output
+    written atomically, then its manifest line; ``report(status, message)`` after each file. Stops early
+    when the process that started it is gone (killed). A wrong --label or --n-q raises before any file."""
     import torch
 
     from .codec import Tokenizer
-    from .encode import encode_to_file
+    from .codec.batching import encode_files
+    from .encode import write_code_file
 
     torch.set_num_threads(shard.threads)
     tok = Tokenizer.load(shard.model, device=shard.device)
-    for src, dst in shard.jobs:
+    settings = shard.settings
+    sources = [src for src, _ in shard.jobs]
+    for i, cf, failure in encode_files(tok, sources, settings["n_q"], settings["label"], shard.batch):
         if os.getppid() != shard.parent and shard.parent != os.getpid():
             return  # orphaned: the run was killed; a rerun picks up from the manifest
-        try:
-            cf = encode_to_file(tok, src, dst, shard.settings)
-            shapes, error = {k: list(v.shape) for k, v in cf.arrays.items()}, None
-        except UsageError:
-            raise  # the command is wrong (e.g. an unknown --label): the same for every file
-        except VqtokError as e:
-            shapes, error = None, str(e)
-        _append(shard.out / MANIFEST, _record(src, dst, shard.out, tok.model_hash, shard.settings, shapes, error))
+        src, dst = shard.jobs[i]
+        shapes, error = None, str(failure) if failure else None
+        if cf is not None:
+            try:
+                write_code_file(cf, dst, settings["format"] == "npz")
+                shapes = {k: list(v.shape) for k, v in cf.arrays.items()}
+            except VqtokError as e:
+                error = str(e)
+        _append(shard.out / MANIFEST, _record(src, dst, shard.out, tok.model_hash, settings, shapes, error))
         report("failed" if error else "ok", error)
 
 
@@ -174,6 +180,7 @@ def encode_corpus(
     device: str,
     n_jobs: int,
     console: Console,
+    batch: int = 1,
 ) -> int:
     """Encode ``jobs`` into ``out`` (see the module); returns how many files failed, over all ranks."""
     from . import distributed
@@ -191,7 +198,8 @@ def encode_corpus(
     shards = world * n_jobs
     mine = [rank + world * k for k in range(n_jobs)]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    made = [Shard(todo[s::shards], model, settings, device, max(1, cpus // n_jobs), out, os.getpid()) for s in mine]
+    threads = max(1, cpus // n_jobs)
+    made = [Shard(todo[s::shards], model, settings, device, threads, batch, out, os.getpid()) for s in mine]
     if main and done:
         rest = f"encoding the other {len(todo)}" if todo else "nothing left to encode"
         console.print(

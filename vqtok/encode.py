@@ -76,15 +76,18 @@ def _jobs(
 
 
 def encode_inputs(
-    inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal, n_jobs: int = 1
+    inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal, n_jobs: int = 1, batch: int = 1
 ) -> int:
     """Encode every input; returns how many files failed. Into a folder, the corpus way
-    (:mod:`vqtok.corpus`: ``n_jobs`` processes, a manifest, resumable): a file that cannot be read is
-    reported and skipped and the others are all written. A single file's error is raised."""
+    (:mod:`vqtok.corpus`: ``n_jobs`` processes, a manifest, resumable, short files of one size ``batch`` at a
+    time): a file that cannot be read is reported and skipped and the others are all written. A single
+    file's error is raised."""
     from .corpus import encode_corpus
 
     if n_jobs < 1:
         raise UsageError(f"--jobs {n_jobs}: use 1 or more processes")
+    if batch < 1:
+        raise UsageError(f"--batch {batch}: use 1 or more files per batch")
     tok = Tokenizer.load(model_path, device=device)
     several = len(tok.specs) > 1  # e.g. VQ-VAE-2's top and bottom: only .npz holds them
     folder_format = fmt or ("npz" if several else "npy")
@@ -92,7 +95,7 @@ def encode_inputs(
     if into_folder:
         _check_format(tok, folder_format == "npz")
         settings = {"format": folder_format, "n_q": n_q, "label": label}
-        return encode_corpus(jobs, Path(model_path), tok.model_hash, out, settings, device, n_jobs, console)
+        return encode_corpus(jobs, Path(model_path), tok.model_hash, out, settings, device, n_jobs, console, batch)
     ((src, dst),) = jobs  # --format wins over the name's suffix
     as_npz = fmt == "npz" if fmt else (dst.suffix.lower() == ".npz" if dst is not None else several)
     _check_format(tok, as_npz)
@@ -110,9 +113,14 @@ def encode_to_file(tok: Tokenizer, src: Path, dst: Path, settings: dict) -> Code
     """Encode ``src`` into the code file ``dst`` (written atomically) with ``settings`` (format, n_q,
     label); returns what was written."""
     cf = _encoded(tok, src, settings["n_q"], settings["label"])
-    with atomic_path(dst) as tmp:
-        tmp.write_bytes(code_bytes(cf, settings["format"] == "npz"))
+    write_code_file(cf, dst, settings["format"] == "npz")
     return cf
+
+
+def write_code_file(cf: CodeFile, dst: Path, as_npz: bool) -> None:
+    """Write ``cf`` to ``dst`` atomically: the whole file or nothing."""
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(code_bytes(cf, as_npz))
 
 
 def _check_format(tok: Tokenizer, as_npz: bool) -> None:
@@ -133,6 +141,4 @@ def _encoded(tok: Tokenizer, src: Path, n_q, label) -> CodeFile:
             raise type(e)(str(e).replace(str(tmp), "<stdin>")) from None
         finally:
             tmp.unlink(missing_ok=True)
-    if not tok.modality.is_supported(src):
-        raise VqtokError(f"{src}: not a file this {tok.modality.name} model reads ({', '.join(tok.modality.suffixes)})")
     return tok.encode_file(src, n_q, label)

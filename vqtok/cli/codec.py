@@ -29,6 +29,12 @@ def encode(
     force: bool = typer.Option(False, "--force", "-f", help="Write binary to a terminal anyway."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Processes that encode a folder together (each file by one)."),
+    batch: int = typer.Option(
+        32,
+        "--batch",
+        help="Into a folder: short files of one size go through the network together, up to N at a time "
+        "(1: one by one, each file's codes bit for bit as encoding it alone).",
+    ),
 ):
     """Encode files into integer codes (.npy, or .npz with the metadata for exact decoding).
 
@@ -42,13 +48,16 @@ def encode(
     status, error): running the same command again encodes only what is missing, changed or failed, so
     a killed run resumes. --jobs N splits the files over N processes; under torchrun (torchrun
     --nproc-per-node N -m vqtok encode DIR -o OUT, on one machine or several) over the ranks too.
+    Short files of the same size (clips of one length, images of one size) are encoded in batches of up
+    to --batch: the same codes as one by one, except that a position whose two nearest codebook entries
+    are equally near up to float rounding may get the other one.
     """
     if fmt not in (None, "npy", "npz"):
         raise UsageError(f"--format {fmt!r}: use npy or npz")
     model = _model_path(model, inputs)  # before the imports below, which take seconds (torch)
     from ..encode import encode_inputs
 
-    if encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal, jobs):
+    if encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal, jobs, batch):
         raise typer.Exit(1)  # some files failed: each was named above, the rest were written
 
 

@@ -6,6 +6,7 @@ latents and outputs are those of one pass over the whole input."""
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 
 from . import chunking
 from .arrays import Latents
@@ -25,7 +26,7 @@ class LongInputs:
         return chunk, self.model.encoder_context, self.model.decoder_context
 
     def encode_image(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
-        """``(C, H, W)`` -> latents ``{name: (channels, *ceil((H, W) / hop_name))}``, encoded in tiles of
+        """``(C, H, W)`` -> latents ``{name: (depth, *ceil((H, W) / hop_name))}``, encoded in tiles of
         about TILE_PIXELS (:mod:`vqtok.codec.tiling`): the same latents as a whole encode, in bounded memory."""
         _, context, _ = self._context()
         tile = max(1, TILE_PIXELS // self.hop)
@@ -52,6 +53,25 @@ class LongInputs:
             latents, lambda part: self.decode_tensor(part, labels), self.hop, context, chunk, length
         ):
             yield self._crop(piece, [*size[:-1], piece.shape[-1]] if size else None)  # the length is cut already
+
+    def one_pass_window(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The window ``(C, *S')`` that :meth:`encode_input` passes to the network in one piece when ``x``
+        ``(C, *S)`` fits one chunk or one tile (streamed inputs are padded with zeros along the last axis
+        to a multiple of the hop, as :func:`~vqtok.codec.chunking.encode_stream` pads them), or None when
+        it is encoded in pieces. Windows of one shape stack into a batch with the same latents."""
+        mode = self.modality.long_inputs
+        if mode == "tiles":
+            tile = max(1, TILE_PIXELS // self.hop)
+            return x if all(-(-n // self.hop) <= tile for n in x.shape[-2:]) else None
+        if mode == "stream":
+            chunk, _, _ = self._context()
+            return F.pad(x, (0, -x.shape[-1] % self.hop)) if x.shape[-1] <= chunk * self.hop else None
+        return x
+
+    def fits_one_pass(self, length: int) -> bool:
+        """Whether a streamed input ``length`` elements long is encoded in one pass (see :meth:`one_pass_window`)."""
+        chunk, _, _ = self._context()
+        return length <= chunk * self.hop
 
     def encode_input(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
         """``(C, *S)`` -> latents, split as the modality says for long inputs (``Modality.long_inputs``)."""

@@ -132,10 +132,10 @@ class Tokenizer(FileArrays, LongInputs):
         """``--n-q``: None, or a number of codebooks this residual model has; anything else is refused."""
         if n_q is None:
             return None
-        residual = [s for s in self.specs.values() if s.discrete and s.channels > 1]
+        residual = [s for s in self.specs.values() if s.discrete and s.depth > 1]
         if len(self.specs) != 1 or not next(iter(self.specs.values())).discrete:
             raise UsageError(f"--n-q applies to residual VQ models; this is a {self.family} model")
-        n = next(iter(self.specs.values())).channels
+        n = next(iter(self.specs.values())).depth
         if not 1 <= n_q <= n:
             hint = "" if residual else " (train with model.n_q=N for a residual quantizer)"
             raise UsageError(f"--n-q {n_q}: this model has {n} codebook(s); use 1 to {n}{hint}")
@@ -154,20 +154,20 @@ class Tokenizer(FileArrays, LongInputs):
     def encode_batch(
         self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """``(B, C, *S)`` -> latents ``{name: (B, channels, *ceil(S / hop_name))}`` on the CPU; the end of
+        """``(B, C, *S)`` -> latents ``{name: (B, depth, *ceil(S / hop_name))}`` on the CPU; the end of
         each axis is padded to a multiple of the hop."""
         x = self.pad_to_hop(x.to(self.device))
         labels = labels.to(self.device) if labels is not None else None
         return {k: v.cpu() for k, v in self.model.encode(x, labels, n_q).items()}
 
     def encode_tensor(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
-        """``(C, *S)`` -> latents ``{name: (channels, *ceil(S / hop_name))}``."""
+        """``(C, *S)`` -> latents ``{name: (depth, *ceil(S / hop_name))}``."""
         labels = labels[:1] if labels is not None else None
         return {k: v[0] for k, v in self.encode_batch(x[None], n_q, labels).items()}
 
     @torch.no_grad()
     def decode_tensor(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Latents ``{name: (channels, *G)}`` -> ``(C, *G * hop)``."""
+        """Latents ``{name: (depth, *G)}`` -> ``(C, *G * hop)``."""
         batch = {k: v[None].to(self.device) for k, v in latents.items()}
         labels = labels[:1].to(self.device) if labels is not None else None
         return self.model.decode(batch, labels)[0].float().cpu()
@@ -194,7 +194,7 @@ class Tokenizer(FileArrays, LongInputs):
         return self._crop(self.decode_latents(latents, self._decode_labels(cf, label)), (cf.meta or {}).get("size"))
 
     def check(self, cf: CodeFile, name: str) -> Latents:
-        """Refuse latents from another model or modality; return them as ``{name: (channels, *G)}``."""
+        """Refuse latents from another model or modality; return them as ``{name: (depth, *G)}``."""
         meta = cf.meta or {}
         if meta.get("modality", self.modality.name) != self.modality.name:
             raise VqtokError(f"{name}: {meta['modality']} codes, but this is a {self.modality.name} model")
@@ -215,7 +215,9 @@ class Tokenizer(FileArrays, LongInputs):
 
     def encode_file(self, path: Path, n_q: int | None = None, label: str | None = None) -> CodeFile:
         """Encode one file, in bounded memory where the modality splits long inputs (streamed from the
-        file in chunks, or in tiles)."""
+        file in chunks, or in tiles). :func:`vqtok.codec.batching.encode_files` encodes many, short ones
+        stacked in batches, into the same code files."""
+        self.check_supported(path)
         n_q = self.check_n_q(n_q)
         labels = self.labels(label)
         opts = self.config.options
@@ -228,6 +230,18 @@ class Tokenizer(FileArrays, LongInputs):
         else:
             x = self.modality.load(path, opts)
             latents, size = self.encode_input(x, n_q, labels), list(x.shape[1:])
+        return self.code_file(latents, size, n_q, label)
+
+    def check_supported(self, path: Path) -> None:
+        """Refuse a file whose suffix this model's modality does not read."""
+        if not self.modality.is_supported(path):
+            raise VqtokError(
+                f"{path}: not a file this {self.modality.name} model reads ({', '.join(self.modality.suffixes)})"
+            )
+
+    def code_file(self, latents: Latents, size: list[int], n_q: int | None, label: str | None) -> CodeFile:
+        """The code file of an input of ``size`` elements per axis encoded into ``latents``."""
+        opts = self.config.options
         meta = {
             "model_hash": self.model_hash,
             "modality": self.modality.name,
