@@ -65,7 +65,7 @@ def env(tmp_path_factory):
         [
             sys.executable,
             "-c",
-            "import vqtok.cli, vqtok.encode, vqtok.info, vqtok.train; "
+            "import vqtok.cli, vqtok.codec.file_io, vqtok.info, vqtok.train; "
             "from vqtok.plugin.registry import get_modality; get_modality('audio')",
         ],
         env=env,

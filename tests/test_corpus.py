@@ -146,7 +146,7 @@ def test_torchrun_ranks_split_the_files(audio_model, tmp_path):
 
 @pytest.mark.parametrize("jobs, batch, flag", [(0, 1, "--jobs"), (-2, 1, "--jobs"), (1, 0, "--batch")])
 def test_no_processes_or_an_empty_batch_is_a_usage_error(jobs, batch, flag, tmp_path):
-    from vqtok.encode import encode_inputs
+    from vqtok.codec.file_io import encode_inputs
 
     with pytest.raises(UsageError, match=flag):
         encode_inputs(

@@ -55,7 +55,7 @@ def encode(
     if fmt not in (None, "npy", "npz"):
         raise UsageError(f"--format {fmt!r}: use npy or npz")
     model = _model_path(model, inputs)  # before the imports below, which take seconds (torch)
-    from ..encode import encode_inputs
+    from ..codec.file_io import encode_inputs
 
     if encode_inputs(inputs, model, out, fmt, n_q, label, force, device, err, _refuse_terminal, jobs, batch):
         raise typer.Exit(1)  # some files failed: each was named above, the rest were written
@@ -72,7 +72,7 @@ def decode(
     """Decode a code file (or vae latent means) back into an audio file or an image."""
     model = _model_path(model, [out])  # before the imports below, which take seconds (torch)
     from ..codec import Tokenizer
-    from ..encode import read_code_input
+    from ..codec.file_io import read_code_input
 
     tok = Tokenizer.load(model, device=device)
     cf, name = read_code_input(codes)
@@ -111,7 +111,7 @@ def compress(
     that decode on their own, each with a CRC32; `vqtok decompress` gives back the file or the codes.
     docs/formats.md describes the container.
     """
-    from ..compress import CompressSettings, compress_inputs, model_for_codes
+    from ..codec.compress_files import CompressSettings, compress_inputs, model_for_codes
 
     model = model_for_codes(model, inputs)
     if compress_inputs(inputs, model, out, CompressSettings(n_q, label, device, prior), err):
@@ -146,7 +146,7 @@ def decompress(
     A file made with another model, truncated, damaged (a chunk's CRC32) or of a newer format version is
     refused with what is wrong, and nothing is written.
     """
-    from ..compress import decompress_inputs, model_for_container
+    from ..codec.compress_files import decompress_inputs, model_for_container
 
     if not inputs:
         raise UsageError("name a .vqz file or folder")

@@ -45,7 +45,7 @@ def sample(
     """
     model = _model_path(model, [out])
     from ..codec import Tokenizer
-    from ..sampling import sample_targets, write_samples
+    from ..codec.sample_files import sample_targets, write_samples
 
     tok = Tokenizer.load(model, device=device, prior=prior)
     size = None

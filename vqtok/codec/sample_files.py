@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import UsageError
-from .files.atomic import atomic_path
-from .plugin.modality import Modality
+from ..errors import UsageError
+from ..files.atomic import atomic_path
+from ..plugin.modality import Modality
 
 
 def sample_targets(out: Path, n: int, modality: Modality, names: list[str]) -> tuple[Path | None, list[Path]]:

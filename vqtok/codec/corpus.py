@@ -27,8 +27,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from .errors import UsageError, VqtokError
-from .files.atomic import atomic_path
+from ..errors import UsageError, VqtokError
+from ..files.atomic import atomic_path
 
 MANIFEST = "manifest.jsonl"
 
@@ -121,9 +121,9 @@ def encode_shard(shard: Shard, report) -> None:
     when the process that started it is gone (killed). A wrong --label or --n-q raises before any file."""
     import torch
 
-    from .codec import Tokenizer
-    from .codec.batching import encode_files
-    from .encode import write_code_file
+    from .batching import encode_files
+    from .file_io import write_code_file
+    from .tokenizer import Tokenizer
 
     torch.set_num_threads(shard.threads)
     tok = Tokenizer.load(shard.model, device=shard.device)
@@ -183,7 +183,7 @@ def encode_corpus(
     batch: int = 1,
 ) -> int:
     """Encode ``jobs`` into ``out`` (see the module); returns how many files failed, over all ranks."""
-    from . import distributed
+    from .. import distributed
 
     if n_jobs < 1:
         raise UsageError(f"--jobs {n_jobs}: use 1 or more processes")
@@ -282,7 +282,7 @@ def _join_ranks() -> None:
 
 
 def _barrier() -> None:
-    from . import distributed
+    from .. import distributed
 
     if distributed.is_distributed():
         import torch.distributed as dist

@@ -6,11 +6,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .codec import Tokenizer
-from .errors import UsageError, VqtokError
-from .files.atomic import atomic_path
-from .files.codes import CodeFile, code_bytes, parse_codes
-from .plugin.modality import find_files
+from ..errors import UsageError, VqtokError
+from ..files.atomic import atomic_path
+from ..files.codes import CodeFile, code_bytes, parse_codes
+from ..plugin.modality import find_files
+from .tokenizer import Tokenizer
 
 CODE_SUFFIXES = (".npy", ".npz")
 
@@ -79,7 +79,7 @@ def encode_inputs(
     inputs, model_path, out, fmt, n_q, label, force, device, console, refuse_terminal, n_jobs: int = 1, batch: int = 1
 ) -> int:
     """Encode every input; returns how many files failed. Into a folder, the corpus way
-    (:mod:`vqtok.corpus`: ``n_jobs`` processes, a manifest, resumable, short files of one size ``batch`` at a
+    (:mod:`vqtok.codec.corpus`: ``n_jobs`` processes, a manifest, resumable, short files of one size ``batch`` at a
     time): a file that cannot be read is reported and skipped and the others are all written. A single
     file's error is raised."""
     from .corpus import encode_corpus

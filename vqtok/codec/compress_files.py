@@ -10,15 +10,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from .codec import Tokenizer
-from .codec.compression import Codec
-from .encode import CODE_SUFFIXES, read_code_input
-from .errors import UsageError, VqtokError
-from .files.atomic import atomic_path
-from .files.codes import CodeFile, code_bytes, parse_codes
-from .files.vqz import SUFFIX, container_bytes, read_container
-from .plugin.defaults import model_by_hash, model_path
-from .plugin.modality import find_files
+from ..errors import UsageError, VqtokError
+from ..files.atomic import atomic_path
+from ..files.codes import CodeFile, code_bytes, parse_codes
+from ..files.vqz import SUFFIX, container_bytes, read_container
+from ..plugin.defaults import model_by_hash, model_path
+from ..plugin.modality import find_files
+from .compression import Codec
+from .file_io import CODE_SUFFIXES, read_code_input
+from .tokenizer import Tokenizer
 
 _PER_FILE = ".per-file"  # a stand-in output suffix: each .vqz's own is chosen once it is read
 
