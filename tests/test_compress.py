@@ -12,7 +12,8 @@ import torch
 from conftest import DIGITS, SAMPLES, cli_env, ok, run_cli, run_cli_here
 
 import vqtok
-from vqtok.codec.compression import Codec
+from vqtok.codec.compression import Codec, unigram_masses
+from vqtok.errors import VqtokError
 from vqtok.files.vqz import container_bytes, parse_container
 
 SPEECH = SAMPLES / "speech" / "auth-incorrect.wav"
@@ -64,12 +65,26 @@ def test_class_conditional_prior_codes_with_the_best_label_and_fewer_bits_than_r
     assert 8 * sum(map(len, box.chunks)) < raw
 
 
-def test_fewer_codebooks_than_the_prior_models_fall_back_to_raw_coding(models):
+def test_fewer_codebooks_than_the_prior_models_are_coded_with_the_models_code_counts(models):
     tok = vqtok.load(models / "speech-rvq.safetensors")
+    codes, box, back = _round_trip(tok, SPEECH, n_q=1)
+    assert box.header["coder"] == "unigram" and torch.equal(back["codes"], codes["codes"])
+    masses = unigram_masses(tok.model.code_counts()["codes"][0])
+    expected = float(-np.log2(masses[codes["codes"][0].numpy()] / masses.sum()).sum())
+    coded = 8 * sum(map(len, box.chunks))
+    assert expected <= coded <= 1.02 * expected + 64 * len(box.chunks), (coded, expected)
+
+
+def test_a_family_without_code_counts_is_coded_at_log2_k_and_a_unigram_file_needs_the_counts(models, monkeypatch):
+    tok = vqtok.load(models / "speech-rvq.safetensors")
+    unigram = _round_trip(tok, SPEECH, n_q=1)[1]
+    monkeypatch.setattr(type(tok.model), "code_counts", lambda self: None)
     codes, box, back = _round_trip(tok, SPEECH, n_q=1)
     assert box.header["coder"] == "uniform" and torch.equal(back["codes"], codes["codes"])
     raw = codes["codes"].numel() * math.log2(tok.specs["codes"].codebook_sizes[0])
     assert 8 * sum(map(len, box.chunks)) <= raw + 64 * len(box.chunks)
+    with pytest.raises(VqtokError, match="coded unigram"):
+        Codec(tok).decompress(unigram, "x.vqz")
 
 
 def test_shipped_speech_default_round_trips_across_processes_and_thread_counts(tmp_path):

@@ -17,8 +17,10 @@ the CRC32 of the codes, so that a machine whose floats differ anyway (another CP
 reports it instead of writing wrong codes.
 
 Coders: ``prior`` where the model has a prior over all the codebooks the codes use, with the label
-that codes the file best for a class-conditional prior (or ``--label``); otherwise ``uniform``
-(``log2 K`` bits per code, the raw rate).
+that codes the file best for a class-conditional prior (or ``--label``); otherwise ``unigram``, each
+codebook's codes coded with how often the model used each code in training
+(:meth:`vqtok.models.base.Family.code_counts`, stored in the model file, so both sides read the same
+numbers); ``uniform`` (``log2 K`` bits per code, the raw rate) for a family that keeps no counts.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ def quantized_masses(logits: torch.Tensor) -> np.ndarray:
     k = logits.shape[-1]
     p = torch.softmax(logits.double(), dim=-1)
     return (torch.floor(p * ((1 << MASS_BITS) - k)) + 1).numpy()
+
+
+def unigram_masses(counts: torch.Tensor) -> np.ndarray:
+    """A codebook's use counts ``(K,)`` -> integer masses ``(K,)`` as :func:`quantized_masses` makes them, in
+    float64 with an exactly rounded sum (``math.fsum``), so that every machine gets the same masses."""
+    c = np.maximum(counts.double().numpy(), 0.0)
+    k, total = len(c), math.fsum(c)
+    p = c / total if total > 0 else np.full(k, 1.0 / k)
+    return np.floor(p * ((1 << MASS_BITS) - k)) + 1
 
 
 class _Encoding:
@@ -211,17 +222,18 @@ class Codec:
         layout = TileLayout(shapes, self.hops, window)
         codes = {name: latents[name].long() for name in shapes}
         tiles = layout.cut(codes)
+        fixed = self._fixed_models(shapes) if prior is None else None
         header = {
             "model": tok.model_hash,
             "modality": tok.modality.name,
             "shapes": shapes,
             "window": window,
             "meta": _short_meta(meta),
-            "coder": "prior" if prior is not None else "uniform",
+            "coder": "prior" if prior is not None else "unigram" if self._counts(shapes) else "uniform",
             "codes_crc": codes_crc(codes),
         }
-        if prior is None:
-            return Container(header, [self._uniform_encode(tile) for tile in tiles])
+        if fixed is not None:
+            return Container(header, [self._fixed_encode(tile, fixed) for tile in tiles])
         chosen = self._label_index(prior, layout, tiles, label)  # the encoder's choice, written down: any threads
         header["prior"] = self._prior_hash(prior)
         if chosen is not None:
@@ -230,12 +242,30 @@ class Codec:
             payloads = self._prior_encode(prior, layout, chosen, tiles)
         return Container(header, payloads)
 
-    def _uniform_encode(self, tile: Latents) -> bytes:
+    def _counts(self, shapes: dict[str, list[int]]) -> dict[str, list[torch.Tensor]] | None:
+        """The model's code counts for the codebooks codes of ``shapes`` use; None when it keeps none."""
+        counts = self.tok.model.code_counts()
+        if not counts or set(counts) != set(shapes):
+            return None
+        return {name: counts[name][: shapes[name][0]] for name in shapes}
+
+    def _fixed_models(self, shapes: dict[str, list[int]]) -> dict[str, list]:
+        """Per latent, per codebook: the same constriction model for every code, from the model's code
+        counts (``unigram``) or ``log2 K`` bits each (``uniform``)."""
+        counts = self._counts(shapes)
+        if counts is not None:
+            categorical = constriction.stream.model.Categorical
+            return {name: [categorical(unigram_masses(c), perfect=False) for c in counts[name]] for name in shapes}
+        return {
+            name: [constriction.stream.model.Uniform(k) for k in self.tok.specs[name].codebook_sizes[: shapes[name][0]]]
+            for name in shapes
+        }
+
+    def _fixed_encode(self, tile: Latents, models: dict[str, list]) -> bytes:
         coder = constriction.stream.queue.RangeEncoder()
         for name in sorted(tile):
             for q, codes in enumerate(tile[name]):
-                size = self.tok.specs[name].codebook_sizes[q]
-                coder.encode(codes.reshape(-1).numpy().astype(np.int32), constriction.stream.model.Uniform(size))
+                coder.encode(codes.reshape(-1).numpy().astype(np.int32), models[name][q])
         return _words(coder)
 
     def _prior_encode(self, prior: Prior, layout: TileLayout, chosen: int | None, tiles: list[Latents]) -> list[bytes]:
@@ -262,7 +292,7 @@ class Codec:
             window, coder, label = int(h["window"]), h["coder"], h.get("label")
         except (KeyError, TypeError, ValueError, AttributeError):
             raise VqtokError(f"{where}: the header lacks what `vqtok compress` writes; the file is damaged") from None
-        if set(shapes) != set(tok.specs) or coder not in ("prior", "uniform"):
+        if set(shapes) != set(tok.specs) or coder not in ("prior", "unigram", "uniform"):
             raise VqtokError(f"{where}: its codes do not fit this model (levels {', '.join(shapes)}, coder {coder})")
         with _one_thread():
             layout = TileLayout(shapes, self.hops, window)
@@ -272,8 +302,11 @@ class Codec:
                     f"{len(layout.starts)}; the file is damaged"
                 )
             payloads = box.chunks
-            if coder == "uniform":
-                tiles = [self._uniform_decode(p, shape) for p, shape in zip(payloads, layout.tile_shapes)]
+            if coder in ("unigram", "uniform"):
+                if (coder == "unigram") != (self._counts(shapes) is not None):
+                    raise VqtokError(f"{where}: coded {coder}, and this model's code counts do not allow it")
+                fixed = self._fixed_models(shapes)
+                tiles = [self._fixed_decode(p, shape, fixed) for p, shape in zip(payloads, layout.tile_shapes)]
             else:
                 prior = self._prior(shapes)
                 if prior is None:
@@ -306,19 +339,15 @@ class Codec:
                 tiles[i] = {name: codes[name][j] for name in prior.order}
         return tiles
 
-    def _uniform_decode(self, payload: bytes, shape: dict[str, list[int]]) -> Latents:
+    def _fixed_decode(self, payload: bytes, shape: dict[str, list[int]], models: dict[str, list]) -> Latents:
         coder = constriction.stream.queue.RangeDecoder(_from_words(payload))
         tile = {}
         for name in sorted(shape):
             n_q, *grid = shape[name]
-            rows = []
-            for q in range(n_q):
-                size = self.tok.specs[name].codebook_sizes[q]
-                rows.append(
-                    torch.from_numpy(
-                        coder.decode(constriction.stream.model.Uniform(size), int(np.prod(grid))).astype(np.int64)
-                    ).reshape(grid)
-                )
+            rows = [
+                torch.from_numpy(coder.decode(models[name][q], int(np.prod(grid))).astype(np.int64)).reshape(grid)
+                for q in range(n_q)
+            ]
             tile[name] = torch.stack(rows)
         return tile
 

@@ -134,6 +134,13 @@ class Family(nn.Module):
         """Facts stored in the model file's ``decode`` metadata beside the latents (e.g. latent_dim)."""
         return {}
 
+    def code_counts(self) -> dict[str, list[torch.Tensor]] | None:
+        """How often each code was used in training, for discrete latents: ``{name: [(K_q,) per codebook]}``,
+        non-negative, on any scale, from the weights the model file stores (so that every machine reads
+        the same numbers). ``vqtok compress`` codes a model without a prior with these frequencies.
+        Default None: no counts (codes are then coded at ``log2 K`` bits)."""
+        return None
+
     @property
     def fits_binarized_data(self) -> bool:
         """Whether training fits binary draws of the data (a Bernoulli likelihood on binarized MNIST), so

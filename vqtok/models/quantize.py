@@ -253,6 +253,11 @@ class ResidualQuantizer(nn.Module):
     def sizes(self) -> list[int]:
         return [q.size for q in self.levels]
 
+    def code_counts(self) -> list[torch.Tensor]:
+        """Per codebook, ``(K,)`` float32: how often each code was picked, a moving average over the last
+        training steps (the EMA statistics every codebook keeps, whatever its update rule)."""
+        return [q.ema_count.detach().float().cpu().clone() for q in self.levels]
+
     def forward(self, z: torch.Tensor, n_q: int | None = None) -> Quantized:
         z = z.float()
         residual, total, outs = z, 0.0, []

@@ -51,6 +51,9 @@ class VQVAE(ConvFamily):
     def latents(self) -> dict[str, LatentSpec]:
         return {"codes": LatentSpec(self.quantizer.n_q, self.hop, self.quantizer.sizes)}
 
+    def code_counts(self) -> dict[str, list[torch.Tensor]]:
+        return {"codes": self.quantizer.code_counts()}
+
     def forward(self, x, labels=None, *, step: int = 0, recon=None) -> TrainStep:
         n_q = dropout_n_q(step, self.quantizer.n_q, self.quantizer_dropout) if self.training else None
         z = self.encoder(x)

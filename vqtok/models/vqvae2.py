@@ -77,6 +77,9 @@ class VQVAE2(Family):
         k = [self.top_quantizer.sizes[0]]
         return {"top": LatentSpec(1, self.hop, k), "bottom": LatentSpec(1, self.bottom_hop, k)}
 
+    def code_counts(self) -> dict[str, list[torch.Tensor]]:
+        return {"top": self.top_quantizer.code_counts(), "bottom": self.bottom_quantizer.code_counts()}
+
     def _quantize(self, x: torch.Tensor) -> tuple[Quantized, torch.Tensor, Quantized, torch.Tensor]:
         """``x`` ``(B, C, *S)`` -> the top quantizer's output and its grid ``(B, D, *S/hop)``, then the
         bottom's and its grid ``(B, D, *S/bottom_hop)`` (the grids hold the straight-through vectors)."""

@@ -26,6 +26,7 @@ import pluggy
 HOOK_API_VERSION = 2  # major version: rises when a hook changes so that existing plugins break
 HOOK_API_MINOR = 2  # rises when hooks are added or names change, the old still read: 2.0 vqtok_families,
 # 2.1 vqtok_commands, 2.2 ModelConfig.width / max_width and LatentSpec.depth (were channels / max_channels / channels)
+# and Family.code_counts
 
 hookspec = pluggy.HookspecMarker("vqtok")
 hookimpl = pluggy.HookimplMarker("vqtok")
