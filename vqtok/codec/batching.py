@@ -5,7 +5,8 @@ Files are read ahead a few dozen at a time. A file that the tokenizer encodes in
 (it fits one chunk or one tile: :meth:`~vqtok.codec.long_inputs.LongInputs.one_pass_window`) waits for others
 whose window has the same shape; each group goes through the network as one batch. Only windows of one
 shape are stacked, never padded to a common size, so every file gets the code file that
-:meth:`~vqtok.codec.Tokenizer.encode_file` would write for it alone. Longer files are encoded alone, in
+:meth:`~vqtok.codec.Tokenizer.encode_file` would write for it alone, up to float rounding in the batched
+convolutions (which can tip a near tie between two codebook entries). Longer files are encoded alone, in
 chunks or tiles as usual.
 """
 
