@@ -3,8 +3,10 @@ across processes and thread counts; a damaged, foreign or future .vqz is a clear
 
 from __future__ import annotations
 
+import json
 import math
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -158,6 +160,22 @@ def test_a_damaged_or_future_vqz_is_refused_and_nothing_is_written(models, tmp_p
     proc = run_cli_here("decompress", bad, "--model", digits, "-o", tmp_path / "out.png")
     assert proc.returncode != 0 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.vqz", "good.vqz"]
+
+
+def test_the_header_is_deflated_with_the_format_dictionary_and_version_1_files_still_read(models):
+    tok = vqtok.load(models / "digits.safetensors")
+    cf = tok.encode_file(next((DIGITS / "test" / "5").iterdir()))
+    codes = tok.from_file_arrays(cf, "digit")
+    data = container_bytes(Codec(tok).compress(codes, cf.meta))
+    header = parse_container(data, "x.vqz").header
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    stored = struct.unpack_from("<I", data, 6)[0]
+    assert struct.unpack_from("<H", data, 4)[0] == 2 and stored < len(text) / 2, (stored, len(text))
+    # the same file as version 1 wrote it: the JSON as it is
+    chunks = data[10 + stored + 4 :]
+    old = b"".join([data[:4], struct.pack("<HI", 1, len(text)), text, struct.pack("<I", zlib.crc32(text)), chunks])
+    back, meta = Codec(tok).decompress(parse_container(old, "old.vqz"), "old.vqz")
+    assert torch.equal(back["codes"], codes["codes"]) and meta == cf.meta
 
 
 def test_foreign_model_out_of_range_codes_and_overwriting_the_input_are_refused(models, tmp_path):
