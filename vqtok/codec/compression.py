@@ -222,14 +222,14 @@ class Codec:
         layout = TileLayout(shapes, self.hops, window)
         codes = {name: latents[name].long() for name in shapes}
         tiles = layout.cut(codes)
-        fixed = self._fixed_models(shapes) if prior is None else None
+        coder, fixed = ("prior", None) if prior is not None else self._fixed_models(shapes)
         header = {
             "model": tok.model_hash,
             "modality": tok.modality.name,
             "shapes": shapes,
             "window": window,
             "meta": _short_meta(meta),
-            "coder": "prior" if prior is not None else "unigram" if self._counts(shapes) else "uniform",
+            "coder": coder,
             "codes_crc": codes_crc(codes),
         }
         if fixed is not None:
@@ -242,21 +242,18 @@ class Codec:
             payloads = self._prior_encode(prior, layout, chosen, tiles)
         return Container(header, payloads)
 
-    def _counts(self, shapes: dict[str, list[int]]) -> dict[str, list[torch.Tensor]] | None:
-        """The model's code counts for the codebooks codes of ``shapes`` use; None when it keeps none."""
+    def _fixed_models(self, shapes: dict[str, list[int]]) -> tuple[str, dict[str, list]]:
+        """The coder for codes of ``shapes`` without a prior, and per latent, per codebook, the constriction
+        model of every code: from the model's code counts (``unigram``), or ``log2 K`` bits each
+        (``uniform``) for a family that keeps none."""
         counts = self.tok.model.code_counts()
-        if not counts or set(counts) != set(shapes):
-            return None
-        return {name: counts[name][: shapes[name][0]] for name in shapes}
-
-    def _fixed_models(self, shapes: dict[str, list[int]]) -> dict[str, list]:
-        """Per latent, per codebook: the same constriction model for every code, from the model's code
-        counts (``unigram``) or ``log2 K`` bits each (``uniform``)."""
-        counts = self._counts(shapes)
-        if counts is not None:
+        if counts and set(counts) == set(shapes):
             categorical = constriction.stream.model.Categorical
-            return {name: [categorical(unigram_masses(c), perfect=False) for c in counts[name]] for name in shapes}
-        return {
+            return "unigram", {
+                name: [categorical(unigram_masses(c), perfect=False) for c in counts[name][: shapes[name][0]]]
+                for name in shapes
+            }
+        return "uniform", {
             name: [constriction.stream.model.Uniform(k) for k in self.tok.specs[name].codebook_sizes[: shapes[name][0]]]
             for name in shapes
         }
@@ -303,9 +300,9 @@ class Codec:
                 )
             payloads = box.chunks
             if coder in ("unigram", "uniform"):
-                if (coder == "unigram") != (self._counts(shapes) is not None):
+                ours, fixed = self._fixed_models(shapes)
+                if coder != ours:
                     raise VqtokError(f"{where}: coded {coder}, and this model's code counts do not allow it")
-                fixed = self._fixed_models(shapes)
                 tiles = [self._fixed_decode(p, shape, fixed) for p, shape in zip(payloads, layout.tile_shapes)]
             else:
                 prior = self._prior(shapes)

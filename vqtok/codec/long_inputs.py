@@ -25,18 +25,22 @@ class LongInputs:
         chunk = max(1, CHUNK_SAMPLES // self.hop)
         return chunk, self.model.encoder_context, self.model.decoder_context
 
+    def _tile(self) -> int:
+        """Latent positions per side of the tiles 2-D inputs are encoded and decoded in."""
+        return max(1, TILE_PIXELS // self.hop)
+
     def encode_image(self, x: torch.Tensor, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
         """``(C, H, W)`` -> latents ``{name: (depth, *ceil((H, W) / hop_name))}``, encoded in tiles of
         about TILE_PIXELS (:mod:`vqtok.codec.tiling`): the same latents as a whole encode, in bounded memory."""
         _, context, _ = self._context()
-        tile = max(1, TILE_PIXELS // self.hop)
+        tile = self._tile()
         encode = lambda window: self.encode_tensor(window, n_q, labels)  # noqa: E731
         return encode_tiled(x, encode, self.hop, context, tile)  # encode_tensor pads the windows at the end
 
     def decode_image(self, latents: Latents, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Latents on a grid ``G`` -> ``(C, *G * hop)``, decoded in tiles (see :meth:`encode_image`)."""
         _, _, context = self._context()
-        tile = max(1, TILE_PIXELS // self.hop)
+        tile = self._tile()
         return decode_tiled(latents, lambda part: self.decode_tensor(part, labels), self.hop, context, tile)
 
     def encode_stream(self, pieces, n_q: int | None = None, labels: torch.Tensor | None = None) -> Latents:
@@ -61,11 +65,10 @@ class LongInputs:
         it is encoded in pieces. Windows of one shape stack into a batch with the same latents."""
         mode = self.modality.long_inputs
         if mode == "tiles":
-            tile = max(1, TILE_PIXELS // self.hop)
+            tile = self._tile()
             return x if all(-(-n // self.hop) <= tile for n in x.shape[-2:]) else None
         if mode == "stream":
-            chunk, _, _ = self._context()
-            return F.pad(x, (0, -x.shape[-1] % self.hop)) if x.shape[-1] <= chunk * self.hop else None
+            return F.pad(x, (0, -x.shape[-1] % self.hop)) if self.fits_one_pass(x.shape[-1]) else None
         return x
 
     def fits_one_pass(self, length: int) -> bool:
