@@ -117,6 +117,10 @@ def test_eval_of_a_vae_gives_the_elbo_and_the_importance_sampled_nll(models):
     assert many["nll_nats"] < -many["elbo_nats"]  # log mean exp >= mean log, on the same samples
     dims = report["input_elements"]
     assert many["nll_bits_per_dim"] == pytest.approx(many["nll_nats"] * report["files"] / (dims * math.log(2)))
+    assert 0 < many["nll_stderr_nats"] < many["nll_nats"]
+    assert list(many["nll_nats_by_k"]) == ["2", "20"] and many["nll_nats_by_k"]["20"] == many["nll_nats"]
+    two = evaluate("--model", model, "--data", data, "-k", 2)["likelihood"]  # one batch: the same first draws
+    assert many["nll_nats_by_k"]["2"] == pytest.approx(two["nll_nats"], abs=1e-4)
     assert "bound" not in report and "codebooks" not in report and "mse" in report["quality"]
 
 

@@ -147,6 +147,20 @@ def test_with_the_exact_posterior_elbo_and_nll_equal_the_ppca_likelihood():
     assert torch.allclose(est.log_p, exact, atol=1e-4)
 
 
+def test_the_estimates_from_the_first_m_samples_are_those_of_a_run_with_k_m():
+    """Each sample draws its own noise, so the first m of k samples are the draws a run with k = m makes:
+    the ladder of estimates costs nothing and pairs with the full one example by example."""
+    model, x = ppca(orthogonal=False, q_scale=2.0)
+    torch.manual_seed(1)
+    est = importance_sampled_likelihood(model, x, k=300, chunk=7, also_first=(3, 30, 300, 1000))
+    assert sorted(est.log_p_first) == [3, 30]  # k itself is log_p; more than k cannot be had
+    for m in (3, 30):
+        torch.manual_seed(1)
+        alone = importance_sampled_likelihood(model, x, k=m, chunk=64)
+        assert torch.allclose(est.log_p_first[m], alone.log_p, atol=1e-6)
+    assert not torch.allclose(est.log_p_first[3], est.log_p)
+
+
 def test_importance_sampling_converges_to_the_ppca_likelihood_from_a_poor_posterior():
     """A correlated posterior approximated by a too-wide diagonal: the ELBO lies clearly below
     log p(x); the importance-sampled estimate with k = 5000 comes within 0.02 nats of it."""

@@ -5,7 +5,9 @@ padded to a multiple of the hop, outputs cropped back). Measured, where they fit
 
 - reconstruction quality, the modality's metrics (:meth:`Modality.quality`), mean over the files;
 - VAE / CVAE: the ELBO and the importance-sampled NLL from the same ``k`` posterior samples per file
-  (:func:`vqtok.metrics.importance_sampled_likelihood`), in nats per example and bits per dimension;
+  (:func:`vqtok.metrics.importance_sampled_likelihood`), in nats per example and bits per dimension,
+  with the standard error of the mean over the files, and the NLL from the first k/10, k/100, ... of
+  the same samples (how far the estimate still moves with k);
 - discrete families: the bound ``-log p(x) <= -log p(x|z_q) - log p(z_q)``. The first term is a
   Gaussian likelihood around the reconstruction whose sigma is the RMS error over the whole set (its
   maximum-likelihood value, reported); the second the prior's NLL of the codes, or ``log K`` per code
@@ -37,6 +39,17 @@ IW_BUDGET = 2**21  # input elements decoded at once while importance sampling (k
 SHOWN = 8  # originals and reconstructions kept for --plots
 
 
+def sample_ladder(k: int) -> list[int]:
+    """``k`` and the sample counts whose NLL the report shows beside it: k/10, k/100, ... down to 1."""
+    return [k // 10**i for i in range(len(str(k))) if k // 10**i >= 1]
+
+
+def mean_and_stderr(values: list[float]) -> tuple[float, float]:
+    """The mean of per-file values and its standard error (0 for a single file)."""
+    v = torch.tensor(values, dtype=torch.float64)
+    return float(v.mean()), float(v.std() / math.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
 @dataclass
 class EvalOptions:
     iw_samples: int = 1000  # VAE/CVAE: posterior samples per file for the NLL
@@ -53,7 +66,7 @@ class Totals:
     dims: int = 0  # input elements over all files (after padding to the hop)
     quality: dict[str, float] = field(default_factory=dict)
     elbo: float = 0.0
-    nll: float = 0.0
+    nll: dict[int, list[float]] = field(default_factory=dict)  # {k: per file, -log p(x) from k samples}
     sse: list[float] = field(default_factory=list)  # per file: squared error of the reconstruction
     sizes: list[int] = field(default_factory=list)  # per file: input elements
     code_nats: list[float] = field(default_factory=list)  # per file: -log p(codes)
@@ -136,9 +149,10 @@ class Evaluation:
     def _likelihood(self, x: torch.Tensor, labels: torch.Tensor | None) -> None:
         k = self.options.iw_samples
         chunk = max(1, min(k, IW_BUDGET // (x.shape[0] * x[0].numel())))
-        estimate = importance_sampled_likelihood(self.tok.model, x, labels, k=k, chunk=chunk)
+        estimate = importance_sampled_likelihood(self.tok.model, x, labels, k, chunk, sample_ladder(k)[1:])
         self.totals.elbo += float(estimate.elbo.double().sum())
-        self.totals.nll += float(estimate.nll.double().sum())
+        for m, log_p in {k: estimate.log_p, **estimate.log_p_first}.items():
+            self.totals.nll.setdefault(m, []).extend((-log_p.double()).tolist())
 
     def _codes(self, latents: dict[str, torch.Tensor], classes: list[str | None]) -> None:
         t = self.totals
@@ -187,12 +201,16 @@ class Evaluation:
         if self.n_q is not None:
             out["n_q"] = self.n_q
         if self.likelihood and t.files:
+            k = self.options.iw_samples
+            nll = {m: mean_and_stderr(t.nll[m]) for m in sample_ladder(k)}
             out["likelihood"] = {
-                "iw_samples": self.options.iw_samples,
+                "iw_samples": k,
                 "elbo_nats": t.elbo / t.files,
-                "nll_nats": t.nll / t.files,
+                "nll_nats": nll[k][0],
+                "nll_stderr_nats": nll[k][1],  # of the mean over these files
+                "nll_nats_by_k": {str(m): v[0] for m, v in sorted(nll.items())},  # the first m of the samples
                 "elbo_bits_per_dim": -t.elbo / (t.dims * LN2),
-                "nll_bits_per_dim": t.nll / (t.dims * LN2),
+                "nll_bits_per_dim": nll[k][0] * t.files / (t.dims * LN2),
                 "likelihood": tok.meta["decode"].get("likelihood"),
                 "binarized": self.binarize,
             }

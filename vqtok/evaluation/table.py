@@ -22,10 +22,16 @@ def report_rows(report: dict) -> list[tuple[str, str]]:
             ("ELBO", f"{lik['elbo_nats']:.2f} nats ({-lik['elbo_bits_per_dim']:.4f} bits/dim)"),
             (
                 "NLL",
-                f"{lik['nll_nats']:.2f} nats ({lik['nll_bits_per_dim']:.4f} bits/dim), importance-sampled "
-                f"with k = {lik['iw_samples']}, {lik['likelihood']} likelihood on {data}",
+                f"{lik['nll_nats']:.2f} ± {lik['nll_stderr_nats']:.2f} nats ({lik['nll_bits_per_dim']:.4f} "
+                f"bits/dim), importance-sampled with k = {lik['iw_samples']}, {lik['likelihood']} likelihood "
+                f"on {data}; ± one standard error over the files",
             ),
         ]
+        fewer = {m: v for m, v in lik["nll_nats_by_k"].items() if int(m) != lik["iw_samples"]}
+        if fewer:
+            rows.append(
+                ("NLL, fewer samples", ", ".join(f"k = {m}: {v:.2f}" for m, v in fewer.items()) + " (the same draws)")
+            )
     if "bound" in report:
         b = report["bound"]
         rows.append(
