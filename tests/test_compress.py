@@ -190,8 +190,13 @@ def test_foreign_model_out_of_range_codes_and_overwriting_the_input_are_refused(
             ["compress", tmp_path / "big.npy", "--model", digits, "-o", tmp_path / "big.vqz"],
             "lies outside",
         ),
+        "neither media nor codes": (
+            ["compress", tmp_path / "notes.txt", "--model", digits, "-o", tmp_path / "notes.vqz"],
+            "nor a code file (.npy/.npz)",
+        ),
     }
     np.save(tmp_path / "big.npy", np.full((7, 7), 999, dtype=np.int16))
+    (tmp_path / "notes.txt").write_text("not an image")
     before = sorted(p.name for p in tmp_path.iterdir())
     for what, (args, message) in cases.items():
         proc = run_cli_here(*args)

@@ -101,11 +101,7 @@ def _codes_of(tok: Tokenizer, src: Path, settings: CompressSettings) -> tuple[di
             raise UsageError("--n-q applies to media files; a code file keeps the codebooks it has")
         cf = parse_codes(src.read_bytes(), str(src))
         return tok.check(cf, str(src)), cf.meta
-    if not tok.modality.is_supported(src):
-        raise VqtokError(
-            f"{src}: not a file this {tok.modality.name} model reads "
-            f"({', '.join(tok.modality.suffixes)}) nor a code file (.npy/.npz)"
-        )
+    tok.check_supported(src, nor="a code file (.npy/.npz)")
     cf = tok.encode_file(src, settings.n_q, settings.label if tok.model.conditional else None)
     return tok.from_file_arrays(cf, str(src)), cf.meta
 

@@ -182,11 +182,10 @@ def encode_corpus(
     console: Console,
     batch: int = 1,
 ) -> int:
-    """Encode ``jobs`` into ``out`` (see the module); returns how many files failed, over all ranks."""
+    """Encode ``jobs`` into ``out`` (see the module) with ``n_jobs >= 1`` processes (checked by the caller,
+    :func:`vqtok.codec.file_io.encode_inputs`); returns how many files failed, over all ranks."""
     from .. import distributed
 
-    if n_jobs < 1:
-        raise UsageError(f"--jobs {n_jobs}: use 1 or more processes")
     ranked = distributed.launched_by_torchrun()
     if ranked:
         _join_ranks()

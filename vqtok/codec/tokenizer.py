@@ -232,11 +232,13 @@ class Tokenizer(FileArrays, LongInputs):
             latents, size = self.encode_input(x, n_q, labels), list(x.shape[1:])
         return self.code_file(latents, size, n_q, label)
 
-    def check_supported(self, path: Path) -> None:
-        """Refuse a file whose suffix this model's modality does not read."""
+    def check_supported(self, path: Path, nor: str = "") -> None:
+        """Refuse a file whose suffix this model's modality does not read; ``nor`` names what else the
+        caller would have taken (e.g. "a code file (.npy/.npz)")."""
         if not self.modality.is_supported(path):
             raise VqtokError(
                 f"{path}: not a file this {self.modality.name} model reads ({', '.join(self.modality.suffixes)})"
+                + (f" nor {nor}" if nor else "")
             )
 
     def code_file(self, latents: Latents, size: list[int], n_q: int | None, label: str | None) -> CodeFile:
