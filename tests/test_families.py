@@ -44,10 +44,13 @@ TINY_VAE = [
 
 
 def _recipe(path: Path) -> dict:
-    """The recipe, with the modality of the chain it starts from when it names none itself."""
+    """The recipe, with the modality and [model] of the chain it starts from (a chain's later stages take
+    them from the model the first stage made)."""
     recipe = tomllib.loads(path.read_text())
-    if "modality" not in recipe and str(recipe.get("init", "")).endswith(".toml"):
-        recipe["modality"] = _recipe(path.parent / recipe["init"])["modality"]
+    if str(recipe.get("init", "")).endswith(".toml"):
+        first = _recipe(path.parent / recipe["init"])
+        recipe.setdefault("modality", first["modality"])
+        recipe.setdefault("model", first.get("model", {}))
     return recipe
 
 
