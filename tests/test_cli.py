@@ -36,6 +36,11 @@ from conftest import (
     run_parallel,
 )
 from PIL import Image
+from rich.console import Console
+
+from vqtok.cli.model_table import _print_table
+from vqtok.info import model_report
+from vqtok.plugin.defaults import model_path
 
 
 def _tiny(settings: list[str], key: str):
@@ -402,6 +407,14 @@ def test_info_table_goes_to_stderr(info):
     assert f"{bits:g} bit/s" in table.stderr
     image = ok(info["image_table"])
     assert image.stdout == b"" and "image" in image.stderr and f"{IMAGE_SIZE} x {IMAGE_SIZE}" in image.stderr
+
+
+def test_info_table_shows_the_about_words_as_written():
+    """A recipe's words may hold brackets; rich would take "[...]" for markup and drop it."""
+    report = {**model_report(model_path("@digits")), "about": "grey digits [changed from the recipe: x=1]"}
+    out = io.StringIO()
+    _print_table(Path("digits.safetensors"), report, Console(file=out, width=400))
+    assert "grey digits [changed from the recipe: x=1]" in out.getvalue()
 
 
 def test_info_json_goes_to_stdout(info, audio, images):

@@ -342,6 +342,17 @@ def test_from_dict_round_trips_to_dict():
     assert via_json.model.n_q == 3 and via_json.train.amp is False and via_json.options.shape == [3]
 
 
+def test_about_names_the_settings_a_run_changes_from_its_recipe():
+    recipe = {"about": "IWAE (k = 50)", "train": {"steps": 100}}
+    assert run(recipe).about == "IWAE (k = 50)"
+    same = run(recipe, ["train.steps=100"], {"train.device": "cpu", "data": "somewhere"})
+    assert same.about == "IWAE (k = 50)"  # the recipe's own values, where it ran: the model it describes
+    changed = run(recipe, ["model.n_q=3", "train.steps=100"], {"train.steps": 7, "data": "elsewhere"})
+    assert changed.about == "IWAE (k = 50) (changed from the recipe: model.n_q=3, train.steps=7, data=elsewhere)"
+    assert run(recipe, ["about=mine", "model.n_q=3"]).about == "mine"  # given on the command line: as given
+    assert run(None, ["model.n_q=3"]).about == ""  # no recipe words to qualify
+
+
 def test_about_must_be_text_and_lr_decay_a_known_schedule():
     with pytest.raises(UsageError, match="about must be text"):
         run({"about": 3})

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import VqtokError
@@ -118,7 +119,7 @@ def _print_table(path: Path, report: dict, console: Console) -> None:
     table = Table(title=str(path), show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    rows = [("about", report["about"])] if report["about"] else []
+    rows = [("about", escape(report["about"]))] if report["about"] else []  # words, not rich markup
     if report["config"].get("init"):
         rows.append(("fine-tuned from", _started_from(report["config"]["init"], t.get("started_from"))))
     rows += [

@@ -3,8 +3,10 @@ flags, in that order, into one validated :class:`RunConfig`; and reading one bac
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import UsageError, VqtokError
-from .parsing import _check_shape, _merge, build_section, layered
+from .parsing import _check_shape, _merge, build_section, layered, parse_override
 from .renamed import current_names, warn_renamed
 from .schema import AdversarialConfig, ModelConfig, RunConfig, TrainConfig
 
@@ -41,6 +43,7 @@ def resolve(
         raise UsageError("no modality given: pass --modality NAME or set modality in the recipe")
     modality = get_modality(name)
     data, about, init = user.pop("data", ""), user.pop("about", ""), user.pop("init", "")
+    about = _with_changes(about, recipe or {}, overrides, flags or {})
     defaults = current_names(modality.default_overrides(), f"the {name} modality's defaults", warn_renamed)
     arch = user.get("model", {}).get("arch") or defaults.get("model", {}).get("arch") or ModelConfig.arch
     if not isinstance(arch, str):
@@ -72,6 +75,30 @@ def resolve(
     )
     validate(config)
     return config
+
+
+NOT_A_CHANGE = ("modality", "init", "about", "train.device", "train.workers")  # flags that leave the model as it is
+
+
+def _with_changes(about: str, recipe: dict, overrides: list[str], flags: dict) -> str:
+    """A recipe's ``about`` with the settings this run gives otherwise named after it, e.g. "IWAE (k = 50)
+    ... (changed from the recipe: vae.iw_samples=5)": the words describe the recipe, and the model file
+    keeps them. An ``about`` given on the command line is kept as given."""
+    given = [parse_override(o) for o in overrides] + [(k, v) for k, v in flags.items() if v is not None]
+    if not about or "about" in dict(given):
+        return about
+    changed = [f"{key}={value}" for key, value in given if key not in NOT_A_CHANGE and not _same(recipe, key, value)]
+    return f"{about} (changed from the recipe: {', '.join(changed)})" if changed else about
+
+
+def _same(recipe: dict, key: str, value) -> bool:
+    """Whether ``recipe`` sets the dotted ``key`` to ``value`` (``data``: the same folder)."""
+    node = recipe
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if key == "data" and isinstance(node, str):
+        return Path(node).resolve() == Path(str(value)).resolve()
+    return node == value
 
 
 def _is_family(name: str, get_family) -> bool:
