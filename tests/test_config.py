@@ -347,7 +347,7 @@ def test_about_names_the_settings_a_run_changes_from_its_recipe():
     assert run(recipe).about == "IWAE (k = 50)"
     same = run(recipe, ["train.steps=100"], {"train.device": "cpu", "data": "somewhere"})
     assert same.about == "IWAE (k = 50)"  # the recipe's own values, where it ran: the model it describes
-    changed = run(recipe, ["model.n_q=3", "train.steps=100"], {"train.steps": 7, "data": "elsewhere"})
+    changed = run(recipe, ["model.n_q=3", "train.steps=50"], {"train.steps": 7, "data": "elsewhere"})
     assert changed.about == "IWAE (k = 50) (changed from the recipe: model.n_q=3, train.steps=7, data=elsewhere)"
     assert run(recipe, ["about=mine", "model.n_q=3"]).about == "mine"  # given on the command line: as given
     assert run(None, ["model.n_q=3"]).about == ""  # no recipe words to qualify

@@ -77,17 +77,17 @@ def resolve(
     return config
 
 
-NOT_A_CHANGE = ("modality", "init", "about", "train.device", "train.workers")  # flags that leave the model as it is
+NOT_A_CHANGE = ("modality", "init", "about", "train.device", "train.workers")  # settings that leave the model as it is
 
 
 def _with_changes(about: str, recipe: dict, overrides: list[str], flags: dict) -> str:
     """A recipe's ``about`` with the settings this run gives otherwise named after it, e.g. "IWAE (k = 50)
     ... (changed from the recipe: vae.iw_samples=5)": the words describe the recipe, and the model file
     keeps them. An ``about`` given on the command line is kept as given."""
-    given = [parse_override(o) for o in overrides] + [(k, v) for k, v in flags.items() if v is not None]
-    if not about or "about" in dict(given):
+    given = dict([parse_override(o) for o in overrides] + [(k, v) for k, v in flags.items() if v is not None])
+    if not about or "about" in given:
         return about
-    changed = [f"{key}={value}" for key, value in given if key not in NOT_A_CHANGE and not _same(recipe, key, value)]
+    changed = [f"{k}={v}" for k, v in given.items() if k not in NOT_A_CHANGE and not _same(recipe, k, v)]
     return f"{about} (changed from the recipe: {', '.join(changed)})" if changed else about
 
 
